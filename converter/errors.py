@@ -1,0 +1,63 @@
+"""User-facing errors and the one place that maps outcomes to exit codes.
+
+A ``UserError`` is something the user can fix (bad value, missing file): exit 2.
+A ``ConversionError`` is a model that loads but cannot be exported or run: exit 1.
+Anything else is a bug in this tool and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class ConverterError(Exception):
+    """Base of every error that is shown to the user as one line."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message and the fix on one line, as printed after ``error:``."""
+        text = self.message.rstrip(".")
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        return " ".join(text.split())
+
+
+class UserError(ConverterError):
+    """The input was wrong: a usage error, a missing file, a bad value."""
+
+    exit_code = EXIT_USAGE
+
+    @classmethod
+    def bad_value(cls, option: str, value: object, problem: str, fix: str) -> UserError:
+        return cls(f'--{option} "{value}": {problem}', fix)
+
+
+class ConversionError(ConverterError):
+    """The model loaded but could not be exported, checked or run."""
+
+    exit_code = EXIT_FAILED
+
+
+class MissingFrameworkError(UserError):
+    """A framework the model needs is not installed (or not in this image)."""
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters from an exception message."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def exit_code_for(passed: bool, fail_on_mismatch: bool) -> int:
+    """Exit code for a finished conversion (errors carry their own)."""
+    if passed or not fail_on_mismatch:
+        return EXIT_OK
+    return EXIT_FAILED

@@ -1,0 +1,143 @@
+"""Facts about ONNX files and the installed runtime: checks, opsets, inputs and outputs."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from converter.errors import ConversionError, shorten
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+_ONNX_DTYPES = {v: k for k, v in onnx.TensorProto.DataType.items()}
+
+
+def _dtype_name(elem_type: int) -> str:
+    """numpy-style name (float32, int64, string) of an ONNX element type."""
+    if elem_type == onnx.TensorProto.STRING:
+        return "string"
+    try:
+        return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, ValueError, TypeError):
+        return _ONNX_DTYPES.get(elem_type, "unknown").lower()
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: list[int | str | None]
+    dtype: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": self.shape, "dtype": self.dtype}
+
+
+@dataclass
+class OnnxFacts:
+    opset: int
+    opsets: dict[str, int]
+    ir_version: int
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    operators: dict[str, int] = field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of a file, or of every file below a directory (paths and contents)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def check_and_describe(path: Path) -> OnnxFacts:
+    """Run the ONNX checker (full check, with shape inference) and read the file's facts."""
+    try:
+        # A path, not a loaded proto, so that models with external data are checked too.
+        onnx.checker.check_model(str(path), full_check=True)
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
+        raise ConversionError(f"the exported file fails the ONNX checker: {shorten(exc, 300)}") from None
+    opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+    return OnnxFacts(
+        opset=max(imp.version for imp in model.opset_import if imp.domain in DEFAULT_DOMAINS),
+        opsets=opsets,
+        ir_version=model.ir_version,
+        inputs=[_tensor_info(v) for v in model.graph.input if v.name not in {i.name for i in model.graph.initializer}],
+        outputs=[_tensor_info(v) for v in model.graph.output],
+        operators=dict(sorted(Counter(_op_name(n) for n in _all_nodes(model.graph)).items())),
+    )
+
+
+def _op_name(node: onnx.NodeProto) -> str:
+    return f"{node.domain}.{node.op_type}" if node.domain not in DEFAULT_DOMAINS else node.op_type
+
+
+def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                nodes.extend(_all_nodes(attr.g))
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    nodes.extend(_all_nodes(sub))
+    return nodes
+
+
+def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
+    tensor = value.type.tensor_type
+    dims: list[int | str | None] = []
+    for d in tensor.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(d.dim_value)
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    dtype = _dtype_name(tensor.elem_type)
+    return TensorInfo(name=value.name, shape=dims, dtype=dtype)
+
+
+@functools.cache
+def runtime_max_opset() -> int:
+    """Highest default-domain opset the installed onnxruntime loads (probed, not guessed)."""
+    import onnxruntime as ort
+
+    from onnx import TensorProto, helper
+
+    def loads(version: int) -> bool:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+        model.ir_version = 8
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        try:
+            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception:
+            return False
+        return True
+
+    for version in range(onnx.defs.onnx_opset_version(), 0, -1):
+        if loads(version):
+            return version
+    raise ConversionError("the installed onnxruntime loads no ONNX opset at all")

@@ -1,0 +1,243 @@
+"""The report of one conversion: one dataclass, rendered as JSON and as markdown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from converter.validate import Validation
+
+SCHEMA_VERSION = 1
+# GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
+MARKDOWN_LIMIT = 900 * 1024
+MAX_TABLE_ROWS = 200
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    framework: str
+    format: str
+    description: str
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class OnnxInfo:
+    path: str
+    sha256: str
+    bytes: int
+    opset: int
+    opsets: dict[str, int]
+    ir_version: int
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    operators: dict[str, int]
+    exporter: str
+    export_path: str
+    fallback_reason: str = ""
+    files: list[str] = field(default_factory=list)  # every file the model needs, the .onnx first
+
+
+@dataclass
+class Report:
+    passed: bool
+    status: str  # "passed", "failed" (validation), "error" (conversion failed)
+    model: ModelInfo
+    onnx: OnnxInfo | None = None
+    validation: Validation | None = None
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    latency: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+    reports: dict[str, str] = field(default_factory=dict)  # "json" and "markdown" paths
+    schema_version: int = SCHEMA_VERSION
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["validation"] = self.validation.to_dict() if self.validation else None
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        data = dict(data)
+        data["model"] = ModelInfo(**data["model"])
+        data["onnx"] = OnnxInfo(**data["onnx"]) if data.get("onnx") else None
+        data["validation"] = Validation.from_dict(data["validation"]) if data.get("validation") else None
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
+    # -- facts the shells read -------------------------------------------------------------
+    @property
+    def max_abs_diff(self) -> float | None:
+        return self.validation.worst("max_abs_diff") if self.validation else None
+
+    @property
+    def max_rel_diff(self) -> float | None:
+        return self.validation.worst("max_rel_diff") if self.validation else None
+
+    def headline(self) -> str:
+        name = self.model.path.rsplit("/", 1)[-1]
+        if self.status == "error":
+            return f"FAIL {name}: {self.error}"
+        verdict = "PASS" if self.passed else "FAIL"
+        assert self.onnx is not None and self.validation is not None
+        sizes = " and ".join(str(b) for b in self.validation.batch_sizes)
+        text = (
+            f"{verdict} {name} ({self.model.framework}/{self.model.format}) -> {self.onnx.path}: opset {self.onnx.opset}, "
+            f"max abs diff {_num(self.max_abs_diff)}, batch {sizes}"
+        )
+        if not self.passed:
+            failing = self.validation.failing_outputs()
+            text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
+        return text
+
+    # -- markdown ----------------------------------------------------------------------------
+    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
+        text = render_markdown(self, MAX_TABLE_ROWS)
+        rows = MAX_TABLE_ROWS
+        while len(text.encode()) > limit and rows > 5:
+            rows //= 4
+            text = render_markdown(self, rows)
+        if len(text.encode()) > limit:
+            text = text.encode()[: limit - 200].decode(errors="ignore") + "\n\n_(report cut at the job summary size limit; see the JSON report)_\n"
+        return text
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.3g}"
+
+
+def _code(text: object) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
+    return lines
+
+
+def render_markdown(report: Report, max_rows: int) -> str:
+    name = report.model.path.rsplit("/", 1)[-1]
+    if report.status == "error":
+        head = f"## ❌ {name}: conversion failed"
+    elif report.passed:
+        head = f"## ✅ {name}: converted and validated"
+    else:
+        head = f"## ❌ {name}: ONNX output differs from the original"
+    lines = [head, ""]
+    if report.error:
+        lines += [f"**Error:** {report.error}", ""]
+    if report.validation and not report.passed:
+        failing = report.validation.failing_outputs()
+        if failing:
+            lines += [f"**Failing outputs:** {', '.join(_code(n) for n in failing)}", ""]
+        lines += [f"**Problem:** {p}" for p in report.validation.problems]
+        if report.validation.problems:
+            lines.append("")
+    for warning in report.warnings:
+        lines += [f"> ⚠️ {warning}", ""]
+
+    model_rows = [
+        ["Model", _code(report.model.path)],
+        ["Framework / format", f"{report.model.framework} / {report.model.format}"],
+        ["Model class", report.model.description],
+        ["Model size", f"{report.model.bytes:,} bytes"],
+        ["Model sha256", _code(report.model.sha256)],
+    ]
+    if report.onnx:
+        onnx_info = report.onnx
+        model_rows += [
+            ["ONNX file", _code(onnx_info.path)],
+            ["ONNX size", f"{onnx_info.bytes:,} bytes"],
+            ["ONNX sha256", _code(onnx_info.sha256)],
+            ["Opset / IR version", f"{onnx_info.opset} / {onnx_info.ir_version}"],
+            ["Exporter", f"{onnx_info.exporter} ({onnx_info.export_path})"],
+        ]
+        if onnx_info.fallback_reason:
+            model_rows.append(["Fallback reason", onnx_info.fallback_reason])
+        if len(onnx_info.files) > 1:
+            model_rows.append(["Files", ", ".join(_code(f) for f in onnx_info.files)])
+        model_rows += [
+            ["Inputs", "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {i['dtype']}" for i in onnx_info.inputs)],
+            ["Outputs", "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {o['dtype']}" for o in onnx_info.outputs)],
+        ]
+    lines += ["### Model", "", *_table(["", ""], model_rows, max_rows, "rows"), ""]
+
+    if report.validation:
+        val = report.validation
+        lines += [
+            "### Comparison",
+            "",
+            f"Tolerance: an element fails when |onnx − original| > atol + rtol·|original|, "
+            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {val.input_source}.",
+            "",
+        ]
+        rows = []
+        for batch in val.batches:
+            if batch.problem:
+                rows.append([str(batch.batch_size), "—", "❌", batch.problem, "", "", "", "", ""])
+            for out in batch.outputs:
+                agreement = "" if out.label_agreement is None else f"{out.label_agreement:.2%} labels agree"
+                rows.append([
+                    str(batch.batch_size),
+                    _code(out.name),
+                    "✅" if out.passed else "❌",
+                    out.problem or agreement or _shape(out.shape),
+                    _num(out.max_abs_diff),
+                    _num(out.mean_abs_diff),
+                    _num(out.p99_abs_diff),
+                    _num(out.max_rel_diff),
+                    f"{out.failing:,} / {out.elements:,}",
+                ])
+        lines += _table(
+            ["Batch", "Output", "", "Shape / labels", "Max abs diff", "Mean abs diff", "p99 abs diff", "Max rel diff", "Failing elements"],
+            rows,
+            max_rows,
+            "rows",
+        )
+        lines.append("")
+
+    if report.timings or report.latency:
+        timing_rows = [[stage.replace("_", " "), f"{seconds:.3f} s"] for stage, seconds in report.timings.items()]
+        lat = report.latency
+        if lat:
+            timing_rows += [
+                [f"latency, original ({lat['batch_size']} rows, median of {lat['runs']})", f"{lat['reference_ms']:.3f} ms"],
+                [f"latency, onnxruntime ({lat['batch_size']} rows, median of {lat['runs']})", f"{lat['onnxruntime_ms']:.3f} ms"],
+            ]
+        lines += ["### Timings", "", *_table(["Stage", "Time"], timing_rows, max_rows, "rows"), ""]
+
+    if report.versions:
+        lines += ["### Versions", "", " · ".join(f"{k} {v}" for k, v in report.versions.items()), ""]
+    if report.command:
+        lines += ["### Reproduce", "", "```sh", report.command, "```", ""]
+    return "\n".join(lines)
+
+
+def _shape(shape: list[Any]) -> str:
+    if not shape:
+        return "scalar"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

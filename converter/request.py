@@ -1,0 +1,335 @@
+"""The conversion request and the parsing of every input value.
+
+The CLI (``--model-path``) and the action (``INPUT_MODEL-PATH``) share one table of
+options, ``OPTIONS``, and one parser per value, so the two shells cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from converter.errors import UserError
+
+FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn")
+DTYPES = (
+    "float32",
+    "float16",
+    "float64",
+    "bfloat16",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+    "string",
+)
+_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+
+Dim = int | str
+"""A dimension: a fixed size, or a name that makes it dynamic."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: str
+    help: str
+    required: bool = False
+
+
+# One row per option. action.yml carries the same names and defaults (a test checks it).
+OPTIONS: tuple[Option, ...] = (
+    Option("model-path", "", "Model file or directory to convert.", required=True),
+    Option(
+        "framework",
+        "auto",
+        "auto, pytorch, tensorflow or sklearn; auto detects it from the path.",
+    ),
+    Option("output-dir", "onnx-models", "Directory for the .onnx file and the reports."),
+    Option(
+        "opset",
+        "auto",
+        "ONNX opset: an integer, or auto for the highest that the exporter and onnxruntime support.",
+    ),
+    Option(
+        "input-shapes",
+        "",
+        "Input shapes, e.g. input:1x3x224x224;mask:1x128, or 1x3x224x224 for one input; "
+        "a named dimension (batch) is dynamic.",
+    ),
+    Option("input-dtypes", "", "Input dtypes, e.g. input:float32;ids:int64, or one dtype for all."),
+    Option("dynamic-batch", "true", "Make axis 0 of every input and output dynamic."),
+    Option(
+        "sample-data",
+        "",
+        "Real inputs (.npy, .npz with arrays named after the inputs, or .csv) used instead of generated ones.",
+    ),
+    Option("validation-samples", "16", "Batch size of the generated validation inputs."),
+    Option("seed", "0", "Seed for the generated validation inputs."),
+    Option("rtol", "1e-3", "Relative tolerance of the comparison."),
+    Option("atol", "1e-3", "Absolute tolerance of the comparison."),
+    Option(
+        "fail-on-mismatch",
+        "true",
+        "Fail (exit 1) when validation fails; false reports the failure and exits 0.",
+    ),
+    Option(
+        "allow-unsafe-load",
+        "false",
+        "Allow pickle-based model files (.pkl, .joblib, full torch pickles, Keras unsafe layers).",
+    ),
+    Option(
+        "model-class",
+        "",
+        "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
+    ),
+    Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
+)
+OPTION_NAMES = tuple(o.name for o in OPTIONS)
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """Everything one conversion needs, parsed and validated."""
+
+    model_path: Path
+    framework: str = "auto"
+    output_dir: Path = Path("onnx-models")
+    opset: int | None = None  # None: auto
+    input_shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
+    input_dtypes: dict[str, str] = field(default_factory=dict)
+    dynamic_batch: bool = True
+    sample_data: Path | None = None
+    validation_samples: int = 16
+    seed: int = 0
+    rtol: float = 1e-3
+    atol: float = 1e-3
+    fail_on_mismatch: bool = True
+    allow_unsafe_load: bool = False
+    model_class: str = ""
+    signature: str = "serving_default"
+    # The raw option values, to print the command that reproduces the run.
+    raw: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, str | None], base_dir: Path | None = None
+    ) -> ConversionRequest:
+        """Parse option values keyed by option name (``model-path``); unknown keys are refused.
+
+        ``base_dir`` confines paths: relative paths resolve against it and a path that
+        escapes it is refused (the action passes the workspace).
+        """
+        unknown = sorted(set(values) - set(OPTION_NAMES))
+        if unknown:
+            raise UserError(
+                f"unknown option {', '.join(unknown)}",
+                f"the options are {', '.join(OPTION_NAMES)}",
+            )
+        raw = {o.name: o.default for o in OPTIONS}
+        for key, value in values.items():
+            if value is not None and str(value).strip() != "":
+                raw[key] = str(value).strip()
+        if not raw["model-path"]:
+            raise UserError("--model-path is required", "give the model file or directory to convert")
+        return cls(
+            model_path=parse_path("model-path", raw["model-path"], base_dir, must_exist=True),
+            framework=parse_choice("framework", raw["framework"], FRAMEWORKS),
+            output_dir=parse_path("output-dir", raw["output-dir"], base_dir),
+            opset=parse_opset(raw["opset"]),
+            input_shapes=parse_input_shapes(raw["input-shapes"]),
+            input_dtypes=parse_input_dtypes(raw["input-dtypes"]),
+            dynamic_batch=parse_bool("dynamic-batch", raw["dynamic-batch"]),
+            sample_data=(
+                parse_path("sample-data", raw["sample-data"], base_dir, must_exist=True)
+                if raw["sample-data"]
+                else None
+            ),
+            validation_samples=parse_positive_int("validation-samples", raw["validation-samples"]),
+            seed=parse_int("seed", raw["seed"], minimum=0),
+            rtol=parse_tolerance("rtol", raw["rtol"]),
+            atol=parse_tolerance("atol", raw["atol"]),
+            fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
+            allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
+            model_class=raw["model-class"],
+            signature=raw["signature"],
+            raw={k: v for k, v in raw.items() if v != _default(k)},
+        )
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+    ) -> ConversionRequest:
+        """Parse the action's ``INPUT_<NAME>`` variables (the runner keeps the hyphens)."""
+        env = os.environ if env is None else env
+        values = {o.name: env.get(input_variable(o.name)) for o in OPTIONS}
+        return cls.from_mapping(values, base_dir)
+
+    def command_line(self) -> str:
+        """The ``onnx-convert`` command that reproduces this run."""
+        parts = ["onnx-convert"]
+        for name in OPTION_NAMES:
+            if name in self.raw:
+                parts += [f"--{name}", _shell_quote(self.raw[name])]
+        return " ".join(parts)
+
+
+def input_variable(option: str) -> str:
+    """The environment variable GitHub's runner sets for an action input."""
+    return "INPUT_" + option.upper()
+
+
+def _default(name: str) -> str:
+    return next(o.default for o in OPTIONS if o.name == name)
+
+
+def _shell_quote(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_./:=@+-]+", value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+# --- one parser per kind of value -------------------------------------------------------
+
+
+def parse_bool(option: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise UserError.bad_value(option, value, "not a boolean", "use true or false")
+
+
+def parse_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise UserError.bad_value(option, value, "unknown value", f"use one of {', '.join(choices)}")
+    return lowered
+
+
+def parse_int(option: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise UserError.bad_value(
+            option, value, "not an integer", f"use a whole number of at least {minimum}"
+        ) from None
+    if number < minimum:
+        raise UserError.bad_value(option, value, f"must be at least {minimum}", f"use a whole number of at least {minimum}")
+    return number
+
+
+def parse_positive_int(option: str, value: str) -> int:
+    return parse_int(option, value, minimum=1)
+
+
+def parse_opset(value: str) -> int | None:
+    """``auto`` or an opset number; whether the exporter supports it is checked later."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        opset = int(value.strip())
+    except ValueError:
+        raise UserError.bad_value("opset", value, "not an integer", "use an opset number such as 17, or auto") from None
+    if opset < 1:
+        raise UserError.bad_value("opset", value, "opsets start at 1", "use an opset number such as 17, or auto")
+    return opset
+
+
+def parse_tolerance(option: str, value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise UserError.bad_value(option, value, "not a number", "use a non-negative number such as 1e-3") from None
+    if not number >= 0 or number == float("inf"):  # also rejects NaN
+        raise UserError.bad_value(option, value, "must be a finite number >= 0", "use a non-negative number such as 1e-3")
+    return number
+
+
+def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool = False) -> Path:
+    """A path from the user; with ``base_dir`` it must stay inside it."""
+    if "\x00" in value:
+        raise UserError.bad_value(option, value.replace("\x00", "\\0"), "contains a NUL byte", "give a plain path")
+    path = Path(value).expanduser()
+    if base_dir is not None:
+        base = base_dir.resolve()
+        path = (base / path).resolve()
+        if path != base and base not in path.parents:
+            raise UserError.bad_value(
+                option, value, f"is outside the workspace {base}", "give a path inside the repository"
+            )
+    if must_exist and not path.exists():
+        raise UserError.bad_value(option, value, "no such file or directory", "check the path (it is relative to the working directory)")
+    return path
+
+
+def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:
+    """``a:x;b:y`` -> [(a, x), (b, y)]; a single ``x`` -> [(None, x)]."""
+    items: list[tuple[str | None, str]] = []
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        if ":" in part:
+            name, _, spec = part.rpartition(":")
+            name = name.strip()
+            if not _INPUT_NAME.match(name):
+                raise UserError.bad_value(option, value, f'"{name}" is not an input name', "write name:value pairs separated by ;")
+            items.append((name, spec.strip()))
+        else:
+            items.append((None, part))
+    if len(items) > 1 and any(name is None for name, _ in items):
+        raise UserError.bad_value(option, value, "several values but not all are named", "write name:value pairs separated by ;")
+    names = [n for n, _ in items]
+    duplicates = sorted({n for n in names if n is not None and names.count(n) > 1})
+    if duplicates:
+        raise UserError.bad_value(option, value, f"input {duplicates[0]} is given twice", "give each input once")
+    return items
+
+
+SINGLE_INPUT = ""
+"""Key used when a shape or dtype is given without an input name (it applies to all inputs)."""
+
+
+def parse_input_shapes(value: str) -> dict[str, tuple[Dim, ...]]:
+    shapes: dict[str, tuple[Dim, ...]] = {}
+    for name, spec in _split_named("input-shapes", value):
+        if not spec:
+            raise UserError.bad_value("input-shapes", value, f"input {name} has no shape", "write a shape such as 1x3x224x224")
+        dims: list[Dim] = []
+        # "1x3x224x224"; a dimension name that contains an x needs commas: "batch,max_x,4".
+        for token in spec.split(",") if "," in spec else spec.replace("×", "x").split("x"):
+            token = token.strip()
+            if token.isdigit() and int(token) > 0:
+                dims.append(int(token))
+            elif _DIM_NAME.match(token):
+                dims.append(token)
+            else:
+                raise UserError.bad_value(
+                    "input-shapes", value, f'"{token}" is not a dimension', "use an integer or a name such as batch"
+                )
+        shapes[name or SINGLE_INPUT] = tuple(dims)
+    return shapes
+
+
+def parse_input_dtypes(value: str) -> dict[str, str]:
+    dtypes: dict[str, str] = {}
+    for name, spec in _split_named("input-dtypes", value):
+        dtype = spec.lower()
+        if dtype not in DTYPES:
+            raise UserError.bad_value("input-dtypes", value, f'"{spec}" is not a dtype', f"use one of {', '.join(DTYPES)}")
+        dtypes[name or SINGLE_INPUT] = dtype
+    return dtypes
+
+
+def describe_options() -> list[dict[str, Any]]:
+    """The options as plain data (for docs and the action.yml agreement test)."""
+    return [{"name": o.name, "default": o.default, "help": o.help, "required": o.required} for o in OPTIONS]
+

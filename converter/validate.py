@@ -1,0 +1,225 @@
+"""Run the ONNX file in onnxruntime and compare it with the original framework.
+
+An element fails when ``|onnx - ref| > atol + rtol * |ref|``. Outputs are paired by name,
+never by position. Label outputs (classifier labels, cluster ids) must agree exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converter.errors import ConversionError, shorten
+
+
+@dataclass
+class OutputComparison:
+    """Statistics of one output at one batch size."""
+
+    name: str
+    passed: bool
+    shape: list[int] = field(default_factory=list)  # the reference's shape
+    onnx_shape: list[int] = field(default_factory=list)
+    dtype: str = ""
+    elements: int = 0
+    failing: int = 0
+    max_abs_diff: float = 0.0
+    mean_abs_diff: float = 0.0
+    p99_abs_diff: float = 0.0
+    max_rel_diff: float = 0.0
+    mean_rel_diff: float = 0.0
+    p99_rel_diff: float = 0.0
+    label_agreement: float | None = None  # fraction of equal labels, for label outputs
+    problem: str = ""  # why it failed when no statistic says it (missing output, shape)
+
+
+@dataclass
+class BatchCheck:
+    """One validation run: every output compared at one batch size."""
+
+    batch_size: int
+    passed: bool
+    outputs: list[OutputComparison] = field(default_factory=list)
+    problem: str = ""  # e.g. onnxruntime refused this batch size
+
+
+@dataclass
+class Validation:
+    rtol: float
+    atol: float
+    samples: int
+    input_source: str  # "generated (seed 0)" or the sample-data file
+    passed: bool
+    batches: list[BatchCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # file-level failures, e.g. a fixed batch axis
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return [b.batch_size for b in self.batches]
+
+    def failing_outputs(self) -> list[str]:
+        names = []
+        for batch in self.batches:
+            names += [o.name for o in batch.outputs if not o.passed and o.name not in names]
+        return names
+
+    def worst(self, stat: str) -> float:
+        values = [getattr(o, stat) for b in self.batches for o in b.outputs if o.label_agreement is None]
+        return max(values, default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["batch_sizes"] = self.batch_sizes
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Validation:
+        data = {k: v for k, v in data.items() if k != "batch_sizes"}
+        batches = [
+            BatchCheck(**{**b, "outputs": [OutputComparison(**o) for o in b["outputs"]]})
+            for b in data.pop("batches", [])
+        ]
+        return cls(**data, batches=batches)
+
+
+class OnnxRunner:
+    """An onnxruntime CPU session on the exported file."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ConversionError(f"onnxruntime cannot load the exported file: {shorten(exc, 300)}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [n for n in self.input_names if n not in inputs]
+        if missing:
+            raise ConversionError(
+                f"the ONNX file expects inputs {', '.join(self.input_names)} but the model was fed {', '.join(inputs)}"
+            )
+        feed = {n: inputs[n] for n in self.input_names}
+        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
+
+    def input_shapes(self) -> dict[str, list[Any]]:
+        return {i.name: list(i.shape) for i in self.session.get_inputs()}
+
+
+def compare(
+    reference: dict[str, np.ndarray],
+    actual: dict[str, np.ndarray],
+    rtol: float,
+    atol: float,
+    label_outputs: frozenset[str] = frozenset(),
+) -> list[OutputComparison]:
+    """Compare every output by name; a reference output the ONNX file lacks fails, and vice versa."""
+    results = []
+    for name, ref in reference.items():
+        if name not in actual:
+            results.append(
+                OutputComparison(name=name, passed=False, shape=list(ref.shape), problem=f"the ONNX file has no output {name} (it has {', '.join(actual)})")
+            )
+            continue
+        results.append(_compare_one(name, ref, actual[name], rtol, atol, name in label_outputs))
+    for name in actual:
+        if name not in reference:
+            results.append(
+                OutputComparison(name=name, passed=False, onnx_shape=list(actual[name].shape), problem=f"the original model has no output {name} to compare with")
+            )
+    return results
+
+
+def _compare_one(name: str, ref: np.ndarray, out: np.ndarray, rtol: float, atol: float, is_label: bool) -> OutputComparison:
+    result = OutputComparison(name=name, passed=True, shape=list(ref.shape), onnx_shape=list(out.shape), dtype=str(out.dtype), elements=int(ref.size))
+    if ref.shape != out.shape:
+        # A label vector and an Nx1 column are the same data.
+        if ref.size == out.size and ref.squeeze().shape == out.squeeze().shape:
+            out = out.reshape(ref.shape)
+        else:
+            result.passed = False
+            result.problem = f"shape {_fmt(out.shape)} in ONNX, {_fmt(ref.shape)} in the original"
+            return result
+    if is_label or ref.dtype.kind in "OUSb" or out.dtype.kind in "OUSb":
+        equal = ref.astype(str) == out.astype(str) if ref.dtype.kind in "OUS" or out.dtype.kind in "OUS" else ref == out
+        result.failing = int(equal.size - np.count_nonzero(equal))
+        result.label_agreement = float(np.count_nonzero(equal) / equal.size) if equal.size else 1.0
+        result.passed = result.failing == 0
+        return result
+    ref64 = ref.astype(np.float64)
+    out64 = out.astype(np.float64)
+    both_nan = np.isnan(ref64) & np.isnan(out64)
+    diff = np.where(both_nan, 0.0, np.abs(out64 - ref64))
+    diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a failure
+    allowed = atol + rtol * np.abs(np.nan_to_num(ref64))
+    failing = diff > allowed
+    result.failing = int(np.count_nonzero(failing))
+    result.passed = result.failing == 0
+    if diff.size:
+        result.max_abs_diff = _finite(diff.max())
+        result.mean_abs_diff = _finite(diff.mean())
+        result.p99_abs_diff = _finite(np.percentile(diff, 99))
+        nonzero = np.abs(ref64) > 0
+        if nonzero.any():
+            rel = diff[nonzero] / np.abs(ref64[nonzero])
+            result.max_rel_diff = _finite(rel.max())
+            result.mean_rel_diff = _finite(rel.mean())
+            result.p99_rel_diff = _finite(np.percentile(rel, 99))
+    return result
+
+
+def _finite(value: float) -> float:
+    # JSON has no infinity: report an unbounded difference as the largest float.
+    value = float(value)
+    return value if np.isfinite(value) else float(np.finfo(np.float64).max)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+def validate(
+    runner: OnnxRunner,
+    runs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
+    rtol: float,
+    atol: float,
+    label_outputs: frozenset[str],
+    problems: list[str],
+    input_source: str,
+) -> Validation:
+    """Compare the ONNX file with the reference on each (inputs, reference outputs) run.
+
+    ``problems`` are file-level failures found before running (such as a fixed batch axis).
+    """
+    batches = []
+    for inputs, reference in runs:
+        batch_size = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+        try:
+            actual = runner.run(inputs)
+        except ConversionError:
+            raise
+        except Exception as exc:
+            fed = ", ".join(f"{n} {_fmt(a.shape)}" for n, a in inputs.items())
+            declared = ", ".join(f"{n} {'x'.join(str(d) for d in s)}" for n, s in runner.input_shapes().items())
+            batches.append(
+                BatchCheck(
+                    batch_size=batch_size,
+                    passed=False,
+                    problem=f"onnxruntime failed on inputs {fed} (the file declares {declared}): {shorten(exc, 200)}",
+                )
+            )
+            continue
+        outputs = compare(reference, actual, rtol, atol, label_outputs)
+        batches.append(BatchCheck(batch_size=batch_size, passed=all(o.passed for o in outputs), outputs=outputs))
+    passed = not problems and all(b.passed for b in batches)
+    first_samples = batches[0].batch_size if batches else 0
+    return Validation(
+        rtol=rtol, atol=atol, samples=first_samples, input_source=input_source, passed=passed, batches=batches, problems=problems
+    )

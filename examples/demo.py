@@ -1,0 +1,34 @@
+"""make demo: train the example models, convert and validate each, print one line per model."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from converter.cli import main as onnx_convert  # noqa: E402
+
+# One module per framework; each has build(out_dir) -> [(model path, extra CLI args)].
+EXAMPLE_MODULES = ["examples.sklearn_models"]
+MODELS_DIR = ROOT / "examples" / "models"
+OUTPUT_DIR = ROOT / "onnx-models"
+
+
+def main() -> int:
+    failures = 0
+    for module_name in EXAMPLE_MODULES:
+        module = importlib.import_module(module_name)
+        print(f"== {module_name.rsplit('.', 1)[-1]}: training examples", flush=True)
+        for model_path, extra in module.build(MODELS_DIR):
+            args = ["--model-path", str(model_path.relative_to(ROOT)), "--output-dir", str(OUTPUT_DIR.relative_to(ROOT)), "--quiet", *extra]
+            code = onnx_convert(args)
+            failures += code != 0
+    print(f"\nreports: {OUTPUT_DIR.relative_to(ROOT)}/<model>.report.md and .report.json")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
