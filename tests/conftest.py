@@ -1,0 +1,47 @@
+"""Shared fixtures: run the CLI in-process and read what a user would see."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from converter.cli import main
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+    output_dir: Path
+
+    def report(self, stem: str) -> dict:
+        return json.loads((self.output_dir / f"{stem}.report.json").read_text())
+
+    def markdown(self, stem: str) -> str:
+        return (self.output_dir / f"{stem}.report.md").read_text()
+
+    def written(self) -> list[str]:
+        if not self.output_dir.exists():
+            return []
+        return sorted(p.name for p in self.output_dir.iterdir())
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Run ``onnx-convert`` with the given arguments; --output-dir defaults to tmp_path/out."""
+
+    def run(*args: str) -> CliResult:
+        argv = list(args)
+        if "--output-dir" not in argv:
+            argv += ["--output-dir", str(tmp_path / "out")]
+        output_dir = Path(argv[argv.index("--output-dir") + 1])
+        capsys.readouterr()
+        code = main(argv)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err, output_dir)
+
+    return run
