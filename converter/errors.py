@@ -56,6 +56,14 @@ def shorten(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def describe(exc: BaseException, limit: int = 240) -> str:
+    """An exception as one short line; the type is named when the message says little."""
+    message = shorten(str(exc), limit)
+    if len(message) < 12:
+        return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return message
+
+
 def exit_code_for(passed: bool, fail_on_mismatch: bool) -> int:
     """Exit code for a finished conversion (errors carry their own)."""
     if passed or not fail_on_mismatch:

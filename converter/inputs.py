@@ -34,8 +34,11 @@ def resolve_specs(
             sample = samples[spec.name]
             if shape is None:
                 shape = tuple(sample.shape)
-            if spec.name not in request.input_dtypes and SINGLE_INPUT not in request.input_dtypes:
-                dtype = _dtype_name(sample.dtype)
+            sample_dtype = _dtype_name(sample.dtype)
+            user_dtype = spec.name in request.input_dtypes or SINGLE_INPUT in request.input_dtypes
+            # Samples decide the kind (ids, strings); a float CSV does not turn float32 into float64.
+            if not user_dtype and not spec.dtype_known and _kind(sample_dtype) != _kind(dtype):
+                dtype = sample_dtype
         if shape is None:
             raise UserError(
                 f"the shape of input {spec.name} is unknown",
@@ -70,7 +73,7 @@ def _apply_overrides(model_specs: list[TensorSpec], request: ConversionRequest) 
         unknown = [n for n in given if n != SINGLE_INPUT and n not in by_name]
         if unknown:
             raise UserError(
-                f'--{option}: the model has no input {unknown[0]}',
+                f"--{option}: the model has no input {unknown[0]}",
                 f"its inputs are {', '.join(by_name)}",
             )
     specs = []
@@ -97,6 +100,15 @@ def format_shape(shape: tuple[Dim, ...] | list[Dim] | None) -> str:
     return "x".join("?" if d is None else str(d) for d in shape)
 
 
+def _kind(dtype: str) -> str:
+    """float, int, bool or string."""
+    if dtype == "string":
+        return "string"
+    if dtype == "bfloat16":
+        return "float"
+    return {"f": "float", "i": "int", "u": "int", "b": "bool"}.get(np.dtype(dtype).kind, dtype)
+
+
 def _dtype_name(dtype: np.dtype) -> str:
     if dtype.kind in "OUS":
         return "string"
@@ -105,9 +117,7 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 def concrete_shape(spec: TensorSpec, batch: int, other_size: int) -> tuple[int, ...]:
     assert spec.shape is not None
-    return tuple(
-        d if isinstance(d, int) else (batch if d == BATCH else other_size) for d in spec.shape
-    )
+    return tuple(d if isinstance(d, int) else (batch if d == BATCH else other_size) for d in spec.shape)
 
 
 def generate_inputs(
@@ -190,7 +200,9 @@ def load_sample_data(path: Path, model_specs: list[TensorSpec]) -> dict[str, np.
         if suffix == ".csv":
             return _load_csv(path, model_specs)
     except (OSError, ValueError) as exc:
-        raise UserError(f"--sample-data {path.name} could not be read ({exc})", "give a .npy, .npz or .csv file") from None
+        raise UserError(
+            f"--sample-data {path.name} could not be read ({exc})", "give a .npy, .npz or .csv file"
+        ) from None
     raise UserError(f'--sample-data "{path.name}": unknown file type', "use .npy, .npz or .csv")
 
 
@@ -204,7 +216,9 @@ def _load_csv(path: Path, model_specs: list[TensorSpec]) -> dict[str, np.ndarray
         header, rows = [c.strip() for c in rows[0]], rows[1:]
     width = len(header) if header else len(rows[0])
     if not rows or any(len(r) != width for r in rows):
-        raise UserError(f"--sample-data {path.name}: rows of different lengths or no data rows", "give a rectangular table")
+        raise UserError(
+            f"--sample-data {path.name}: rows of different lengths or no data rows", "give a rectangular table"
+        )
     columns = list(zip(*rows, strict=True))
     if len(model_specs) == 1 and (header is None or model_specs[0].name not in header):
         spec = model_specs[0]

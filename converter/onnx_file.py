@@ -120,7 +120,6 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
 def runtime_max_opset() -> int:
     """Highest default-domain opset the installed onnxruntime loads (probed, not guessed)."""
     import onnxruntime as ort
-
     from onnx import TensorProto, helper
 
     def loads(version: int) -> bool:

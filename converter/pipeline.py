@@ -81,7 +81,9 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
                 facts = check_and_describe(exported.path)
             report.warnings.extend(exported.warnings)
             if exported.fallback_reason:
-                report.warnings.append(f"exported with {exported.export_path} after the preferred path failed: {exported.fallback_reason}")
+                report.warnings.append(
+                    f"exported with {exported.export_path} after the preferred path failed: {exported.fallback_reason}"
+                )
             _check_opset(request.opset, facts, report)
             log("validating in onnxruntime")
             with _timed(timings, "validate"):
@@ -134,9 +136,9 @@ def choose_opset(requested: int | None, backend: Backend) -> int:
     if requested is None:
         return best
     if requested < low or requested > best:
-        limit = "onnxruntime" if requested > runtime else backend.name + " exporter"
         raise UserError(
-            f'--opset "{requested}": the {limit} here supports opsets {low} to {best}',
+            f'--opset "{requested}": the {backend.name} exporter writes opsets {low} to {high} '
+            f"and onnxruntime {md.version('onnxruntime')} loads up to {runtime}",
             f"use an opset from {low} to {best}, or auto",
         )
     return requested
@@ -255,7 +257,9 @@ def _staging(output_dir: Path) -> Iterator[Path]:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f'--output-dir "{output_dir}" cannot be created ({exc.strerror})', "give a writable directory") from None
+        raise UserError(
+            f'--output-dir "{output_dir}" cannot be created ({exc.strerror})', "give a writable directory"
+        ) from None
     staging = Path(tempfile.mkdtemp(prefix=".onnx-convert-", dir=output_dir))
     try:
         yield staging

@@ -111,7 +111,10 @@ class Report:
             rows //= 4
             text = render_markdown(self, rows)
         if len(text.encode()) > limit:
-            text = text.encode()[: limit - 200].decode(errors="ignore") + "\n\n_(report cut at the job summary size limit; see the JSON report)_\n"
+            text = (
+                text.encode()[: limit - 200].decode(errors="ignore")
+                + "\n\n_(report cut at the job summary size limit; see the JSON report)_\n"
+            )
         return text
 
 
@@ -201,19 +204,31 @@ def render_markdown(report: Report, max_rows: int) -> str:
                 rows.append([str(batch.batch_size), "—", "❌", batch.problem, "", "", "", "", ""])
             for out in batch.outputs:
                 agreement = "" if out.label_agreement is None else f"{out.label_agreement:.2%} labels agree"
-                rows.append([
-                    str(batch.batch_size),
-                    _code(out.name),
-                    "✅" if out.passed else "❌",
-                    out.problem or agreement or _shape(out.shape),
-                    _num(out.max_abs_diff),
-                    _num(out.mean_abs_diff),
-                    _num(out.p99_abs_diff),
-                    _num(out.max_rel_diff),
-                    f"{out.failing:,} / {out.elements:,}",
-                ])
+                rows.append(
+                    [
+                        str(batch.batch_size),
+                        _code(out.name),
+                        "✅" if out.passed else "❌",
+                        out.problem or agreement or _shape(out.shape),
+                        _num(out.max_abs_diff),
+                        _num(out.mean_abs_diff),
+                        _num(out.p99_abs_diff),
+                        _num(out.max_rel_diff),
+                        f"{out.failing:,} / {out.elements:,}",
+                    ]
+                )
         lines += _table(
-            ["Batch", "Output", "", "Shape / labels", "Max abs diff", "Mean abs diff", "p99 abs diff", "Max rel diff", "Failing elements"],
+            [
+                "Batch",
+                "Output",
+                "",
+                "Shape / labels",
+                "Max abs diff",
+                "Mean abs diff",
+                "p99 abs diff",
+                "Max rel diff",
+                "Failing elements",
+            ],
             rows,
             max_rows,
             "rows",
@@ -225,8 +240,14 @@ def render_markdown(report: Report, max_rows: int) -> str:
         lat = report.latency
         if lat:
             timing_rows += [
-                [f"latency, original ({lat['batch_size']} rows, median of {lat['runs']})", f"{lat['reference_ms']:.3f} ms"],
-                [f"latency, onnxruntime ({lat['batch_size']} rows, median of {lat['runs']})", f"{lat['onnxruntime_ms']:.3f} ms"],
+                [
+                    f"latency, original ({lat['batch_size']} rows, median of {lat['runs']})",
+                    f"{lat['reference_ms']:.3f} ms",
+                ],
+                [
+                    f"latency, onnxruntime ({lat['batch_size']} rows, median of {lat['runs']})",
+                    f"{lat['onnxruntime_ms']:.3f} ms",
+                ],
             ]
         lines += ["### Timings", "", *_table(["Stage", "Time"], timing_rows, max_rows, "rows"), ""]
 

@@ -119,9 +119,7 @@ class ConversionRequest:
     raw: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_mapping(
-        cls, values: Mapping[str, str | None], base_dir: Path | None = None
-    ) -> ConversionRequest:
+    def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
         """Parse option values keyed by option name (``model-path``); unknown keys are refused.
 
         ``base_dir`` confines paths: relative paths resolve against it and a path that
@@ -148,9 +146,7 @@ class ConversionRequest:
             input_dtypes=parse_input_dtypes(raw["input-dtypes"]),
             dynamic_batch=parse_bool("dynamic-batch", raw["dynamic-batch"]),
             sample_data=(
-                parse_path("sample-data", raw["sample-data"], base_dir, must_exist=True)
-                if raw["sample-data"]
-                else None
+                parse_path("sample-data", raw["sample-data"], base_dir, must_exist=True) if raw["sample-data"] else None
             ),
             validation_samples=parse_positive_int("validation-samples", raw["validation-samples"]),
             seed=parse_int("seed", raw["seed"], minimum=0),
@@ -164,9 +160,7 @@ class ConversionRequest:
         )
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None
-    ) -> ConversionRequest:
+    def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> ConversionRequest:
         """Parse the action's ``INPUT_<NAME>`` variables (the runner keeps the hyphens)."""
         env = os.environ if env is None else env
         values = {o.name: env.get(input_variable(o.name)) for o in OPTIONS}
@@ -223,7 +217,9 @@ def parse_int(option: str, value: str, minimum: int) -> int:
             option, value, "not an integer", f"use a whole number of at least {minimum}"
         ) from None
     if number < minimum:
-        raise UserError.bad_value(option, value, f"must be at least {minimum}", f"use a whole number of at least {minimum}")
+        raise UserError.bad_value(
+            option, value, f"must be at least {minimum}", f"use a whole number of at least {minimum}"
+        )
     return number
 
 
@@ -250,7 +246,9 @@ def parse_tolerance(option: str, value: str) -> float:
     except ValueError:
         raise UserError.bad_value(option, value, "not a number", "use a non-negative number such as 1e-3") from None
     if not number >= 0 or number == float("inf"):  # also rejects NaN
-        raise UserError.bad_value(option, value, "must be a finite number >= 0", "use a non-negative number such as 1e-3")
+        raise UserError.bad_value(
+            option, value, "must be a finite number >= 0", "use a non-negative number such as 1e-3"
+        )
     return number
 
 
@@ -267,7 +265,9 @@ def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool 
                 option, value, f"is outside the workspace {base}", "give a path inside the repository"
             )
     if must_exist and not path.exists():
-        raise UserError.bad_value(option, value, "no such file or directory", "check the path (it is relative to the working directory)")
+        raise UserError.bad_value(
+            option, value, "no such file or directory", "check the path (it is relative to the working directory)"
+        )
     return path
 
 
@@ -281,12 +281,16 @@ def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:
             name, _, spec = part.rpartition(":")
             name = name.strip()
             if not _INPUT_NAME.match(name):
-                raise UserError.bad_value(option, value, f'"{name}" is not an input name', "write name:value pairs separated by ;")
+                raise UserError.bad_value(
+                    option, value, f'"{name}" is not an input name', "write name:value pairs separated by ;"
+                )
             items.append((name, spec.strip()))
         else:
             items.append((None, part))
     if len(items) > 1 and any(name is None for name, _ in items):
-        raise UserError.bad_value(option, value, "several values but not all are named", "write name:value pairs separated by ;")
+        raise UserError.bad_value(
+            option, value, "several values but not all are named", "write name:value pairs separated by ;"
+        )
     names = [n for n, _ in items]
     duplicates = sorted({n for n in names if n is not None and names.count(n) > 1})
     if duplicates:
@@ -302,7 +306,9 @@ def parse_input_shapes(value: str) -> dict[str, tuple[Dim, ...]]:
     shapes: dict[str, tuple[Dim, ...]] = {}
     for name, spec in _split_named("input-shapes", value):
         if not spec:
-            raise UserError.bad_value("input-shapes", value, f"input {name} has no shape", "write a shape such as 1x3x224x224")
+            raise UserError.bad_value(
+                "input-shapes", value, f"input {name} has no shape", "write a shape such as 1x3x224x224"
+            )
         dims: list[Dim] = []
         # "1x3x224x224"; a dimension name that contains an x needs commas: "batch,max_x,4".
         for token in spec.split(",") if "," in spec else spec.replace("×", "x").split("x"):
@@ -324,7 +330,9 @@ def parse_input_dtypes(value: str) -> dict[str, str]:
     for name, spec in _split_named("input-dtypes", value):
         dtype = spec.lower()
         if dtype not in DTYPES:
-            raise UserError.bad_value("input-dtypes", value, f'"{spec}" is not a dtype', f"use one of {', '.join(DTYPES)}")
+            raise UserError.bad_value(
+                "input-dtypes", value, f'"{spec}" is not a dtype', f"use one of {', '.join(DTYPES)}"
+            )
         dtypes[name or SINGLE_INPUT] = dtype
     return dtypes
 
@@ -332,4 +340,3 @@ def parse_input_dtypes(value: str) -> dict[str, str]:
 def describe_options() -> list[dict[str, Any]]:
     """The options as plain data (for docs and the action.yml agreement test)."""
     return [{"name": o.name, "default": o.default, "help": o.help, "required": o.required} for o in OPTIONS]
-

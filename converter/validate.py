@@ -125,20 +125,39 @@ def compare(
     for name, ref in reference.items():
         if name not in actual:
             results.append(
-                OutputComparison(name=name, passed=False, shape=list(ref.shape), problem=f"the ONNX file has no output {name} (it has {', '.join(actual)})")
+                OutputComparison(
+                    name=name,
+                    passed=False,
+                    shape=list(ref.shape),
+                    problem=f"the ONNX file has no output {name} (it has {', '.join(actual)})",
+                )
             )
             continue
         results.append(_compare_one(name, ref, actual[name], rtol, atol, name in label_outputs))
     for name in actual:
         if name not in reference:
             results.append(
-                OutputComparison(name=name, passed=False, onnx_shape=list(actual[name].shape), problem=f"the original model has no output {name} to compare with")
+                OutputComparison(
+                    name=name,
+                    passed=False,
+                    onnx_shape=list(actual[name].shape),
+                    problem=f"the original model has no output {name} to compare with",
+                )
             )
     return results
 
 
-def _compare_one(name: str, ref: np.ndarray, out: np.ndarray, rtol: float, atol: float, is_label: bool) -> OutputComparison:
-    result = OutputComparison(name=name, passed=True, shape=list(ref.shape), onnx_shape=list(out.shape), dtype=str(out.dtype), elements=int(ref.size))
+def _compare_one(
+    name: str, ref: np.ndarray, out: np.ndarray, rtol: float, atol: float, is_label: bool
+) -> OutputComparison:
+    result = OutputComparison(
+        name=name,
+        passed=True,
+        shape=list(ref.shape),
+        onnx_shape=list(out.shape),
+        dtype=str(out.dtype),
+        elements=int(ref.size),
+    )
     if ref.shape != out.shape:
         # A label vector and an Nx1 column are the same data.
         if ref.size == out.size and ref.squeeze().shape == out.squeeze().shape:
@@ -221,5 +240,11 @@ def validate(
     passed = not problems and all(b.passed for b in batches)
     first_samples = batches[0].batch_size if batches else 0
     return Validation(
-        rtol=rtol, atol=atol, samples=first_samples, input_source=input_source, passed=passed, batches=batches, problems=problems
+        rtol=rtol,
+        atol=atol,
+        samples=first_samples,
+        input_source=input_source,
+        passed=passed,
+        batches=batches,
+        problems=problems,
     )

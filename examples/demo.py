@@ -23,7 +23,14 @@ def main() -> int:
         module = importlib.import_module(module_name)
         print(f"== {module_name.rsplit('.', 1)[-1]}: training examples", flush=True)
         for model_path, extra in module.build(MODELS_DIR):
-            args = ["--model-path", str(model_path.relative_to(ROOT)), "--output-dir", str(OUTPUT_DIR.relative_to(ROOT)), "--quiet", *extra]
+            args = [
+                "--model-path",
+                str(model_path.relative_to(ROOT)),
+                "--output-dir",
+                str(OUTPUT_DIR.relative_to(ROOT)),
+                "--quiet",
+                *extra,
+            ]
             code = onnx_convert(args)
             failures += code != 0
     print(f"\nreports: {OUTPUT_DIR.relative_to(ROOT)}/<model>.report.md and .report.json")

@@ -31,7 +31,10 @@ def build(out_dir: Path) -> list[tuple[Path, list[str]]]:
         "diabetes_gradient_boosting": GradientBoostingRegressor(random_state=0).fit(x_diab, y_diab),
         "tips_column_transformer": Pipeline(
             [
-                ("columns", ColumnTransformer([("day", OneHotEncoder(), ["day"]), ("bill", StandardScaler(), ["bill"])])),
+                (
+                    "columns",
+                    ColumnTransformer([("day", OneHotEncoder(), ["day"]), ("bill", StandardScaler(), ["bill"])]),
+                ),
                 ("classifier", LogisticRegression()),
             ]
         ).fit(tips, tipped),

@@ -18,6 +18,11 @@ class CliResult:
     stderr: str
     output_dir: Path
 
+    @property
+    def errors(self) -> str:
+        """stderr without the progress lines."""
+        return "".join(line for line in self.stderr.splitlines(keepends=True) if not line.startswith("onnx-convert: "))
+
     def report(self, stem: str) -> dict:
         return json.loads((self.output_dir / f"{stem}.report.json").read_text())
 

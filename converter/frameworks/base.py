@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,7 @@ class TensorSpec:
     name: str
     shape: tuple[Dim, ...] | None  # None: rank unknown (the user must give --input-shapes)
     dtype: str  # numpy dtype name, or "string"
+    dtype_known: bool = True  # False: a default guess that sample data may correct
     # Generation hints: integers are drawn from [low, high); strings from categories.
     low: int = 0
     high: int | None = None
@@ -69,7 +70,7 @@ class Backend(ABC):
 
     name: str = ""
     #: modules the framework needs, imported on first use (name -> pip package)
-    requirements: dict[str, str] = {}
+    requirements: ClassVar[dict[str, str]] = {}
     #: Docker image variant that contains this framework
     image_variant: str = ""
     #: the formats it reads, for error messages ("a .skops or .joblib file (scikit-learn)")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import re
+import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from converter.errors import ConversionError, UserError, shorten
+from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
 
 if TYPE_CHECKING:
@@ -17,13 +22,17 @@ if TYPE_CHECKING:
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 # Types from these packages are trusted when loading .skops files; anything else is listed.
 TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins")
+# skops builds its trusted-type list at import with sklearn's all_estimators(), which walks every
+# sklearn package; sklearn.externals.array_api_compat.torch then imports torch when it is installed
+# (3 s here). The walk skips packages that fail to import, so these are blocked meanwhile.
+UNRELATED_FRAMEWORKS = ("torch", "tensorflow", "jax", "cupy")
 # Encoders whose categories tell us an input column holds strings.
 STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
 
 class SklearnBackend(Backend):
     name = "sklearn"
-    requirements = {"sklearn": "scikit-learn", "skl2onnx": "skl2onnx", "skops": "skops"}
+    requirements: ClassVar[dict[str, str]] = {"sklearn": "scikit-learn", "skl2onnx": "skl2onnx", "skops": "skops"}
     image_variant = "sklearn"
     formats_help = "a .skops, .joblib or .pkl file (scikit-learn)"
 
@@ -65,11 +74,14 @@ class SklearnBackend(Backend):
         )
 
     def _load_skops(self, path: Path) -> Any:
-        sio = self.require("skops.io")
+        with _blocked_imports(UNRELATED_FRAMEWORKS):
+            sio = self.require("skops.io")
         try:
             untrusted = sio.get_untrusted_types(file=path)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise UserError(f"{path.name} is not a readable .skops file ({shorten(exc, 120)})", "save it again with skops.io.dump") from None
+            raise UserError(
+                f"{path.name} is not a readable .skops file ({describe(exc, 120)})", "save it again with skops.io.dump"
+            ) from None
         unknown = [t for t in untrusted if t.split(".")[0] not in TRUSTED_MODULE_ROOTS]
         if unknown:
             raise UserError(
@@ -79,7 +91,9 @@ class SklearnBackend(Backend):
         try:
             return sio.load(path, trusted=untrusted)
         except Exception as exc:  # skops raises many types for a damaged file
-            raise UserError(f"{path.name} could not be loaded by skops ({shorten(exc, 160)})", "save it again with skops.io.dump") from None
+            raise UserError(
+                f"{path.name} could not be loaded by skops ({describe(exc, 160)})", "save it again with skops.io.dump"
+            ) from None
 
     def _load_pickle(self, path: Path, allowed: bool) -> Any:
         if not allowed:
@@ -91,7 +105,10 @@ class SklearnBackend(Backend):
         try:
             return joblib.load(path)
         except Exception as exc:  # a damaged pickle raises nearly anything
-            raise UserError(f"{path.name} could not be unpickled ({shorten(exc, 160)})", "check that the file is a complete joblib or pickle file") from None
+            raise UserError(
+                f"{path.name} could not be unpickled ({describe(exc, 160)})",
+                "check that the file is a complete joblib or pickle file",
+            ) from None
 
     # -- inputs -------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
@@ -159,7 +176,9 @@ class SklearnBackend(Backend):
         except Exception as exc:
             raise ConversionError(_conversion_message(loaded.model, exc)) from None
         path.write_bytes(onx.SerializeToString())
-        return ExportResult(path=path, exporter=f"skl2onnx {skl2onnx.__version__}", export_path="skl2onnx.convert_sklearn")
+        return ExportResult(
+            path=path, exporter=f"skl2onnx {skl2onnx.__version__}", export_path="skl2onnx.convert_sklearn"
+        )
 
     def opset_range(self) -> tuple[int, int]:
         skl2onnx = self.require("skl2onnx")
@@ -172,6 +191,26 @@ class SklearnBackend(Backend):
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+class _ImportBlocker(importlib.abc.MetaPathFinder):
+    def __init__(self, roots: tuple[str, ...]) -> None:
+        self.roots = roots
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.split(".")[0] in self.roots:
+            raise ImportError(f"{name} is not needed to load a scikit-learn model")
+
+
+@contextlib.contextmanager
+def _blocked_imports(roots: tuple[str, ...]) -> Iterator[None]:
+    """Make importing ``roots`` fail meanwhile, unless one is already imported."""
+    blocker = _ImportBlocker(tuple(r for r in roots if r not in sys.modules))
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
 
 
 def _walk(estimator: Any) -> list[Any]:
@@ -243,7 +282,8 @@ def _describe(model: Any) -> str:
 
 def _conversion_message(model: Any, exc: Exception) -> str:
     text = str(exc)
-    if "Unable to find a shape calculator" in text or "Unable to find converter" in text or "MissingShapeCalculator" in type(exc).__name__:
-        missing = text.split("'")[1].split(".")[-1] if "'" in text else type(model).__name__
-        return f"skl2onnx has no converter for {missing.rstrip('>')} (in {_describe(model)})"
-    return f"skl2onnx could not convert {_describe(model)}: {shorten(text, 240)}"
+    # skl2onnx: "Unable to find a shape calculator for type '<class 'sklearn...NearestCentroid'>'"
+    missing = re.search(r"for type '<class '([\w.]+)'>'", text)
+    if missing:
+        return f"skl2onnx has no converter for {missing.group(1).rsplit('.', 1)[-1]} (in {_describe(model)})"
+    return f"skl2onnx could not convert {_describe(model)}: {describe(exc)}"

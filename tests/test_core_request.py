@@ -1,0 +1,169 @@
+"""Parsing of every option value: one clear error per bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from converter.errors import EXIT_USAGE, UserError
+from converter.request import (
+    OPTION_NAMES,
+    SINGLE_INPUT,
+    ConversionRequest,
+    parse_bool,
+    parse_input_dtypes,
+    parse_input_shapes,
+    parse_opset,
+    parse_tolerance,
+)
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"x")
+    return path
+
+
+def test_defaults_match_the_documented_table(model_file: Path) -> None:
+    request = ConversionRequest.from_mapping({"model-path": str(model_file)})
+    assert request.framework == "auto"
+    assert request.output_dir == Path("onnx-models")
+    assert request.opset is None
+    assert request.dynamic_batch is True
+    assert request.validation_samples == 16
+    assert request.seed == 0
+    assert request.rtol == 1e-3 and request.atol == 1e-3
+    assert request.fail_on_mismatch is True
+    assert request.allow_unsafe_load is False
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("TRUE", True), ("False", False), (" false ", False)])
+def test_booleans_accept_true_and_false_in_any_case(text: str, expected: bool) -> None:
+    assert parse_bool("dynamic-batch", text) is expected
+
+
+def test_a_bad_boolean_names_the_option_and_the_values() -> None:
+    with pytest.raises(UserError) as err:
+        parse_bool("dynamic-batch", "yes")
+    assert err.value.one_line() == '--dynamic-batch "yes": not a boolean; use true or false'
+    assert err.value.exit_code == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("abc", '--opset "abc": not an integer; use an opset number such as 17, or auto'),
+        ("0", '--opset "0": opsets start at 1; use an opset number such as 17, or auto'),
+        ("-3", '--opset "-3": opsets start at 1; use an opset number such as 17, or auto'),
+    ],
+)
+def test_bad_opsets_are_refused(text: str, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_opset(text)
+    assert err.value.one_line() == message
+
+
+def test_opset_auto_and_numbers() -> None:
+    assert parse_opset("auto") is None
+    assert parse_opset("AUTO") is None
+    assert parse_opset("17") == 17
+
+
+@pytest.mark.parametrize("text", ["-1e-3", "abc", "nan", "inf", ""])
+def test_bad_tolerances_are_refused(text: str) -> None:
+    with pytest.raises(UserError, match=r'--rtol ".*": (not a number|must be a finite number >= 0)'):
+        parse_tolerance("rtol", text)
+
+
+def test_tolerances_parse_scientific_notation() -> None:
+    assert parse_tolerance("atol", "1e-5") == 1e-5
+    assert parse_tolerance("atol", "0") == 0.0
+
+
+def test_input_shapes_single_and_named() -> None:
+    assert parse_input_shapes("1x3x224x224") == {SINGLE_INPUT: (1, 3, 224, 224)}
+    assert parse_input_shapes("input:batchx3x224x224;mask:1x128") == {
+        "input": ("batch", 3, 224, 224),
+        "mask": (1, 128),
+    }
+    # names that contain an x are written with commas
+    assert parse_input_shapes("ids:batch,max_x") == {"ids": ("batch", "max_x")}
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("1x3xfoo!", '--input-shapes "1x3xfoo!": "foo!" is not a dimension; use an integer or a name such as batch'),
+        ("1x0x3", '--input-shapes "1x0x3": "0" is not a dimension; use an integer or a name such as batch'),
+        ("1xx3", '--input-shapes "1xx3": "" is not a dimension; use an integer or a name such as batch'),
+        (
+            "a:1x2;1x3",
+            '--input-shapes "a:1x2;1x3": several values but not all are named; write name:value pairs separated by ;',
+        ),
+        ("a:1x2;a:1x3", '--input-shapes "a:1x2;a:1x3": input a is given twice; give each input once'),
+        ("a:", '--input-shapes "a:": input a has no shape; write a shape such as 1x3x224x224'),
+    ],
+)
+def test_malformed_input_shapes_are_refused(text: str, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_input_shapes(text)
+    assert err.value.one_line() == message
+
+
+def test_input_dtypes() -> None:
+    assert parse_input_dtypes("input:float32;ids:INT64") == {"input": "float32", "ids": "int64"}
+    assert parse_input_dtypes("float16") == {SINGLE_INPUT: "float16"}
+    with pytest.raises(UserError, match='"float99" is not a dtype'):
+        parse_input_dtypes("x:float99")
+
+
+def test_unknown_framework_is_refused(model_file: Path) -> None:
+    with pytest.raises(UserError) as err:
+        ConversionRequest.from_mapping({"model-path": str(model_file), "framework": "jax"})
+    assert err.value.one_line() == '--framework "jax": unknown value; use one of auto, pytorch, tensorflow, sklearn'
+
+
+def test_unknown_keys_are_refused(model_file: Path) -> None:
+    with pytest.raises(UserError, match="unknown option model_path"):
+        ConversionRequest.from_mapping({"model-path": str(model_file), "model_path": "x"})
+
+
+def test_missing_model_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        ConversionRequest.from_mapping({"model-path": str(tmp_path / "nope.skops")})
+    assert "nope.skops" in err.value.one_line()
+    assert "no such file or directory" in err.value.one_line()
+
+
+def test_action_inputs_keep_hyphens_and_use_the_same_parser(tmp_path: Path, model_file: Path) -> None:
+    env = {"INPUT_MODEL-PATH": model_file.name, "INPUT_RTOL": "1e-4", "INPUT_DYNAMIC-BATCH": "False", "INPUT_OPSET": ""}
+    request = ConversionRequest.from_env(env, base_dir=tmp_path)
+    assert request.model_path == model_file.resolve()
+    assert request.rtol == 1e-4
+    assert request.dynamic_batch is False
+    assert request.opset is None  # empty input -> default
+
+
+def test_paths_that_escape_the_workspace_are_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with pytest.raises(UserError, match="is outside the workspace"):
+        ConversionRequest.from_mapping({"model-path": "../../etc/passwd"}, base_dir=workspace)
+    with pytest.raises(UserError, match="is outside the workspace"):
+        ConversionRequest.from_mapping({"model-path": "/etc/passwd"}, base_dir=workspace)
+
+
+def test_command_line_reproduces_the_given_options(model_file: Path) -> None:
+    request = ConversionRequest.from_mapping(
+        {"model-path": str(model_file), "input-shapes": "a:1x2;b:3", "rtol": "1e-2"}
+    )
+    assert request.command_line() == f"onnx-convert --model-path {model_file} --input-shapes 'a:1x2;b:3' --rtol 1e-2"
+
+
+def test_every_option_has_a_cli_flag() -> None:
+    from converter.cli import build_parser
+
+    flags = {a.option_strings[0] for a in build_parser()._actions if a.option_strings}
+    assert {f"--{name}" for name in OPTION_NAMES} <= flags

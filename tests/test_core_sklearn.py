@@ -1,0 +1,213 @@
+"""scikit-learn models end to end: train, save, convert, validate in onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
+
+
+def _frame(rows: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": rng.choice(["oslo", "rome", "lima"], rows), "size": rng.normal(50, 10, rows)})
+    target = ((frame["city"] == "rome") ^ (frame["size"] > 50)).astype(int).to_numpy()
+    return frame, target
+
+
+def _column_transformer() -> Pipeline:
+    frame, target = _frame()
+    columns = ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("size", StandardScaler(), ["size"])])
+    return Pipeline([("columns", columns), ("model", LogisticRegression())]).fit(frame, target)
+
+
+MODELS = {
+    "logistic_regression": lambda: LogisticRegression(max_iter=1000).fit(X_IRIS, Y_IRIS),
+    "random_forest": lambda: RandomForestClassifier(n_estimators=30, random_state=0).fit(X_IRIS, Y_IRIS),
+    "gradient_boosting_regressor": lambda: GradientBoostingRegressor(random_state=0).fit(X_DIAB, Y_DIAB),
+    "scaler_svc_pipeline": lambda: Pipeline(
+        [("scale", StandardScaler()), ("svc", SVC(probability=True, random_state=0))]
+    ).fit(X_IRIS, Y_IRIS),
+    "column_transformer": _column_transformer,
+    "kmeans": lambda: KMeans(n_clusters=3, n_init=3, random_state=0).fit(X_IRIS),
+}
+EXPECTED_OUTPUTS = {
+    "logistic_regression": {"label", "probabilities"},
+    "random_forest": {"label", "probabilities"},
+    "gradient_boosting_regressor": {"variable"},
+    "scaler_svc_pipeline": {"label", "probabilities"},
+    "column_transformer": {"label", "probabilities"},
+    "kmeans": {"label", "scores"},
+}
+
+
+def save_skops(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.skops"
+    sio.dump(MODELS[name](), path)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_estimator_converts_and_validates_within_default_tolerances(name: str, tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, name)
+    result = run_cli("--model-path", str(model))
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith(f"PASS {name}.skops (sklearn/skops)")
+    assert result.written() == [f"{name}.onnx", f"{name}.report.json", f"{name}.report.md"]
+    report = result.report(name)
+    assert report["passed"] is True
+    validation = report["validation"]
+    assert validation["batch_sizes"] == [16, 8]
+    outputs = {o["name"]: o for o in validation["batches"][0]["outputs"]}
+    assert set(outputs) == EXPECTED_OUTPUTS[name]
+    for out in outputs.values():
+        assert out["failing"] == 0
+        assert out["max_abs_diff"] < 1e-3
+    if "label" in outputs:
+        assert outputs["label"]["label_agreement"] == 1.0
+    # the dynamic batch axis is declared in the file
+    assert all(i["shape"][0] is None or isinstance(i["shape"][0], str) for i in report["onnx"]["inputs"])
+
+
+def test_classifier_probabilities_are_a_plain_tensor_not_a_zipmap(tmp_path: Path, run_cli) -> None:
+    result = run_cli("--model-path", str(save_skops(tmp_path, "random_forest")))
+    outputs = {o["name"]: o for o in result.report("random_forest")["onnx"]["outputs"]}
+    assert outputs["probabilities"]["dtype"] == "float32"
+    assert outputs["probabilities"]["shape"][1] == 3
+    assert "ZipMap" not in result.report("random_forest")["onnx"]["operators"]
+
+
+def test_report_records_the_facts(tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, "logistic_regression")
+    result = run_cli("--model-path", str(model), "--opset", "17")
+    report = result.report("logistic_regression")
+    assert report["model"]["framework"] == "sklearn"
+    assert report["model"]["format"] == "skops"
+    assert report["model"]["description"] == "LogisticRegression"
+    assert report["model"]["bytes"] == model.stat().st_size
+    assert len(report["model"]["sha256"]) == 64
+    onnx_info = report["onnx"]
+    assert onnx_info["opset"] == 17
+    assert onnx_info["ir_version"] >= 8
+    assert onnx_info["inputs"] == [{"name": "input", "shape": [None, 4], "dtype": "float32"}]
+    assert onnx_info["exporter"].startswith("skl2onnx ")
+    assert onnx_info["bytes"] == (result.output_dir / "logistic_regression.onnx").stat().st_size
+    assert set(report["timings"]) == {"load", "reference_run", "export", "check", "validate"}
+    assert report["latency"]["runs"] >= 3 and report["latency"]["onnxruntime_ms"] > 0
+    assert {"python", "numpy", "onnx", "onnxruntime", "scikit-learn", "skl2onnx"} <= set(report["versions"])
+    assert report["command"] == f"onnx-convert --model-path {model} --output-dir {result.output_dir} --opset 17"
+
+
+def test_markdown_report_shows_headline_tables_versions_and_command(tmp_path: Path, run_cli) -> None:
+    result = run_cli("--model-path", str(save_skops(tmp_path, "kmeans")))
+    markdown = result.markdown("kmeans")
+    assert markdown.startswith("## ✅ kmeans.skops: converted and validated\n")
+    assert "| Framework / format | sklearn / skops |" in markdown
+    assert "| 16 | `label` | ✅ | 100.00% labels agree |" in markdown
+    assert "### Versions" in markdown and "skl2onnx 1.20.0" in markdown
+    assert "```sh\nonnx-convert --model-path" in markdown
+
+
+def test_a_real_mismatch_exits_1_and_names_the_failing_output(tmp_path: Path, run_cli) -> None:
+    # float32 trees differ from float64 sklearn by ~1e-4 on this regressor: a tolerance of 1e-7 is below that.
+    model = save_skops(tmp_path, "gradient_boosting_regressor")
+    result = run_cli("--model-path", str(model), "--atol", "1e-7", "--rtol", "0")
+    assert result.code == 1
+    assert result.stdout.startswith("FAIL gradient_boosting_regressor.skops")
+    assert "failing: variable" in result.stdout
+    report = result.report("gradient_boosting_regressor")
+    assert report["passed"] is False and report["status"] == "failed"
+    variable = report["validation"]["batches"][0]["outputs"][0]
+    assert variable["name"] == "variable" and variable["failing"] > 0 and variable["max_abs_diff"] > 1e-7
+    assert "**Failing outputs:** `variable`" in result.markdown("gradient_boosting_regressor")
+    # the .onnx is kept for inspection; the report says it failed
+    assert "gradient_boosting_regressor.onnx" in result.written()
+
+
+def test_fail_on_mismatch_false_reports_the_failure_but_exits_0(tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, "gradient_boosting_regressor")
+    result = run_cli("--model-path", str(model), "--atol", "0", "--rtol", "0", "--fail-on-mismatch", "false")
+    assert result.code == 0
+    assert result.stdout.startswith("FAIL ")
+    assert result.report("gradient_boosting_regressor")["passed"] is False
+
+
+def test_joblib_with_allow_unsafe_load(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "model.joblib"
+    joblib.dump(MODELS["logistic_regression"](), path)
+    result = run_cli("--model-path", str(path), "--allow-unsafe-load", "TRUE")
+    assert result.code == 0, result.stderr
+    assert result.report("model")["model"]["format"] == "joblib"
+
+
+def test_sample_data_csv_with_a_string_column(tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, "column_transformer")
+    frame, _ = _frame(10)
+    csv_path = tmp_path / "rows.csv"
+    frame.to_csv(csv_path, index=False)
+    result = run_cli("--model-path", str(model), "--sample-data", str(csv_path))
+    assert result.code == 0, result.stderr
+    report = result.report("column_transformer")
+    assert report["validation"]["input_source"] == "rows.csv"
+    assert report["validation"]["batch_sizes"] == [10, 5]
+    inputs = {i["name"]: i["dtype"] for i in report["onnx"]["inputs"]}
+    assert inputs == {"city": "string", "size": "float32"}
+
+
+def test_sample_data_npy(tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, "random_forest")
+    np.save(tmp_path / "x.npy", X_IRIS[:7])
+    result = run_cli("--model-path", str(model), "--sample-data", str(tmp_path / "x.npy"))
+    assert result.code == 0, result.stderr
+    assert result.report("random_forest")["validation"]["batch_sizes"] == [7, 3]
+
+
+def test_dynamic_batch_false_fixes_the_batch_axis(tmp_path: Path, run_cli) -> None:
+    model = save_skops(tmp_path, "logistic_regression")
+    result = run_cli("--model-path", str(model), "--dynamic-batch", "false", "--validation-samples", "5")
+    assert result.code == 0, result.stderr
+    report = result.report("logistic_regression")
+    assert report["onnx"]["inputs"][0]["shape"] == [5, 4]
+    assert report["validation"]["batch_sizes"] == [5]
+
+
+def test_sklearn_conversion_never_imports_torch_or_tensorflow(tmp_path: Path) -> None:
+    model = save_skops(tmp_path, "logistic_regression")
+    code = (
+        "import sys; from converter.cli import main; "
+        f"rc = main(['--model-path', {str(model)!r}, '--output-dir', {str(tmp_path / 'out')!r}, '--quiet']); "
+        "heavy = sorted(m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules); "
+        "print(heavy); sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_dash_m_converter_is_the_same_command(tmp_path: Path) -> None:
+    model = save_skops(tmp_path, "kmeans")
+    done = subprocess.run(
+        [sys.executable, "-m", "converter", "--model-path", str(model), "--output-dir", str(tmp_path / "o"), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "o" / "kmeans.report.json").read_text())["passed"] is True

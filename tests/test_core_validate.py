@@ -1,0 +1,156 @@
+"""The comparison rule, pairing by name, and a fixed batch axis caught at the second batch size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from converter.frameworks.base import TensorSpec
+from converter.onnx_file import check_and_describe
+from converter.pipeline import _fixed_axis_problems
+from converter.report import ModelInfo, Report
+from converter.validate import OnnxRunner, compare, validate
+
+
+def test_element_fails_when_diff_exceeds_atol_plus_rtol_times_reference() -> None:
+    ref = np.array([1.0, 100.0, 0.0], dtype=np.float32)
+    # allowed: 0.01 + 0.001*|ref| -> 0.011, 0.11, 0.01
+    out = np.array([1.0105, 100.2, 0.0], dtype=np.float32)
+    [result] = compare({"y": ref}, {"y": out}, rtol=1e-3, atol=1e-2)
+    assert result.failing == 1
+    assert not result.passed
+    assert np.isclose(result.max_abs_diff, 0.2, atol=1e-4)
+    assert np.isclose(result.max_rel_diff, 0.0105, atol=1e-5)  # 0.0105 / 1.0, the first element
+
+
+def test_statistics_per_output() -> None:
+    ref = np.zeros(100)
+    ref[:] = 2.0
+    out = ref.copy()
+    out[0] += 0.5
+    [result] = compare({"y": ref}, {"y": out}, rtol=0.0, atol=1.0)
+    assert result.passed and result.failing == 0 and result.elements == 100
+    assert result.max_abs_diff == 0.5
+    assert np.isclose(result.mean_abs_diff, 0.005)
+    assert result.max_rel_diff == 0.25
+
+
+def test_nan_on_one_side_fails_nan_on_both_passes() -> None:
+    ref = np.array([np.nan, 1.0])
+    [same] = compare({"y": ref}, {"y": np.array([np.nan, 1.0])}, 1e-3, 1e-3)
+    [differs] = compare({"y": ref}, {"y": np.array([0.0, 1.0])}, 1e-3, 1e-3)
+    assert same.passed
+    assert not differs.passed and differs.failing == 1
+
+
+def test_outputs_are_paired_by_name_not_position() -> None:
+    ref = {"a": np.ones(3), "b": np.zeros(3)}
+    onnx_out = {"b": np.zeros(3), "a": np.ones(3)}
+    assert all(r.passed for r in compare(ref, onnx_out, 0, 0))
+    renamed = compare(ref, {"a": np.ones(3), "c": np.zeros(3)}, 0, 0)
+    problems = {r.name: r.problem for r in renamed if not r.passed}
+    assert problems == {
+        "b": "the ONNX file has no output b (it has a, c)",
+        "c": "the original model has no output c to compare with",
+    }
+
+
+def test_labels_must_agree_exactly() -> None:
+    [result] = compare(
+        {"label": np.array([0, 1, 2, 1])}, {"label": np.array([0, 1, 1, 1])}, 1.0, 1.0, frozenset({"label"})
+    )
+    assert not result.passed
+    assert result.label_agreement == 0.75
+    assert result.failing == 1
+
+
+def test_string_labels() -> None:
+    ref = np.array(["cat", "dog"], dtype=object)
+    [result] = compare({"label": ref}, {"label": np.array(["cat", "dog"])}, 0, 0, frozenset({"label"}))
+    assert result.passed and result.label_agreement == 1.0
+
+
+def test_shape_mismatch_is_named() -> None:
+    [result] = compare({"y": np.zeros((4, 3))}, {"y": np.zeros((4, 2))}, 0, 0)
+    assert result.problem == "shape 4x2 in ONNX, 4x3 in the original"
+
+
+def _fixed_batch_model(path: Path) -> Path:
+    """y = x * 2 with the batch axis fixed at 16, as a careless exporter writes it."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 4])
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "fixed", [x], [y], [two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_fixed_batch_axis_is_reported_as_failure(tmp_path: Path) -> None:
+    path = _fixed_batch_model(tmp_path / "fixed.onnx")
+    facts = check_and_describe(path)
+    specs = [TensorSpec("x", ("batch", 4), "float32")]
+    problems = _fixed_axis_problems(facts, specs, dynamic_batch=True)
+    assert problems == [
+        "input x: the batch axis is fixed at 16 in the ONNX file (shape 16x4); --dynamic-batch true expects it dynamic",
+        "output y: the batch axis is fixed at 16 in the ONNX file (shape 16x4); --dynamic-batch true expects it dynamic",
+    ]
+    runner = OnnxRunner(path)
+    rng = np.random.default_rng(0)
+    first = {"x": rng.standard_normal((16, 4)).astype(np.float32)}
+    second = {"x": first["x"][:8]}
+    validation = validate(
+        runner,
+        [(first, {"y": first["x"] * 2}), (second, {"y": second["x"] * 2})],
+        1e-3,
+        1e-3,
+        frozenset(),
+        problems,
+        "generated",
+    )
+    assert not validation.passed
+    assert validation.batches[0].passed
+    failed = validation.batches[1]
+    assert not failed.passed and failed.batch_size == 8
+    assert failed.problem.startswith("onnxruntime failed on inputs x 8x4 (the file declares x 16x4): ")
+
+
+def test_report_round_trips_through_json(tmp_path: Path) -> None:
+    path = _fixed_batch_model(tmp_path / "m.onnx")
+    runner = OnnxRunner(path)
+    x = np.ones((16, 4), dtype=np.float32)
+    validation = validate(runner, [({"x": x}, {"y": x * 2})], 1e-3, 1e-3, frozenset(), [], "generated (seed 0)")
+    report = Report(
+        passed=True,
+        status="passed",
+        model=ModelInfo(
+            path="m.pt", framework="pytorch", format="torchscript", description="Net", sha256="0" * 64, bytes=3
+        ),
+        validation=validation,
+        timings={"load": 0.1},
+        versions={"onnx": onnx.__version__},
+    )
+    again = Report.from_json(report.to_json())
+    assert again == report
+    assert again.validation is not None and again.validation.batch_sizes == [16]
+
+
+def test_markdown_stays_under_the_job_summary_limit(tmp_path: Path) -> None:
+    many = {f"output_{i}": np.zeros(3) for i in range(3000)}
+    outputs = compare(many, many, 0, 0)
+    from converter.validate import BatchCheck, Validation
+
+    validation = Validation(1e-3, 1e-3, 3, "generated", True, [BatchCheck(3, True, outputs)])
+    report = Report(
+        passed=True,
+        status="passed",
+        model=ModelInfo(path="m", framework="sklearn", format="skops", description="X", sha256="0", bytes=1),
+        validation=validation,
+    )
+    markdown = report.to_markdown(limit=64 * 1024)
+    assert len(markdown.encode()) <= 64 * 1024
+    assert "more rows not shown; see the JSON report." in markdown
