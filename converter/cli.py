@@ -6,57 +6,124 @@ The flags are generated from ``converter.request.OPTIONS``, the same table the a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from converter import __version__
-from converter.errors import ConverterError, exit_code_for
+from converter.batch import IndexRow, merge_reports, run_batch
+from converter.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for
+from converter.manifest import BATCH_OPTIONS, is_batch, load_entries, plan
 from converter.request import OPTIONS, ConversionRequest
 
+Log = Callable[[str], None]
+
 DEBUG_VARIABLE = "ONNX_CONVERT_DEBUG"
+
+
+COMMANDS = ("convert", "plan", "merge")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onnx-convert",
-        description="Convert a PyTorch, TensorFlow/Keras or scikit-learn model to ONNX and validate it in onnxruntime.",
+        usage="onnx-convert [convert|plan|merge] --model-path PATH [options]",
+        description=(
+            "Convert a PyTorch, TensorFlow/Keras or scikit-learn model to ONNX and validate it in onnxruntime. "
+            "--model-path may name a manifest (onnx-models.yml/.json) or a glob to convert many models. "
+            "plan prints a GitHub Actions matrix for a manifest; merge writes the index report of the "
+            "per-model reports found under --output-dir."
+        ),
         epilog="Exit codes: 0 converted and within tolerance, 1 conversion or validation failed, 2 bad input.",
     )
     for option in OPTIONS:
         default = f" (default: {option.default})" if option.default else ""
         parser.add_argument(f"--{option.name}", dest=option.name, metavar="VALUE", help=option.help + default)
+    for option in BATCH_OPTIONS:
+        parser.add_argument(f"--{option.name}", dest=option.name, metavar="VALUE", help=option.help)
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_VARIABLE}=1)")
-    parser.add_argument("--quiet", action="store_true", help="print only the result line")
+    parser.add_argument("--quiet", action="store_true", help="print only the result lines")
     parser.add_argument("--version", action="version", version=f"onnx-convert {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "convert"
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     debug = args.pop("debug") or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0", "false")
     quiet = args.pop("quiet")
-    if not args.get("model-path"):
+    batch_values = {o.name: args.pop(o.name) or "" for o in BATCH_OPTIONS}
+    log = (lambda _m: None) if quiet else _log
+    if command != "merge" and not args.get("model-path"):
         parser.print_usage(sys.stderr)
         print("error: --model-path is required; give the model file or directory to convert", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
-        from converter.pipeline import convert
-
-        request = ConversionRequest.from_mapping(args)
-        report = convert(request, log=(lambda _m: None) if quiet else _log)
+        if command == "plan":
+            print(json.dumps(plan(load_entries(args, select=batch_values["select"]))))
+            return EXIT_OK
+        if command == "merge":
+            return _merge(Path(args.get("output-dir") or "onnx-models"), quiet)
+        if batch_values["select"] or is_batch(args["model-path"]):
+            return _convert_many(args, batch_values["select"], log, quiet)
+        return _convert_one(args, log, quiet)
     except ConverterError as exc:
         if debug:
             raise
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+
+
+def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
+    from converter.pipeline import convert
+
+    request = ConversionRequest.from_mapping(args)
+    report = convert(request, log=log)
     print(report.headline())
     if not quiet:
         print(f"reports: {report.reports['markdown']}, {report.reports['json']}")
         if not report.passed and not request.fail_on_mismatch and report.status == "failed":
             print("note: --fail-on-mismatch false, so this failure exits 0")
     return exit_code_for(report.passed, request.fail_on_mismatch) if report.status != "error" else 1
+
+
+def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool) -> int:
+    entries = load_entries(args, select=select)  # every entry is checked before the first conversion
+    index = run_batch(entries, log, on_result=lambda row: print(_row_line(row), flush=True))
+    output_dir = Path(args.get("output-dir") or "onnx-models")
+    markdown, _ = index.write(output_dir)
+    if not quiet:
+        print(f"index: {markdown} ({sum(r.passed for r in index.rows)} of {len(index.rows)} passed)")
+    forgiven = all(
+        r.passed or (r.status == "failed" and not e.request.fail_on_mismatch)
+        for r, e in zip(index.rows, entries, strict=True)
+    )
+    return EXIT_OK if forgiven else EXIT_FAILED
+
+
+def _merge(output_dir: Path, quiet: bool) -> int:
+    reports = sorted(p for p in output_dir.rglob("*.report.json"))
+    if not reports:
+        raise UserError(f'--output-dir "{output_dir}" holds no *.report.json', "point it at the downloaded reports")
+    index = merge_reports(reports)
+    markdown, _ = index.write(output_dir)
+    for row in index.rows:
+        print(_row_line(row))
+    if not quiet:
+        print(f"index: {markdown}")
+    return EXIT_OK if index.passed else EXIT_FAILED
+
+
+def _row_line(row: IndexRow) -> str:
+    verdict = "PASS" if row.passed else "FAIL"
+    detail = f"max abs diff {row.max_abs_diff:.3g}" if row.max_abs_diff is not None else ""
+    if row.error:
+        detail = f"{detail}; {row.error}" if detail else row.error
+    return f"{verdict} {row.name} ({row.framework or '?'}): {detail} [{row.seconds:.1f} s]"
 
 
 def _log(message: str) -> None:

@@ -44,6 +44,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     returns a report with status "error" (reports written, no .onnx).
     """
     timings: dict[str, float] = {}
+    started = time.perf_counter()
     backend, fmt = resolve_backend(request.framework, request.model_path)
     log(f"{request.model_path}: {backend.name} model ({fmt})")
     model_info = ModelInfo(
@@ -98,7 +99,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
             report.latency = _latency(backend, loaded, runner, first_inputs)
         except ConversionError as exc:
             report.error = exc.one_line()
-            report.timings = timings
+            report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
             _write_reports(report, staging, _safe_stem(request.model_path), request.output_dir)
             _publish(staging, request.output_dir)
             return report
@@ -122,7 +123,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         report.passed = validation.passed
         report.status = "passed" if validation.passed else "failed"
         report.versions["opset"] = str(facts.opset)
-        report.timings = timings
+        report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
         _write_reports(report, staging, stem, final_dir)
         _publish(staging, final_dir)
     return report

@@ -109,7 +109,7 @@ def test_report_records_the_facts(tmp_path: Path, run_cli) -> None:
     assert onnx_info["inputs"] == [{"name": "input", "shape": [None, 4], "dtype": "float32"}]
     assert onnx_info["exporter"].startswith("skl2onnx ")
     assert onnx_info["bytes"] == (result.output_dir / "logistic_regression.onnx").stat().st_size
-    assert set(report["timings"]) == {"load", "reference_run", "export", "check", "validate"}
+    assert set(report["timings"]) == {"load", "reference_run", "export", "check", "validate", "total"}
     assert report["latency"]["runs"] >= 3 and report["latency"]["onnxruntime_ms"] > 0
     assert {"python", "numpy", "onnx", "onnxruntime", "scikit-learn", "skl2onnx"} <= set(report["versions"])
     assert report["command"] == f"onnx-convert --model-path {model} --output-dir {result.output_dir} --opset 17"

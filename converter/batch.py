@@ -1,0 +1,165 @@
+"""Run many models in one process and write the index report.
+
+One process pays each framework's import once; each model is isolated so that one failure
+does not stop the rest. The index (markdown and JSON) is also what `merge` rebuilds from the
+per-model reports of a fan-out run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from converter.errors import ConverterError
+from converter.manifest import Entry
+from converter.report import Report
+
+INDEX_STEM = "index"
+
+
+@dataclass
+class IndexRow:
+    name: str
+    model: str
+    passed: bool
+    status: str  # passed, failed, error
+    framework: str = ""
+    format: str = ""
+    opset: int | None = None
+    onnx_bytes: int | None = None
+    max_abs_diff: float | None = None
+    seconds: float = 0.0
+    error: str = ""
+    report: str = ""  # path of the model's JSON report, when there is one
+
+    @classmethod
+    def from_report(cls, name: str, report: Report, seconds: float | None = None) -> IndexRow:
+        return cls(
+            name=name,
+            model=report.model.path,
+            passed=report.passed,
+            status=report.status,
+            framework=report.model.framework,
+            format=report.model.format,
+            opset=report.onnx.opset if report.onnx else None,
+            onnx_bytes=report.onnx.bytes if report.onnx else None,
+            max_abs_diff=report.max_abs_diff,
+            seconds=round(seconds if seconds is not None else report.timings.get("total", 0.0), 3),
+            error=report.error
+            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else ""),
+            report=report.reports.get("json", ""),
+        )
+
+
+@dataclass
+class BatchIndex:
+    rows: list[IndexRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(r.passed for r in self.rows)
+
+    def to_json(self) -> str:
+        return json.dumps({"passed": self.passed, "models": [asdict(r) for r in self.rows]}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchIndex:
+        return cls([IndexRow(**row) for row in json.loads(text)["models"]])
+
+    def to_markdown(self) -> str:
+        failed = [r for r in self.rows if not r.passed]
+        head = (
+            f"## ✅ {len(self.rows)} models converted and validated"
+            if not failed
+            else f"## ❌ {len(failed)} of {len(self.rows)} models failed"
+        )
+        lines = [
+            head,
+            "",
+            "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            result = "✅ pass" if row.passed else f"❌ {row.status}" + (f": {row.error}" if row.error else "")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"`{row.name}`",
+                        row.framework or "-",
+                        row.format or "-",
+                        str(row.opset) if row.opset is not None else "-",
+                        f"{row.onnx_bytes:,} bytes" if row.onnx_bytes is not None else "-",
+                        f"{row.max_abs_diff:.3g}" if row.max_abs_diff is not None else "-",
+                        result.replace("|", "\\|"),
+                        f"{row.seconds:.1f} s",
+                    ]
+                )
+                + " |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def write(self, output_dir: Path) -> tuple[Path, Path]:
+        """Write index.json and index.md into ``output_dir`` (renamed into place)."""
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for suffix, text in ((".md", self.to_markdown()), (".json", self.to_json())):
+            final = output_dir / f"{INDEX_STEM}{suffix}"
+            partial = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(final)
+            paths.append(final)
+        return paths[0], paths[1]
+
+
+def run_batch(
+    entries: list[Entry], log: Callable[[str], None], on_result: Callable[[IndexRow], None] | None = None
+) -> BatchIndex:
+    """Convert every entry; a failure is recorded and the next model runs."""
+    from converter.pipeline import convert
+
+    index = BatchIndex()
+    for number, entry in enumerate(entries, start=1):
+        log(f"[{number}/{len(entries)}] {entry.name}")
+        start = time.perf_counter()
+        try:
+            report = convert(entry.request, log)
+            row = IndexRow.from_report(entry.name, report, time.perf_counter() - start)
+        except ConverterError as exc:
+            row = _error_row(entry, exc.one_line(), start)
+        except Exception as exc:  # a bug in this tool or a framework: keep going, keep the traceback
+            traceback.print_exc(file=sys.stderr)
+            row = _error_row(entry, f"internal error: {type(exc).__name__}: {exc}", start)
+        index.rows.append(row)
+        if on_result:
+            on_result(row)
+    return index
+
+
+def _error_row(entry: Entry, message: str, start: float) -> IndexRow:
+    return IndexRow(
+        name=entry.name,
+        model=entry.model,
+        passed=False,
+        status="error",
+        error=message,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+
+
+def merge_reports(report_paths: list[Path]) -> BatchIndex:
+    """The index of a fan-out run, rebuilt from the per-model JSON reports."""
+    rows = []
+    for path in sorted(report_paths):
+        report = Report.from_json(path.read_text(encoding="utf-8"))
+        name = path.parent.name if path.parent.name else path.stem
+        row = IndexRow.from_report(name, report)
+        row.report = str(path)
+        rows.append(row)
+    return BatchIndex(sorted(rows, key=lambda r: r.name))

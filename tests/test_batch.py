@@ -1,0 +1,165 @@
+"""Many models in one run: manifests, globs, plan/select/merge, and isolation of failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import skops.io as sio
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestCentroid
+
+from converter.batch import BatchIndex
+from converter.errors import UserError
+from converter.manifest import load_entries
+
+X, Y = load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with three models and a manifest."""
+    root = tmp_path_factory.mktemp("repo")
+    (root / "models" / "a").mkdir(parents=True)
+    (root / "models" / "b").mkdir(parents=True)
+    sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), root / "models" / "a" / "model.skops")
+    sio.dump(KMeans(3, n_init=2, random_state=0).fit(X), root / "models" / "b" / "model.skops")
+    sio.dump(NearestCentroid().fit(X, Y), root / "models" / "centroid.skops")
+    return root
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+MANIFEST = """\
+defaults:
+  rtol: 1e-3
+models:
+  - name: iris-a
+    model-path: models/a/model.skops
+  - name: clusters-b
+    model-path: models/b/model.skops
+    atol: 1e-2
+"""
+
+
+def test_manifest_entries_take_defaults_and_their_own_options(repo: Path) -> None:
+    entries = load_entries({"model-path": str(write(repo / "onnx-models.yml", MANIFEST)), "output-dir": "out"})
+    assert [e.name for e in entries] == ["iris-a", "clusters-b"]
+    assert entries[0].request.model_path == repo / "models" / "a" / "model.skops"
+    assert entries[0].request.rtol == 1e-3 and entries[0].request.atol == 1e-3
+    assert entries[1].request.atol == 1e-2
+    # each model writes into its own folder, so equal stems (model.skops) cannot collide
+    assert entries[0].request.output_dir == Path("out/iris-a")
+    assert entries[1].request.output_dir == Path("out/clusters-b")
+
+
+def test_json_manifest_is_the_same_schema(repo: Path) -> None:
+    manifest = {"models": [{"model-path": "models/a/model.skops", "name": "iris"}]}
+    entries = load_entries({"model-path": str(write(repo / "m.json", json.dumps(manifest, indent=2)))})
+    assert [(e.name, e.source) for e in entries] == [("iris", "m.json:3")]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "models:\n  - model-path: models/a/model.skops\n    tolerance: 1\n",
+            'bad.yml:3: unknown key "tolerance"',
+        ),
+        (
+            "models:\n  - model-path: models/a/model.skops\n  - model-path: models/missing.skops\n",
+            'bad.yml:3 (missing): --model-path "',
+        ),
+        (
+            "models:\n  - name: x\n    model-path: models/a/model.skops\n  - name: x\n    model-path: models/b/model.skops\n",
+            "two models are named x (bad.yml:2, bad.yml:4)",
+        ),
+        ("models:\n  - name: x\n", "bad.yml:2: the entry has no model-path"),
+        ("defaults:\n  rtol: -1\nmodels:\n  - model-path: models/a/model.skops\n", 'bad.yml:4 (model): --rtol "-1"'),
+        ("model:\n  - model-path: a\n", 'bad.yml:1: unknown key "model"'),
+        ("models: [\n", "bad.yml:2: not valid YAML or JSON"),
+        ("models:\n  - name: 'a/b'\n    model-path: models/a/model.skops\n", 'bad.yml:2: name "a/b" is not valid'),
+    ],
+)
+def test_bad_manifests_are_refused_before_any_conversion(repo: Path, text: str, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        load_entries({"model-path": str(write(repo / "bad.yml", text))})
+    assert err.value.one_line().startswith(message)
+
+
+def test_glob_converts_every_match_and_refuses_an_empty_one(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    entries = load_entries({"model-path": "models/**/*.skops"})
+    assert sorted(e.model for e in entries) == ["models/a/model.skops", "models/b/model.skops", "models/centroid.skops"]
+    with pytest.raises(UserError, match=r'--model-path "models/\*.keras": the pattern matches no file'):
+        load_entries({"model-path": "models/*.keras"})
+
+
+def test_a_glob_with_equal_stems_names_models_by_path(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    entries = load_entries({"model-path": "models/*/model.skops"})
+    assert [e.name for e in entries] == ["models-a-model", "models-b-model"]
+
+
+def test_batch_run_isolates_a_failing_model_and_exits_1(repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    result = run_cli("--model-path", "models/**/*.skops", "--output-dir", "batch-out")
+    assert result.code == 1
+    verdicts = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines() if line[:4] in ("PASS", "FAIL")}
+    assert verdicts == {"models-a-model": "PASS", "models-b-model": "PASS", "models-centroid": "FAIL"}
+    index = BatchIndex.from_json((repo / "batch-out" / "index.json").read_text())
+    by_name = {row.name: row for row in index.rows}
+    assert by_name["models-centroid"].status == "error"
+    assert "skl2onnx has no converter for NearestCentroid" in by_name["models-centroid"].error
+    markdown = (repo / "batch-out" / "index.md").read_text()
+    assert markdown.startswith("## ❌ 1 of 3 models failed")
+    assert "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |" in markdown
+
+
+def test_plan_select_merge_round_trip(repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    write(repo / "onnx-models.yml", MANIFEST)
+    planned = run_cli("plan", "--model-path", "onnx-models.yml")
+    assert planned.code == 0
+    matrix = json.loads(planned.stdout)
+    assert matrix == {
+        "include": [
+            {"name": "iris-a", "model": "models/a/model.skops"},
+            {"name": "clusters-b", "model": "models/b/model.skops"},
+        ]
+    }
+    # one "job" per matrix entry, each converting only its model
+    for job in matrix["include"]:
+        done = run_cli("--model-path", "onnx-models.yml", "--select", job["name"], "--output-dir", "fan-out")
+        assert done.code == 0, done.errors
+        assert (repo / "fan-out" / job["name"] / "model.onnx").is_file()
+    merged = run_cli("merge", "--output-dir", "fan-out")
+    assert merged.code == 0, merged.errors
+    index = BatchIndex.from_json((repo / "fan-out" / "index.json").read_text())
+    assert [(r.name, r.passed, r.framework) for r in index.rows] == [
+        ("clusters-b", True, "sklearn"),
+        ("iris-a", True, "sklearn"),
+    ]
+    assert index.rows[0].opset and index.rows[0].onnx_bytes and index.rows[0].max_abs_diff is not None
+
+
+def test_select_that_names_no_entry_is_refused(repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    write(repo / "onnx-models.yml", MANIFEST)
+    result = run_cli("--model-path", "onnx-models.yml", "--select", "resnet")
+    assert result.code == 2
+    assert result.errors == 'error: --select "resnet": no model has that name; use one of iris-a, clusters-b\n'
+    assert result.written() == []
+
+
+def test_merge_without_reports_is_refused(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_cli("merge", "--output-dir", str(tmp_path / "empty"))
+    assert result.code == 2
+    assert "holds no *.report.json" in result.errors
