@@ -1,0 +1,363 @@
+"""Workflow artifact upload from inside the action's container: artifact protocol v4.
+
+This is what actions/upload-artifact@v4 does (``@actions/artifact`` in actions/toolkit), in Python:
+
+1. ``CreateArtifact``, a Twirp JSON call to the results service, returns a signed upload URL;
+2. the zip goes to that URL as Azure Blob ``Put Block`` calls of at most 8 MiB, then ``Put Block
+   List`` (act's artifact server silently drops a single ``Put Blob``; GitHub's uploader uses
+   blocks too);
+3. ``FinalizeArtifact`` with the zip's size and sha256 returns the artifact id.
+
+Every call is retried with backoff on 429, 5xx, timeouts and dropped connections. A failed
+block or block list is never followed by ``FinalizeArtifact``: a partial zip is never published.
+
+Why plain ``requests`` and not azure-storage-blob: the SDK keeps only the query parameters it
+knows as Azure SAS fields and drops the others, and act's signed URLs carry their signature in
+``expires``, ``artifactName`` and ``taskID``: act answers every block with 401 Unauthorized.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import random
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from converter.errors import ConverterError, UserError, shorten
+
+BLOCK_SIZE = 8 * 1024 * 1024  # the toolkit's block size; Azure allows up to 4000 MiB
+SERVICE_PATH = "/twirp/github.actions.results.api.v1.ArtifactService/"
+AZURE_API_VERSION = "2023-11-03"
+# The characters actions/toolkit refuses in artifact names (they break paths or the zip name).
+INVALID_NAME_CHARACTERS = ('"', ":", "<", ">", "|", "*", "?", "\r", "\n", "\\", "/")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ArtifactError(ConverterError):
+    """The upload failed (the conversion itself may have passed): exit 1."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one HTTP call is tried: ``attempts`` in all, exponential backoff with jitter."""
+
+    attempts: int = 5
+    base_delay: float = 1.0  # seconds before the first retry; doubles each time
+    max_delay: float = 30.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0  # a block of 8 MiB on a slow runner link
+
+    def delay(self, retry: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based); honours Retry-After."""
+        if retry_after:
+            try:
+                return min(self.max_delay, max(0.0, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP date: use our own backoff
+        backoff = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        return backoff * (0.5 + random.random() / 2)  # jitter, so parallel jobs do not retry in step
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    """What the runner gives a step for artifacts (ACTIONS_RUNTIME_TOKEN and friends)."""
+
+    results_url: str  # origin of ACTIONS_RESULTS_URL
+    token: str
+    run_backend_id: str
+    job_backend_id: str
+    server_url: str = "https://github.com"
+    repository: str = ""
+    run_id: str = ""
+    max_retention_days: int | None = None  # the repository's limit (GITHUB_RETENTION_DAYS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RuntimeContext | None:
+        """The context of this step, or None outside Actions (no token or results URL)."""
+        token = env.get("ACTIONS_RUNTIME_TOKEN", "")
+        results_url = env.get("ACTIONS_RESULTS_URL", "")
+        if not token or not results_url:
+            return None
+        run_id, job_id = backend_ids_from_token(token)
+        parts = urlsplit(results_url)
+        retention = env.get("GITHUB_RETENTION_DAYS", "")
+        return cls(
+            results_url=f"{parts.scheme}://{parts.netloc}",
+            token=token,
+            run_backend_id=run_id,
+            job_backend_id=job_id,
+            server_url=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
+            repository=env.get("GITHUB_REPOSITORY", ""),
+            run_id=env.get("GITHUB_RUN_ID", ""),
+            # act sets 0: that is "unknown", not "keep nothing"
+            max_retention_days=int(retention) if retention.isdigit() and int(retention) > 0 else None,
+        )
+
+    def artifact_url(self, artifact_id: str) -> str:
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}/artifacts/{artifact_id}"
+
+
+@dataclass(frozen=True)
+class UploadedArtifact:
+    id: str
+    name: str
+    url: str
+    size: int  # bytes of the zip
+    sha256: str  # hex digest of the zip
+    files: tuple[str, ...]  # names inside the zip
+
+
+def backend_ids_from_token(token: str) -> tuple[str, str]:
+    """(workflow run backend id, job run backend id) from the ``scp`` claim of the runtime JWT.
+
+    The claim holds space-separated scopes; the one we need is ``Actions.Results:<run>:<job>``.
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        scopes = str(claims.get("scp", "")).split()
+    except (IndexError, ValueError, binascii.Error, AttributeError):
+        raise ArtifactError(
+            "ACTIONS_RUNTIME_TOKEN is not a JWT", "the runner gives it; do not set it yourself"
+        ) from None
+    for scope in scopes:
+        parts = scope.split(":")
+        if len(parts) == 3 and parts[0] == "Actions.Results" and parts[1] and parts[2]:
+            return parts[1], parts[2]
+    raise ArtifactError(
+        "ACTIONS_RUNTIME_TOKEN has no Actions.Results scope, so the artifact service cannot be addressed",
+        "this runner does not support artifact protocol v4; set upload-artifact: false",
+    )
+
+
+def validate_artifact_name(name: str) -> str:
+    """The name, or a UserError naming the character that GitHub would refuse."""
+    if not name.strip():
+        raise UserError('--artifact-name "": the name is empty', "give a name such as model-onnx")
+    for char in INVALID_NAME_CHARACTERS:
+        if char in name:
+            shown = {"\r": "\\r", "\n": "\\n"}.get(char, char)
+            raise UserError(
+                f'--artifact-name "{name.encode("unicode_escape").decode()}": contains {shown}',
+                'artifact names cannot contain " : < > | * ? \\r \\n \\ or /',
+            )
+    return name
+
+
+def expires_at(retention_days: int, now: datetime | None = None) -> str:
+    """The protobuf Timestamp (RFC 3339, UTC) ``retention_days`` after ``now``."""
+    moment = (now or datetime.now(UTC)) + timedelta(days=retention_days)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ArtifactClient:
+    """Uploads one zip per artifact to the results service of ``context``."""
+
+    def __init__(
+        self,
+        context: RuntimeContext,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        block_size: int = BLOCK_SIZE,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.context = context
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        self.block_size = block_size
+        self.log = log
+
+    def upload(self, name: str, files: Sequence[Path], retention_days: int | None = None) -> UploadedArtifact:
+        """Zip ``files`` (stored under their file names) and upload them as artifact ``name``."""
+        validate_artifact_name(name)
+        with tempfile.TemporaryDirectory(prefix="onnx-convert-artifact-") as tmp:
+            archive = Path(tmp) / f"{name}.zip"
+            members = _write_zip(archive, files)
+            size = archive.stat().st_size
+            digest = _sha256(archive)
+            create: dict[str, Any] = {**self._ids(), "name": name, "version": 4}
+            if retention_days is not None:
+                create["expires_at"] = expires_at(retention_days)
+            answer = self._twirp("CreateArtifact", create)
+            upload_url = _field(answer, "signed_upload_url")
+            if not answer.get("ok") or not upload_url:
+                raise ArtifactError(f'CreateArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
+            blocks = self._put_blocks(str(upload_url), archive)
+            self._put_block_list(str(upload_url), blocks)
+            answer = self._twirp(
+                "FinalizeArtifact",
+                {**self._ids(), "name": name, "size": str(size), "hash": f"sha256:{digest}"},
+            )
+            artifact_id = _field(answer, "artifact_id")
+            if not answer.get("ok") or artifact_id in (None, ""):
+                raise ArtifactError(f'FinalizeArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
+        self.log(f"uploaded artifact {name} ({size:,} bytes, {len(blocks)} blocks), id {artifact_id}")
+        return UploadedArtifact(
+            id=str(artifact_id),
+            name=name,
+            url=self.context.artifact_url(str(artifact_id)),
+            size=size,
+            sha256=digest,
+            files=tuple(members),
+        )
+
+    # -- the three kinds of call -------------------------------------------------------------
+    def _ids(self) -> dict[str, str]:
+        return {
+            "workflow_run_backend_id": self.context.run_backend_id,
+            "workflow_job_run_backend_id": self.context.job_backend_id,
+        }
+
+    def _twirp(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._send(
+            method,
+            "POST",
+            self.context.results_url + SERVICE_PATH + method,
+            data=json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.context.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise ArtifactError(f"{method} answered HTTP {response.status_code} with a body that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise ArtifactError(f"{method} answered with JSON that is not an object")
+        return answer
+
+    def _put_blocks(self, upload_url: str, archive: Path) -> list[str]:
+        total = max(1, -(-archive.stat().st_size // self.block_size))
+        block_ids = []
+        with archive.open("rb") as source:
+            for index in range(total):
+                chunk = source.read(self.block_size)
+                # Azure wants every block id of a blob to have the same length before base64.
+                block_id = base64.b64encode(f"onnx-convert-{index:08d}".encode()).decode()
+                self._send(
+                    f"Put Block {index + 1} of {total}",
+                    "PUT",
+                    f"{upload_url}&comp=block&blockid={quote(block_id, safe='')}",
+                    data=chunk,
+                    headers={
+                        "x-ms-version": AZURE_API_VERSION,
+                        "Content-Type": "application/octet-stream",
+                        # Azure checks it and refuses a block damaged on the way.
+                        "Content-MD5": base64.b64encode(hashlib.md5(chunk).digest()).decode(),
+                    },
+                )
+                block_ids.append(block_id)
+        return block_ids
+
+    def _put_block_list(self, upload_url: str, block_ids: list[str]) -> None:
+        body = '<?xml version="1.0" encoding="utf-8"?><BlockList>'
+        body += "".join(f"<Latest>{block_id}</Latest>" for block_id in block_ids) + "</BlockList>"
+        self._send(
+            "Put Block List",
+            "PUT",
+            f"{upload_url}&comp=blocklist",
+            data=body.encode(),
+            headers={
+                "x-ms-version": AZURE_API_VERSION,
+                "Content-Type": "application/xml",
+                "x-ms-blob-content-type": "application/zip",
+            },
+        )
+
+    def _send(self, what: str, method: str, url: str, data: bytes, headers: dict[str, str]) -> requests.Response:
+        """One call with retries; a 2xx response, or ArtifactError after the retry budget."""
+        last = ""
+        for attempt in range(1, self.retry.attempts + 1):
+            retry_after = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=(self.retry.connect_timeout, self.retry.read_timeout),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}: {shorten(_without_query(str(exc)), 160)}"
+            else:
+                if 200 <= response.status_code < 300:
+                    return response
+                last = f"HTTP {response.status_code}{_error_detail(response)}"
+                if response.status_code not in RETRY_STATUSES:
+                    raise ArtifactError(f"{what} to {_where(url)} failed: {last}", _HINT)
+                retry_after = response.headers.get("Retry-After")
+            if attempt < self.retry.attempts:
+                pause = self.retry.delay(attempt, retry_after)
+                self.log(f"{what}: {last}; retry {attempt} of {self.retry.attempts - 1} in {pause:.1f} s")
+                time.sleep(pause)
+        raise ArtifactError(f"{what} to {_where(url)} failed after {self.retry.attempts} attempts: {last}", _HINT)
+
+
+_HINT = "the artifact was not finalized; re-run the job, or set upload-artifact: false"
+
+
+def _field(answer: Mapping[str, Any], snake: str) -> Any:
+    """A response field: Twirp JSON may use snake_case or camelCase (act answers camelCase)."""
+    head, *rest = snake.split("_")
+    return answer.get(snake, answer.get(head + "".join(part.title() for part in rest)))
+
+
+def _write_zip(archive: Path, files: Sequence[Path]) -> list[str]:
+    members: list[str] = []
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path in files:
+            if path.name in members:
+                continue
+            zf.write(path, arcname=path.name)
+            members.append(path.name)
+    if not members:
+        raise ArtifactError("nothing to upload: the conversion wrote no files")
+    return members
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _where(url: str) -> str:
+    """Scheme, host and path only: the query of a signed URL is a credential."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _without_query(text: str) -> str:
+    # requests puts the URL, signature included, into some exception messages.
+    return re.sub(r"\?\S*", "", text)
+
+
+def _error_detail(response: requests.Response) -> str:
+    """Twirp's {"code", "msg"} or Azure's <Code>, when the body has them."""
+    text = response.text[:2000] if response.content else ""
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and (body.get("msg") or body.get("code")):
+            return f" ({body.get('code', '')}: {shorten(str(body.get('msg', '')), 160)})"
+    except ValueError:
+        pass
+    if "<Code>" in text:
+        return f" ({text.split('<Code>', 1)[1].split('</Code>', 1)[0]})"
+    return ""

@@ -1,0 +1,71 @@
+"""The action's inputs: every CLI option (``converter.request.OPTIONS``) plus four of its own.
+
+The runner passes input ``model-path`` as ``INPUT_MODEL-PATH`` (hyphen kept). Values are read
+with github-action-utils and parsed by the same functions as the CLI's flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import github_action_utils as gha
+
+from converter.github.artifacts import validate_artifact_name
+from converter.request import OPTIONS, ConversionRequest, Option, parse_bool, parse_int
+
+# Inputs that only the action has (action.yml lists them after the CLI options; a test checks).
+ACTION_OPTIONS: tuple[Option, ...] = (
+    Option("upload-artifact", "true", "Upload the .onnx file(s) and both reports as a workflow artifact."),
+    Option("artifact-name", "", "Name of the artifact; empty means <model stem>-onnx."),
+    Option(
+        "retention-days",
+        "",
+        "Days to keep the artifact (1 or more; more than the repository's limit is cut to it); "
+        "empty means the repository's setting.",
+    ),
+    Option("summary", "true", "Write the markdown report to the job summary."),
+)
+
+Reader = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    upload_artifact: bool = True
+    artifact_name: str = ""  # empty: derived from the model
+    retention_days: int | None = None  # None: the repository's setting
+    summary: bool = True
+
+    @classmethod
+    def from_inputs(cls, read: Reader) -> ActionSettings:
+        raw = {o.name: (read(o.name) or "").strip() or o.default for o in ACTION_OPTIONS}
+        name = raw["artifact-name"]
+        return cls(
+            upload_artifact=parse_bool("upload-artifact", raw["upload-artifact"]),
+            artifact_name=validate_artifact_name(name) if name else "",
+            retention_days=_retention_days(raw["retention-days"]),
+            summary=parse_bool("summary", raw["summary"]),
+        )
+
+
+def _retention_days(value: str) -> int | None:
+    if not value:
+        return None
+    return parse_int("retention-days", value, minimum=1)
+
+
+def read_input(name: str) -> str | None:
+    """One input as the runner passed it (None when absent)."""
+    return gha.get_user_input(name, trim_whitespace=True)
+
+
+def read_inputs(workspace: Path, read: Reader = read_input) -> tuple[ConversionRequest, ActionSettings]:
+    """Parse every input; paths are resolved in ``workspace`` and must stay inside it.
+
+    Raises UserError, naming the input and its value, for anything wrong.
+    """
+    settings = ActionSettings.from_inputs(read)  # first: cheap, and no conversion on a bad name
+    request = ConversionRequest.from_mapping({o.name: read(o.name) for o in OPTIONS}, base_dir=workspace)
+    return request, settings

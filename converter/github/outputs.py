@@ -1,0 +1,89 @@
+"""A Report back into GitHub: step outputs, the job summary and annotations.
+
+Everything goes through github-action-utils (random heredoc delimiters for GITHUB_OUTPUT,
+escaped workflow commands). Each writer does nothing when its runner file is not set, so the
+action also runs under plain ``docker run`` with INPUT_* variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import github_action_utils as gha
+
+from converter.github.artifacts import UploadedArtifact
+from converter.report import MARKDOWN_LIMIT, Report
+
+# name -> description; action.yml declares exactly these (a test checks it).
+OUTPUTS: dict[str, str] = {
+    "onnx-path": "Path of the .onnx file, relative to the workspace (empty if the conversion failed).",
+    "passed": "true if every output is within tolerance, else false.",
+    "max-abs-diff": "Largest absolute difference between ONNX and original outputs (empty if not validated).",
+    "max-rel-diff": "Largest relative difference between ONNX and original outputs (empty if not validated).",
+    "opset": "Opset of the ONNX file.",
+    "report-path": "Path of the JSON report, relative to the workspace; the markdown report is beside it.",
+    "artifact-id": "Id of the uploaded artifact (empty if none was uploaded).",
+    "artifact-url": "Download page of the uploaded artifact (empty if none was uploaded).",
+}
+# GitHub shows at most 10 warning annotations per step; keep room for other steps.
+MAX_WARNINGS = 5
+
+
+def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | None) -> dict[str, str]:
+    """Every output, as the strings GITHUB_OUTPUT carries."""
+    return {
+        "onnx-path": relative_path(report.onnx.path, workspace) if report.onnx else "",
+        "passed": "true" if report.passed else "false",
+        "max-abs-diff": _number(report.max_abs_diff),
+        "max-rel-diff": _number(report.max_rel_diff),
+        "opset": str(report.onnx.opset) if report.onnx else "",
+        "report-path": relative_path(report.reports["json"], workspace) if report.reports else "",
+        "artifact-id": artifact.id if artifact else "",
+        "artifact-url": artifact.url if artifact else "",
+    }
+
+
+def write_outputs(values: dict[str, str]) -> None:
+    if not os.environ.get("GITHUB_OUTPUT"):
+        return
+    for name, value in values.items():
+        gha.set_output(name, value)
+
+
+def write_summary(report: Report, artifact: UploadedArtifact | None) -> None:
+    """The markdown report (cut to fit GitHub's 1 MiB summary limit), then the artifact link."""
+    if not os.environ.get("GITHUB_STEP_SUMMARY"):
+        return
+    footer = ""
+    if artifact:
+        footer = f"\n**Artifact:** [{artifact.name}]({artifact.url}) ({artifact.size:,} bytes: {', '.join(artifact.files)})\n"
+    gha.append_job_summary(report.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer)
+
+
+def annotate(report: Report, fail_on_mismatch: bool) -> None:
+    """Notable warnings (exporter fallback, opset change) and the verdict, as annotations."""
+    for warning in report.warnings[:MAX_WARNINGS]:
+        gha.warning(warning, title="onnx-convert")
+    if len(report.warnings) > MAX_WARNINGS:
+        gha.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
+    if report.status == "error":
+        gha.error(report.headline(), title="ONNX conversion failed")
+    elif not report.passed:
+        if fail_on_mismatch:
+            gha.error(report.headline(), title="ONNX output differs from the original")
+        else:
+            gha.warning(
+                report.headline() + " (fail-on-mismatch is false)", title="ONNX output differs from the original"
+            )
+
+
+def relative_path(path: str, workspace: Path) -> str:
+    """``path`` relative to the workspace: the same file for later steps outside the container."""
+    resolved = Path(path).resolve()
+    base = workspace.resolve()
+    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
