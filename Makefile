@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= sklearn,pytorch,tensorflow
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean bench
 
 venv: $(STAMP)
 
@@ -24,9 +24,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
+# make e2e: only the end-to-end tests (the action's image under act); needs ../shared/tools.
+.PHONY: e2e
+e2e: $(STAMP)
+	$(PY) -m pytest -m e2e -v -s tests/e2e $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) onnx-models examples/models .pytest_cache
+
+bench: $(STAMP)
+	$(PY) bench/run.py

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import re
 import sys
 import zipfile
@@ -22,10 +21,6 @@ if TYPE_CHECKING:
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 # Types from these packages are trusted when loading .skops files; anything else is listed.
 TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins")
-# skops builds its trusted-type list at import with sklearn's all_estimators(), which walks every
-# sklearn package; sklearn.externals.array_api_compat.torch then imports torch when it is installed
-# (3 s here). The walk skips packages that fail to import, so these are blocked meanwhile.
-UNRELATED_FRAMEWORKS = ("torch", "tensorflow", "jax", "cupy")
 # Encoders whose categories tell us an input column holds strings.
 STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
@@ -74,7 +69,7 @@ class SklearnBackend(Backend):
         )
 
     def _load_skops(self, path: Path) -> Any:
-        with _blocked_imports(UNRELATED_FRAMEWORKS):
+        with _without_estimator_walk(self.require("sklearn.utils")):
             sio = self.require("skops.io")
         try:
             untrusted = sio.get_untrusted_types(file=path)
@@ -193,24 +188,25 @@ class SklearnBackend(Backend):
 # -- helpers ------------------------------------------------------------------------------
 
 
-class _ImportBlocker(importlib.abc.MetaPathFinder):
-    def __init__(self, roots: tuple[str, ...]) -> None:
-        self.roots = roots
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".")[0] in self.roots:
-            raise ImportError(f"{name} is not needed to load a scikit-learn model")
-
-
 @contextlib.contextmanager
-def _blocked_imports(roots: tuple[str, ...]) -> Iterator[None]:
-    """Make importing ``roots`` fail meanwhile, unless one is already imported."""
-    blocker = _ImportBlocker(tuple(r for r in roots if r not in sys.modules))
-    sys.meta_path.insert(0, blocker)
+def _without_estimator_walk(sklearn_utils: Any) -> Iterator[None]:
+    """Import skops without its walk over every scikit-learn module.
+
+    At import, skops builds a default list of trusted types with sklearn's all_estimators(),
+    which imports every sklearn package (and, through sklearn.externals.array_api_compat,
+    torch when it is installed): importing skops took 17.8 s with the walk and 6.9 s without it,
+    side by side on this busy 2-core machine (bench/RESULTS.md has the whole conversion). We never
+    use that default list (``_load_skops`` passes the types it trusts), so the walk is skipped.
+    """
+    if "skops.io" in sys.modules:
+        yield
+        return
+    walk = sklearn_utils.all_estimators
+    sklearn_utils.all_estimators = lambda *args, **kwargs: []
     try:
         yield
     finally:
-        sys.meta_path.remove(blocker)
+        sklearn_utils.all_estimators = walk
 
 
 def _walk(estimator: Any) -> list[Any]:
