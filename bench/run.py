@@ -11,6 +11,7 @@ printed and written to bench/RESULTS.md with the machine and versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata as md
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
 
 from bench import models  # noqa: E402
 
@@ -96,12 +98,16 @@ def end_to_end(work: Path, runs: int) -> list[Pair]:
         model = build(work)
         out = work / "out"
 
-        def ours(model: Path = model, options: list[str] = options) -> Run:
+        def ours(model: Path = model, options: list[str] = options, out: Path = out) -> Run:
             shutil.rmtree(out, ignore_errors=True)
-            return run_process([ONNX_CONVERT, "--model-path", str(model), "--output-dir", str(out), "--quiet", *options])
+            return run_process(
+                [ONNX_CONVERT, "--model-path", str(model), "--output-dir", str(out), "--quiet", *options]
+            )
 
         def bare(model: Path = model, recipe: str = recipe) -> Run:
-            return run_process([sys.executable, str(ROOT / "bench" / "bare" / recipe), str(model), str(work / "bare.onnx")])
+            return run_process(
+                [sys.executable, str(ROOT / "bench" / "bare" / recipe), str(model), str(work / "bare.onnx")]
+            )
 
         pairs.append(side_by_side(Pair(name, 1.3), ours, bare, runs))
     return pairs
@@ -127,18 +133,36 @@ def import_cost(work: Path, runs: int) -> Pair:
 
 def docker_cold_start(work: Path, runs: int) -> Pair | str:
     """4: docker run of the full image against the same CLI in the venv."""
-    if shutil.which("docker") is None or subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE], capture_output=True).returncode:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE], capture_output=True).returncode
+    ):
         return f"skipped: no image {DOCKER_IMAGE} (run ../shared/tools/container-sandbox up, then docker build -t {DOCKER_IMAGE} .)"
     model = models.random_forest(work)
 
     def container() -> Run:
         return run_process(
-            ["docker", "run", "--rm", "-v", f"{work}:/github/workspace", "-w", "/github/workspace", DOCKER_IMAGE]
-            + ["--model-path", model.name, "--output-dir", "docker-out", "--quiet"]
+            [
+                "docker",
+                "run",
+                "--rm",
+                "-v",
+                f"{work}:/github/workspace",
+                "-w",
+                "/github/workspace",
+                DOCKER_IMAGE,
+                "--model-path",
+                model.name,
+                "--output-dir",
+                "docker-out",
+                "--quiet",
+            ]
         )
 
     def venv() -> Run:
-        return run_process([ONNX_CONVERT, "--model-path", str(model), "--output-dir", str(work / "venv-out"), "--quiet"])
+        return run_process(
+            [ONNX_CONVERT, "--model-path", str(model), "--output-dir", str(work / "venv-out"), "--quiet"]
+        )
 
     return side_by_side(Pair("docker run (full image) vs the venv CLI", None), container, venv, runs)
 
@@ -154,7 +178,11 @@ def validation_cost(work: Path, runs: int) -> list[tuple[int, float, float]]:
         times = []
         for i in range(runs):
             request = ConversionRequest.from_mapping(
-                {"model-path": str(model), "output-dir": str(work / f"v{samples}-{i}"), "validation-samples": str(samples)}
+                {
+                    "model-path": str(model),
+                    "output-dir": str(work / f"v{samples}-{i}"),
+                    "validation-samples": str(samples),
+                }
             )
             report = convert(request)
             times.append(report.timings["validate"] + report.timings["reference_run"])
@@ -167,14 +195,33 @@ def validation_cost(work: Path, runs: int) -> list[tuple[int, float, float]]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
-    memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    memory_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
     versions = []
-    for package in ("onnx-convert-action", "numpy", "onnx", "onnxruntime", "scikit-learn", "skl2onnx", "torch", "onnxscript", "tensorflow-cpu", "keras", "tf2onnx"):
-        try:
+    for package in (
+        "onnx-convert-action",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+        "scikit-learn",
+        "skl2onnx",
+        "torch",
+        "onnxscript",
+        "tensorflow-cpu",
+        "keras",
+        "tf2onnx",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
             versions.append(f"{package} {md.version(package)}")
-        except md.PackageNotFoundError:
-            pass
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB, {platform.platform()}, "
         f"Python {platform.python_version()}\n\n{' · '.join(versions)}"
@@ -213,7 +260,7 @@ def render(e2e: list[Pair], imports: Pair | None, docker: Pair | str | None, sam
             "",
             "| | seconds |",
             "|---|---|",
-            f"| `python -c \"import sklearn, skl2onnx, onnxruntime\"` | {imports.median('b', 'seconds'):.2f} |",
+            f'| `python -c "import sklearn, skl2onnx, onnxruntime"` | {imports.median("b", "seconds"):.2f} |',
             f"| onnx-convert on a LogisticRegression .skops | {imports.median('a', 'seconds'):.2f} |",
             f"| ratio (target < 1.5x) | {imports.ratio('seconds'):.2f}x {ok} |",
             "",
@@ -244,7 +291,11 @@ def render(e2e: list[Pair], imports: Pair | None, docker: Pair | str | None, sam
         ]
         lines += [f"| {n} | {t:.4f} | {per * 1000:.4f} |" for n, t, per in samples]
         growth = samples[-1][1] / samples[-2][1]
-        lines += ["", f"Growth from 256 to 4096 samples (16x the samples): {growth:.1f}x the time ({'at most linear ✅' if growth <= 16 else 'worse than linear ❌'}).", ""]
+        lines += [
+            "",
+            f"Growth from 256 to 4096 samples (16x the samples): {growth:.1f}x the time ({'at most linear ✅' if growth <= 16 else 'worse than linear ❌'}).",
+            "",
+        ]
     return "\n".join(lines)
 
 
