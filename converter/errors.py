@@ -50,7 +50,7 @@ class MissingFrameworkError(UserError):
     """A framework the model needs is not installed (or not in this image)."""
 
 
-def shorten(text: str, limit: int = 300) -> str:
+def shorten(text: object, limit: int = 300) -> str:
     """One line of at most ``limit`` characters from an exception message."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
