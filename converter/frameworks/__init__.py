@@ -14,6 +14,7 @@ from converter.frameworks.base import Backend
 # framework name -> "module:Class"; order is the detection order.
 BACKENDS: dict[str, str] = {
     "sklearn": "converter.frameworks.sklearn:SklearnBackend",
+    "pytorch": "converter.frameworks.pytorch:PytorchBackend",
 }
 
 

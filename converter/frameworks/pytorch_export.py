@@ -1,0 +1,257 @@
+"""The two torch.onnx exporters, run quietly, with their errors cut to one line.
+
+torch.onnx.export(dynamo=True) (the torch.export-based exporter) is preferred; the TorchScript
+exporter (dynamo=False) is the fallback and the only route for ScriptModules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from converter.errors import shorten
+
+# One protobuf holds at most 2 GiB; leave room for the graph itself. Above this the weights go
+# to <name>.onnx.data next to the .onnx (a module constant so a test can lower it).
+EXTERNAL_DATA_BYTES = 2 * 1024**3 - 128 * 1024**2
+DYNAMO = "torch.onnx.export(dynamo=True)"
+TORCHSCRIPT = "torch.onnx.export(dynamo=False)"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Captured:
+    """What an exporter said while it ran."""
+
+    warnings: list[warnings.WarningMessage] = field(default_factory=list)
+    output: str = ""
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[Captured]:
+    """Silence torch while it exports: warnings, logging, and C++ prints to fd 1 and 2.
+
+    The user sees one result line, or one error line; torch's graph dumps and deprecation
+    notices would bury it (the TorchScript exporter prints the graph from C++ on failure).
+    """
+    captured = Captured()
+    previous_disable = logging.root.manager.disable
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logging.disable(logging.CRITICAL)
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        python_out = _StringSink()
+        try:
+            with contextlib.redirect_stdout(python_out), contextlib.redirect_stderr(python_out):
+                yield captured
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            logging.disable(previous_disable)
+            sink.seek(0)
+            captured.output = sink.read().decode(errors="replace") + python_out.text
+            captured.warnings = list(caught)
+
+
+class _StringSink:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def dynamo_export(
+    torch: Any,
+    model: Any,
+    args: tuple[Any, ...],
+    opset: int,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_shapes: tuple[Any, ...] | None,
+    path: Path,
+    large: bool,
+) -> list[Path]:
+    """Export with the torch.export-based exporter; returns the files written besides ``path``."""
+    with quiet():
+        program = torch.onnx.export(
+            model,
+            args,
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=dynamic_shapes,
+            optimize=True,
+            verbose=False,
+        )
+        assign_names(program.model, input_names, output_names)
+        if large:
+            program.save(str(path), external_data=True)
+        else:
+            # ONNXProgram.save moves weights to a .data file above 1.5 GiB; under the 2 GiB
+            # protobuf limit we keep one self-contained file.
+            onnx.save_model(program.model_proto, str(path))
+    data = path.with_name(path.name + ".data")
+    return [data] if data.exists() else []
+
+
+def assign_names(model: Any, input_names: list[str], output_names: list[str]) -> None:
+    """Name the graph's inputs and outputs, first renaming any inner value that holds one of the names.
+
+    torch.onnx.export(output_names=...) renames only the output, so an output called
+    ``embedding`` collides with the value of the aten.embedding node and fails the checker (SSA).
+    """
+    import onnx_ir as ir
+
+    values: dict[int, Any] = {}
+    for value in [*model.graph.inputs, *model.graph.initializers.values()]:
+        values[id(value)] = value
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        for value in node.outputs:
+            values[id(value)] = value
+    taken = {v.name for v in values.values()} | set(input_names) | set(output_names)
+    wanted = set(input_names) | set(output_names)
+    for value in values.values():
+        if value.name in wanted:
+            base, number = value.name, 1
+            while f"{base}_{number}" in taken:
+                number += 1
+            value.name = f"{base}_{number}"
+            taken.add(value.name)
+    for value, name in zip(model.graph.inputs, input_names, strict=True):
+        value.name = name
+    for value, name in zip(model.graph.outputs, output_names, strict=True):
+        value.name = name
+
+
+def torchscript_export(
+    torch: Any,
+    model: Any,
+    args: tuple[Any, ...],
+    opset: int,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    path: Path,
+    large: bool,
+) -> tuple[list[Path], list[warnings.WarningMessage]]:
+    """Export with the TorchScript exporter into a scratch folder, then put the result at ``path``.
+
+    The TorchScript exporter writes one file per tensor when it needs external data; we gather
+    them into one ``<name>.onnx.data`` so the report can list every file.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=".torchscript-", dir=path.parent))
+    try:
+        target = scratch / path.name
+        with quiet() as captured:
+            torch.onnx.export(
+                model,
+                args,
+                str(target),
+                dynamo=False,
+                opset_version=opset,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes or None,
+                do_constant_folding=True,
+            )
+        written = [p for p in scratch.iterdir() if p != target]
+        if large or written:
+            proto = onnx.load(str(target), load_external_data=True)
+            location = path.name + ".data"
+            # convert_attribute: a scripted module keeps its weights in Constant nodes, not initializers.
+            onnx.save_model(
+                proto,
+                str(path),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=location,
+                convert_attribute=True,
+            )
+            data = path.with_name(location)
+            extra = [data] if data.exists() else []
+        else:
+            target.replace(path)
+            extra = []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return extra, captured.warnings
+
+
+def file_opset(path: Path) -> int:
+    model = onnx.load(str(path), load_external_data=False)
+    return max(imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx"))
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+def summarize(exc: BaseException, limit: int = 240) -> str:
+    """An exporter's exception as one line: its own summary, and the user's line of code if named."""
+    text = _ANSI.sub("", str(exc))
+    summary = ""
+    if "## Exception summary" in text:
+        after = text.split("## Exception summary", 1)[1]
+        lines = [ln.strip() for ln in after.splitlines() if ln.strip() and ln.strip() != "⬆️"]
+        summary = lines[0] if lines else ""
+    elif "Traceback of TorchScript" in text:
+        # The interpreter's traceback, then "builtins.RuntimeError: <the error>" on the last line.
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        summary = re.sub(r"^(?:builtins\.)?\w+: ", "", lines[-1])
+    else:
+        summary = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    # "<class 'torch...GuardOnDataDependentSymNode'>: Could not guard ..." -> "GuardOnDataDependentSymNode: ..."
+    summary = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", summary)
+    where = user_code_line(text)
+    if where:
+        summary = f"{shorten(summary, limit - len(where) - 5)} (at {where})"
+    return shorten(summary, limit)
+
+
+def user_code_line(text: str) -> str:
+    """``file.py:12 `code``` for the first line of the user's code an exporter error quotes."""
+    match = re.search(r'The following call raised this error:\s*File "([^"]+)", line (\d+), in \w+\s*\n\s*(.+)', text)
+    if not match:
+        return ""
+    return f"{Path(match.group(1)).name}:{match.group(2)} `{match.group(3).strip()}`"
+
+
+def tracer_problems(caught: list[warnings.WarningMessage]) -> tuple[list[str], list[str]]:
+    """TorchScript tracer warnings split into fatal ones (a Python branch on a tensor) and the rest."""
+    fatal, other = [], []
+    for warning in caught:
+        if warning.category.__name__ != "TracerWarning":
+            continue
+        text = str(warning.message).split(". ", 1)[0]
+        where = f"{Path(warning.filename).name}:{warning.lineno}"
+        line = f"{text} ({where})"
+        if "Python boolean" in text:
+            fatal.append(line)
+        elif line not in other:
+            other.append(line)
+    return fatal, other

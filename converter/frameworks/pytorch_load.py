@@ -1,0 +1,330 @@
+"""PyTorch model files: what a file is (without importing torch) and how to load it safely.
+
+Formats:
+- ``torchscript``: a ``torch.jit.save`` zip (``code/`` and ``constants.pkl``), loaded by ``torch.jit.load``.
+- ``exported_program``: a ``torch.export.save`` zip (``archive_format``), loaded by ``torch.export.load``.
+- ``state_dict``: a ``torch.save`` file whose pickle holds only tensors and containers.
+- ``safetensors``: a safetensors file (always weights only).
+- ``pickled_module``: a ``torch.save`` file whose pickle names other classes (a whole nn.Module):
+  unpickling runs code, so it needs --allow-unsafe-load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import pickletools
+import struct
+import sys
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from converter.errors import UserError, shorten
+
+SAFE_FORMATS = (
+    "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
+    "or as a state_dict (.pt or .safetensors) with --model-class"
+)
+# Files torch.save writes under these suffixes when they are not zip archives (the pre-1.6 format).
+LEGACY_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
+# Globals a weights-only pickle may name: containers, tensor rebuilders, storages, dtypes.
+WEIGHTS_ONLY_MODULES = {"collections", "torch._utils", "torch", "builtins", "__builtin__", "_codecs", "torch._tensor"}
+# Keys under which training scripts commonly nest the state_dict in a checkpoint dict.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
+MAX_KEYS_SHOWN = 8
+
+
+def detect_format(path: Path) -> str | None:
+    """The PyTorch format of ``path``, read from its structure; torch is not imported."""
+    if not path.is_file():
+        return None
+    if path.suffix.lower() == ".safetensors":
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                # Every entry sits under one top-level folder named after the saved file.
+                inner = {name.split("/", 1)[1] for name in names if "/" in name}
+                if "archive_format" in inner:
+                    return "exported_program"
+                if "constants.pkl" in inner and any(n.startswith("code/") for n in inner):
+                    return "torchscript"
+                pickles = [n for n in names if n.endswith("/data.pkl")]
+                if not pickles:
+                    return None
+                data = archive.read(pickles[0])
+        except (zipfile.BadZipFile, OSError):
+            return None
+        return "pickled_module" if foreign_globals([data]) else "state_dict"
+    if path.suffix.lower() in LEGACY_SUFFIXES and _looks_like_pickle(path):
+        return "pickled_module" if foreign_globals(_legacy_pickles(path)) else "state_dict"
+    return None
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _legacy_pickles(path: Path) -> list[bytes]:
+    """The pickles at the head of a legacy torch.save file (magic, protocol, sys info, object)."""
+    data = path.read_bytes()
+    stream = io.BytesIO(data)
+    found = []
+    for _ in range(4):
+        start = stream.tell()
+        try:
+            for _op in pickletools.genops(stream):
+                pass
+        except Exception:  # the raw storage bytes follow the pickles
+            break
+        found.append(data[start : stream.tell()])
+    return found
+
+
+def foreign_globals(pickles: list[bytes]) -> list[str]:
+    """Classes and functions a pickle names beyond what a weights-only file needs.
+
+    Read from the opcodes, never by unpickling; torch.load(weights_only=True) stays the real gate.
+    """
+    found: list[str] = []
+    for data in pickles:
+        strings: list[str] = []
+        memo: dict[int, str] = {}
+        try:
+            for opcode, arg, _pos in pickletools.genops(data):
+                name = opcode.name
+                if name == "GLOBAL":
+                    module, _, attr = str(arg).partition(" ")
+                    _add_global(found, module, attr)
+                elif name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings.append(str(arg))
+                elif name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+                elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                    _add_global(found, strings[-2], strings[-1])
+        except Exception:  # a damaged pickle: torch.load will say so
+            continue
+    return found
+
+
+def _add_global(found: list[str], module: str, attr: str) -> None:
+    if module in WEIGHTS_ONLY_MODULES:
+        return
+    qualified = f"{module}.{attr}"
+    if qualified not in found:
+        found.append(qualified)
+
+
+def describe_pickled_class(path: Path) -> str:
+    """The class a pickled module names first (the user's, not torch.nn's), for error messages."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickles = [archive.read(n) for n in archive.namelist() if n.endswith("/data.pkl")][:1]
+        else:
+            pickles = _legacy_pickles(path)
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    names = foreign_globals(pickles)
+    own = [n for n in names if not n.startswith("torch.")]
+    return (own or names or [""])[0]
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def load_checkpoint(torch: Any, path: Path, fmt: str, allow_unsafe: bool) -> Any:
+    """The object in a torch.save file: weights only unless the user allowed unpickling."""
+    if allow_unsafe and fmt == "pickled_module":
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except (ModuleNotFoundError, AttributeError) as exc:
+            cls = describe_pickled_class(path)
+            # Unpickling imports the class by module path; a class from a script's __main__ is gone.
+            what = f"{cls}, a class that cannot be imported here" if cls else f"a class that cannot be imported ({exc})"
+            raise UserError(
+                f"{path.name} is a pickled {what}",
+                "make the module that defines it importable (PYTHONPATH), or " + SAFE_FORMATS,
+            ) from None
+        except Exception as exc:  # a damaged pickle raises nearly anything
+            raise UserError(
+                f"{path.name} could not be loaded by torch.load ({shorten(exc, 160)})",
+                "check that the file is complete",
+            ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if "weights_only" not in str(exc) and "Weights only" not in str(exc):
+            raise UserError(
+                f"{path.name} could not be loaded by torch.load ({shorten(exc, 160)})",
+                "check that the file is complete",
+            ) from None
+    cls = describe_pickled_class(path)
+    what = f"a pickled {cls}" if cls else "a pickle of more than tensors"
+    raise UserError(
+        f"{path.name} is {what}, and unpickling it runs any code it contains",
+        SAFE_FORMATS + "; or pass --allow-unsafe-load true if you trust the file",
+    )
+
+
+def load_safetensors(require: Callable[[str], Any], path: Path) -> dict[str, Any]:
+    safetensors_torch = require("safetensors.torch")
+    try:
+        return dict(safetensors_torch.load_file(str(path), device="cpu"))
+    except Exception as exc:
+        raise UserError(
+            f"{path.name} is not a readable safetensors file ({shorten(exc, 160)})",
+            "save it again with safetensors.torch.save_file",
+        ) from None
+
+
+def extract_state_dict(torch: Any, obj: Any, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The tensors of a state_dict, unwrapped from a training checkpoint dict if need be."""
+    notes: list[str] = []
+    if not isinstance(obj, Mapping):
+        raise UserError(
+            f"{path.name} holds a {type(obj).__name__}, not a state_dict or an nn.Module",
+            "save model.state_dict() or the model itself",
+        )
+    if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in CHECKPOINT_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+                notes.append(f"{path.name} is a checkpoint dict; its state_dict was read from key {key!r}")
+                obj = inner
+                break
+        else:
+            keys = ", ".join(map(str, list(obj)[:MAX_KEYS_SHOWN])) or "(none)"
+            raise UserError(
+                f"{path.name} holds a dict without tensors (keys: {keys})",
+                "save model.state_dict() itself",
+            )
+    return {str(k): v for k, v in obj.items()}, notes
+
+
+def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
+    """The class or factory named by ``--model-class path/to/file.py:Name``, imported by path."""
+    file_part, sep, name = spec.rpartition(":")
+    if not sep or not file_part or not name:
+        raise UserError.bad_value(
+            "model-class",
+            spec,
+            "not in the form path/to/file.py:Name",
+            "give the file and the class, e.g. models/net.py:Net",
+        )
+    path = Path(file_part).expanduser()
+    if not path.is_file():
+        raise UserError.bad_value(
+            "model-class",
+            spec,
+            f"no such file {file_part}",
+            "give the .py file that defines the model (relative to the working directory)",
+        )
+    if path.suffix != ".py" or not name.isidentifier():
+        raise UserError.bad_value(
+            "model-class",
+            spec,
+            "not in the form path/to/file.py:Name",
+            "give the file and the class, e.g. models/net.py:Net",
+        )
+    module_name = f"_onnx_convert_model_class_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # so the file can import its neighbours
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise UserError(
+            f'--model-class "{spec}": importing {path.name} failed: {type(exc).__name__}: {shorten(exc, 200)}',
+            "fix the error in that file, or install what it imports",
+        ) from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    factory = getattr(module, name, None)
+    if factory is None or not callable(factory):
+        classes = [
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, type) and v.__module__ == module_name and not n.startswith("_")
+        ]
+        defined = f"it defines {', '.join(classes)}" if classes else "it defines no classes"
+        raise UserError(
+            f'--model-class "{spec}": {path.name} has no {"callable " if factory is not None else ""}{name} ({defined})',
+            "name the nn.Module class or a zero-argument factory function in that file",
+        )
+    return factory, f"{path.name}:{name}"
+
+
+def build_module(torch: Any, factory: Callable[[], Any], spec: str) -> Any:
+    try:
+        model = factory()
+    except Exception as exc:
+        raise UserError(
+            f'--model-class "{spec}": calling {getattr(factory, "__name__", spec)}() failed: '
+            f"{type(exc).__name__}: {shorten(exc, 200)}",
+            "give a class whose constructor needs no arguments, or a zero-argument factory function that builds the model",
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise UserError(
+            f'--model-class "{spec}": {getattr(factory, "__name__", spec)}() returned a {type(model).__name__}, not an nn.Module',
+            "name the nn.Module class or a factory that returns one",
+        )
+    return model
+
+
+def apply_state_dict(model: Any, state: dict[str, Any], path: Path, class_label: str) -> list[str]:
+    """Load the weights strictly; a key that does not match is an error that lists the keys."""
+    notes = []
+    expected = set(model.state_dict())
+    prefix = "module."  # nn.DataParallel / DistributedDataParallel wrap every key
+    if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
+        state = {k[len(prefix) :]: v for k, v in state.items()}
+        notes.append(f"the keys in {path.name} had a 'module.' prefix (DataParallel); it was removed")
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        detail = str(exc).split("\n\t", 1)[-1]  # the lines after "Error(s) in loading state_dict for X:"
+        raise UserError(
+            f"the weights in {path.name} do not fit {class_label}: {shorten(detail, 240)}",
+            "check that --model-class is the class the weights were saved from",
+        ) from None
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing keys {_key_list(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected keys {_key_list(result.unexpected_keys)}")
+    if problems:
+        raise UserError(
+            f"the weights in {path.name} do not fit {class_label}: {'; '.join(problems)}",
+            "check that --model-class is the class the weights were saved from",
+        )
+    return notes
+
+
+def _key_list(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f" and {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
+def safetensors_header_ok(path: Path) -> bool:
+    """A safetensors file starts with the length of its JSON header, then the header."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 8 + length <= path.stat().st_size
