@@ -15,6 +15,7 @@ from converter.frameworks.base import Backend
 BACKENDS: dict[str, str] = {
     "sklearn": "converter.frameworks.sklearn:SklearnBackend",
     "pytorch": "converter.frameworks.pytorch:PytorchBackend",
+    "tensorflow": "converter.frameworks.tensorflow:TensorFlowBackend",
 }
 
 

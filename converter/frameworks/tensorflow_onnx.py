@@ -1,0 +1,100 @@
+"""Touch-ups on the ONNX graphs tf2onnx writes: names, declared input dimensions, unmapped ops.
+
+Plain onnx, no TensorFlow, so they are cheap to test.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import onnx
+
+from converter.frameworks.base import TensorSpec
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every subgraph (Loop and If bodies) in it."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _graphs(sub)
+
+
+def unsupported_ops(model: onnx.ModelProto) -> list[str]:
+    """TensorFlow ops tf2onnx left in the graph unconverted, e.g. ``Lgamma``.
+
+    tf2onnx only logs an op it has no handler for and keeps the TensorFlow node, which no
+    ONNX runtime can run; such a node has an op type the ONNX default domain does not know.
+    """
+    found: Counter[str] = Counter()
+    for graph in _graphs(model.graph):
+        for node in graph.node:
+            if node.domain in DEFAULT_DOMAINS and not onnx.defs.has(node.op_type):
+                found[node.op_type] += 1
+    return sorted(found)
+
+
+def rename_values(model: onnx.ModelProto, names: dict[str, str]) -> None:
+    """Rename graph inputs and outputs (and every reference to them), old name -> new name."""
+    if not names:
+        return
+    for graph in _graphs(model.graph):
+        for value in [*graph.input, *graph.output, *graph.value_info]:
+            value.name = names.get(value.name, value.name)
+        for node in graph.node:
+            node.input[:] = [names.get(n, n) for n in node.input]
+            node.output[:] = [names.get(n, n) for n in node.output]
+
+
+def declare_input_dims(model: onnx.ModelProto, specs: list[TensorSpec]) -> None:
+    """Declare the requested dimensions on the graph inputs.
+
+    tf2onnx names unknown dimensions ``unk__12``; a dimension the request names (``batch``)
+    gets that name, and a dimension the request fixes is fixed. A dimension the exported
+    file already fixes is left alone, so that a fixed batch axis is reported, not hidden.
+    """
+    by_name = {spec.name: spec for spec in specs}
+    for value in model.graph.input:
+        spec = by_name.get(value.name)
+        dims = value.type.tensor_type.shape.dim
+        if spec is None or spec.shape is None or len(dims) != len(spec.shape):
+            continue
+        for dim, wanted in zip(dims, spec.shape, strict=True):
+            if dim.HasField("dim_value"):
+                continue
+            if isinstance(wanted, int):
+                dim.dim_value = wanted
+            elif isinstance(wanted, str):
+                dim.dim_param = wanted
+
+
+def name_output_dims(model: onnx.ModelProto) -> None:
+    """Give output dimensions the names ONNX shape inference traces back to the inputs.
+
+    tf2onnx names every unknown output dimension ``unk__N``; when shape inference shows it
+    is the input's ``batch``, say so. Dimensions it cannot trace keep tf2onnx's name.
+    """
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.value_info[:]  # tf2onnx's own guesses, with unk__ names, would win
+    for value in probe.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False)
+    except (onnx.shape_inference.InferenceError, ValueError):
+        return
+    input_names = {d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim if d.dim_param}
+    for value, guess in zip(model.graph.output, inferred.graph.output, strict=True):
+        dims, guessed = value.type.tensor_type.shape.dim, guess.type.tensor_type.shape.dim
+        if len(dims) != len(guessed):
+            continue
+        for dim, new in zip(dims, guessed, strict=True):
+            if dim.dim_param.startswith("unk__") and new.dim_param in input_names:
+                dim.dim_param = new.dim_param

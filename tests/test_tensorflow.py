@@ -1,0 +1,468 @@
+"""TensorFlow / Keras backend end to end: real small models in every format, converted and validated.
+
+The models are built once per module (MobileNetV2 at 32x32, alpha 0.35) and each test
+converts one of them through the CLI in process, so TensorFlow is imported once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+ROOT = Path(__file__).resolve().parent.parent
+FROM_FUNCTION = "tf2onnx.convert.from_function"
+SAVED_MODEL = "tf2onnx saved-model"
+FROM_TFLITE = "tf2onnx.convert.from_tflite"
+
+
+def calibrate_batch_norm(model: Any, batch: np.ndarray) -> None:
+    """Give every BatchNormalization the statistics of a real batch, as training would.
+
+    A freshly built deep network with identity statistics shrinks activations to ~1e-11,
+    and a comparison of such outputs proves nothing.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(batch, training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+
+
+def _two_heads() -> Any:
+    a = keras.Input((4,), name="a")
+    b = keras.Input((3,), name="b")
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([a, b]))
+    score = keras.layers.Dense(2, name="score")(hidden)
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(hidden)
+    return keras.Model([a, b], [score, probs])
+
+
+class _Lgamma(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
+    def serve(self, x: Any) -> dict[str, Any]:
+        return {"y": tf.math.lgamma(tf.abs(x) + 1.0)}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tf_models")
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+
+    mlp = keras.Sequential(
+        [
+            keras.Input((8,), name="features"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
+    mlp.save(directory / "mlp.keras")
+
+    image = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same")(image)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3)(h)))
+    cnn = keras.Model(image, keras.layers.Dense(4, name="logits")(h))
+    calibrate_batch_norm(cnn, rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"))
+    assert abs(float(cnn.layers[2].moving_mean.numpy().mean())) > 1.0  # the statistics are real
+    cnn.save(directory / "cnn.h5")
+
+    lstm = keras.Sequential([keras.Input((10, 6), name="series"), keras.layers.LSTM(12), keras.layers.Dense(3)])
+    lstm.export(str(directory / "lstm_savedmodel"), verbose=False)
+
+    heads = _two_heads()
+    heads.save(directory / "two_heads.keras")
+    archive = keras.export.ExportArchive()
+    archive.track(heads)
+    signature = [tf.TensorSpec((None, 4), tf.float32, name="a"), tf.TensorSpec((None, 3), tf.float32, name="b")]
+    archive.add_endpoint(
+        "serving_default", lambda a, b: dict(zip(("score", "probs"), heads([a, b]), strict=True)), signature
+    )
+    archive.add_endpoint("probs_only", lambda a, b: {"probs": heads([a, b])[1]}, signature)
+    archive.write_out(str(directory / "two_heads_savedmodel"), verbose=False)
+
+    mobilenet = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
+    calibrate_batch_norm(mobilenet, rng.standard_normal((16, 32, 32, 3)).astype("float32"))
+    probabilities = np.asarray(mobilenet(rng.standard_normal((4, 32, 32, 3)).astype("float32"), training=False))
+    assert probabilities.std(axis=1).min() > 1e-3  # not the uniform 0.1 of an uncalibrated network
+    (directory / "mobilenet_v2.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(mobilenet).convert())
+
+    tokens = keras.Sequential(
+        [
+            keras.Input((12,), dtype="int32", name="tokens"),
+            keras.layers.Embedding(20, 8),
+            keras.layers.GRU(8),
+            keras.layers.Dense(1, activation="sigmoid", name="positive"),
+        ]
+    )
+    tokens.save(directory / "tokens.keras")
+
+    doubled = keras.Sequential(
+        [keras.Input((4,), name="x"), keras.layers.Dense(3), keras.layers.Lambda(lambda t: t * 2.0)]
+    )
+    doubled.save(directory / "lambda.keras")
+
+    scale = _unimportable_custom_layer()
+    custom = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3), scale(3.0)])
+    custom.save(directory / "custom.keras")
+    custom.save(directory / "custom.h5")
+    mlp.save_weights(directory / "mlp.weights.h5")
+
+    whole = (directory / "mlp.keras").read_bytes()
+    (directory / "truncated.keras").write_bytes(whole[: len(whole) // 2])  # an interrupted download
+
+    module = _Lgamma()
+    tf.saved_model.save(module, str(directory / "lgamma_savedmodel"), signatures={"serving_default": module.serve})
+    return directory
+
+
+def _unimportable_custom_layer() -> type:
+    """A layer class from the user's own code, which the converter cannot import."""
+
+    def init(self: Any, factor: float = 2.0, **kwargs: Any) -> None:
+        keras.layers.Layer.__init__(self, **kwargs)
+        self.factor = factor
+
+    return type(
+        "Scale",
+        (keras.layers.Layer,),
+        {
+            "__init__": init,
+            "__module__": "user_layers",
+            "call": lambda self, x: x * self.factor,
+            "get_config": lambda self: {**keras.layers.Layer.get_config(self), "factor": self.factor},
+        },
+    )
+
+
+def _passed(result: Any, stem: str) -> dict:
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.errors == ""
+    report = result.report(stem)
+    assert report["status"] == "passed"
+    assert report["validation"]["batch_sizes"] == [16, 8]  # the second run is the dynamic batch check
+    assert not report["validation"]["problems"]
+    return report
+
+
+def _tensors(report: dict, kind: str) -> dict[str, list]:
+    return {t["name"]: t["shape"] for t in report["onnx"][kind]}
+
+
+def _max_diff(report: dict, output: str) -> float:
+    return max(o["max_abs_diff"] for b in report["validation"]["batches"] for o in b["outputs"] if o["name"] == output)
+
+
+# -- the "done when" models, one per format ------------------------------------------------------
+
+
+def test_sequential_mlp_keras_converts_within_tolerance(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "mlp.keras")), "mlp")
+    assert report["model"]["format"] == "keras"
+    assert report["onnx"]["export_path"] == FROM_FUNCTION and report["onnx"]["fallback_reason"] == ""
+    assert _tensors(report, "inputs") == {"features": ["batch", 8]}
+    assert _tensors(report, "outputs") == {"probs": ["batch", 3]}
+    assert _max_diff(report, "probs") < 1e-5
+    assert report["versions"]["tensorflow"] == tf.__version__ and "tf2onnx" in report["versions"]
+
+
+def test_functional_cnn_with_batch_norm_from_h5_converts_within_tolerance(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "cnn.h5"))
+    report = _passed(result, "cnn")
+    assert report["model"]["format"] == "keras-h5"
+    assert _tensors(report, "inputs") == {"image": ["batch", 16, 16, 3]}
+    assert _tensors(report, "outputs") == {"logits": ["batch", 4]}
+    # calibrated statistics on 0..255 inputs make logits large; the error stays relative
+    assert report["validation"]["batches"][0]["outputs"][0]["max_rel_diff"] < 1e-4
+    assert f"tf2onnx {_version('tf2onnx')} ({FROM_FUNCTION})" in result.markdown("cnn")
+
+
+def test_lstm_saved_model_converts_with_signature_output_names(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "lstm_savedmodel")), "lstm_savedmodel")
+    assert report["model"]["format"] == "saved-model"
+    assert report["onnx"]["export_path"] == SAVED_MODEL
+    assert _tensors(report, "inputs") == {"series": ["batch", 10, 6]}
+    assert _tensors(report, "outputs") == {"output_0": ["batch", 3]}  # model.export()'s signature key
+    assert _max_diff(report, "output_0") < 1e-5
+
+
+def test_two_inputs_two_outputs_are_paired_by_name(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "two_heads.keras")), "two_heads")
+    assert _tensors(report, "inputs") == {"a": ["batch", 4], "b": ["batch", 3]}
+    # The ONNX file lists probs before score, the Keras model score before probs: pairing by
+    # position would compare a 16x3 with a 16x2 array and fail.
+    assert [t["name"] for t in report["onnx"]["outputs"]] == ["probs", "score"]
+    first = report["validation"]["batches"][0]["outputs"]
+    assert {o["name"]: o["shape"] for o in first} == {"score": [16, 2], "probs": [16, 3]}
+    assert max(_max_diff(report, "score"), _max_diff(report, "probs")) < 1e-5
+
+
+def test_mobilenet_v2_tflite_converts_within_tolerance(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "mobilenet_v2.tflite")), "mobilenet_v2")
+    assert report["model"]["format"] == "tflite"
+    assert report["onnx"]["export_path"] == FROM_TFLITE
+    assert list(_tensors(report, "inputs").values()) == [["batch", 32, 32, 3]]
+    outputs = _tensors(report, "outputs")
+    assert list(outputs) == ["output_0"]  # the TFLite signature key, not the tensor name
+    # ONNX shape inference cannot trace the batch through tf2onnx's TFLite graph (unk__N),
+    # but the axis is dynamic: the batch-8 run above passed.
+    assert isinstance(outputs["output_0"][0], str) and outputs["output_0"][1] == 10
+    assert _max_diff(report, "output_0") < 1e-4
+
+
+def test_saved_model_signature_option_picks_the_signature(run_cli, models: Path) -> None:
+    default = _passed(run_cli("--model-path", str(models / "two_heads_savedmodel")), "two_heads_savedmodel")
+    assert sorted(_tensors(default, "outputs")) == ["probs", "score"]
+    chosen = _passed(
+        run_cli("--model-path", str(models / "two_heads_savedmodel"), "--signature", "probs_only"),
+        "two_heads_savedmodel",
+    )
+    assert _tensors(chosen, "outputs") == {"probs": ["batch", 3]}
+    assert chosen["model"]["description"] == "SavedModel signature probs_only (2 inputs, 1 outputs)"
+
+
+def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Path) -> None:
+    """The route used when from_function fails, run on its own and checked in onnxruntime."""
+    import onnxruntime as ort
+
+    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.inputs import generate_inputs, resolve_specs
+    from converter.request import ConversionRequest
+
+    backend = TensorFlowBackend()
+    request = ConversionRequest.from_mapping({"model-path": str(models / "two_heads.keras")})
+    loaded = backend.load(request, "keras")
+    specs = resolve_specs(backend.input_specs(loaded, request), request, None)
+    proto = backend.export_keras_saved_model(loaded, specs, 17)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = generate_inputs(specs, 5, seed=3)
+    reference = backend.run(loaded, inputs)
+    actual = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs), strict=True))
+    assert sorted(actual) == ["probs", "score"]
+    for name in ("score", "probs"):
+        assert np.abs(actual[name] - reference[name]).max() < 1e-5
+
+
+# -- options ----------------------------------------------------------------------------------------
+
+
+def test_explicit_opset_is_honoured(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "mlp.keras"), "--opset", "15"), "mlp")
+    assert report["onnx"]["opset"] == 15
+
+
+def test_opset_below_what_tf2onnx_supports_is_refused(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "mlp.keras"), "--opset", "11")
+    assert result.code == 2
+    assert result.errors.startswith('error: --opset "11": the tensorflow exporter writes opsets 14 to 18')
+    assert result.errors.endswith("; use an opset from 14 to 18, or auto\n")
+    assert result.written() == []
+
+
+def test_fixed_batch_keeps_the_validation_batch(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "mlp.keras"), "--dynamic-batch", "false")
+    assert result.code == 0
+    report = result.report("mlp")
+    assert _tensors(report, "inputs") == {"features": [16, 8]}
+    assert report["validation"]["batch_sizes"] == [16]
+
+
+def test_token_ids_are_generated_below_the_embedding_vocabulary(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "tokens.keras")), "tokens")
+    assert report["onnx"]["inputs"] == [{"name": "tokens", "shape": ["batch", 12], "dtype": "int32"}]
+    assert _max_diff(report, "positive") < 1e-5
+
+
+def test_lambda_layer_converts_with_allow_unsafe_load(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "lambda.keras"), "--allow-unsafe-load", "true"), "lambda")
+    assert _max_diff(report, "lambda") < 1e-5
+
+
+def test_format_is_detected_from_content_not_suffix(run_cli, models: Path, tmp_path: Path) -> None:
+    from converter.frameworks.tensorflow import TensorFlowBackend
+
+    renamed = {"keras.bin": "mlp.keras", "h5.bin": "cnn.h5", "tflite.bin": "mobilenet_v2.tflite"}
+    for new, old in renamed.items():
+        (tmp_path / new).write_bytes((models / old).read_bytes())
+    assert [TensorFlowBackend.detect(tmp_path / n) for n in renamed] == ["keras", "keras-h5", "tflite"]
+    assert TensorFlowBackend.detect(models / "lstm_savedmodel") == "saved-model"
+    assert TensorFlowBackend.detect(models) is None
+    _passed(run_cli("--model-path", str(tmp_path / "keras.bin")), "keras")
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+def _one_line_error(result: Any, code: int, message: str) -> None:
+    assert result.code == code
+    assert result.stdout == ""
+    assert result.errors == f"error: {message}\n"
+    assert result.written() == []
+
+
+def test_missing_signature_lists_the_signatures_that_exist(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "two_heads_savedmodel"), "--signature", "predict")
+    _one_line_error(
+        result,
+        2,
+        '--signature "predict": the SavedModel two_heads_savedmodel has no such signature; '
+        "its signatures are probs_only, serving_default; pass one of them with --signature",
+    )
+
+
+def test_signature_option_is_refused_for_a_keras_file(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "mlp.keras"), "--signature", "probs_only")
+    _one_line_error(
+        result,
+        2,
+        '--signature "probs_only": only SavedModel directories have signatures to choose, and mlp.keras is a keras file; '
+        "remove --signature, or convert the SavedModel directory",
+    )
+
+
+def test_corrupt_keras_file(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "truncated.keras"))
+    _one_line_error(
+        result,
+        2,
+        'truncated.keras is not a readable Keras archive (it is not a zip archive); save the model again with model.save("model.keras")',
+    )
+
+
+def test_keras_zip_without_config(run_cli, tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "weights_only.keras", "w") as archive:
+        archive.writestr("model.weights.h5", b"")
+    result = run_cli("--model-path", str(tmp_path / "weights_only.keras"))
+    _one_line_error(
+        result,
+        2,
+        "weights_only.keras is not a readable Keras archive (it lacks config.json, metadata.json); "
+        'save the model again with model.save("model.keras")',
+    )
+
+
+def test_h5_with_weights_only(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "mlp.weights.h5"))
+    _one_line_error(
+        result,
+        2,
+        "mlp.weights.h5 holds weights only (no model_config), so there is no model to convert; "
+        'build the model in Python, load these weights into it and save it whole with model.save("model.keras")',
+    )
+
+
+@pytest.mark.parametrize("name", ["custom.keras", "custom.h5"])
+def test_custom_layer_that_cannot_be_deserialized_is_named(run_cli, models: Path, name: str) -> None:
+    result = run_cli("--model-path", str(models / name))
+    _one_line_error(
+        result,
+        2,
+        f"{name} uses the custom Keras object Scale, whose Python code is not in the file; "
+        'export the model where that code is importable with model.export("saved_model_dir") '
+        "and convert the SavedModel directory",
+    )
+
+
+def test_lambda_layer_is_refused_in_safe_mode(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "lambda.keras"))
+    _one_line_error(
+        result,
+        2,
+        "lambda.keras contains a Lambda layer, whose Python code would run while the model loads; "
+        "pass --allow-unsafe-load true if you trust the file, or replace the Lambda with a built-in or registered layer",
+    )
+
+
+def test_corrupt_tflite_file(run_cli, models: Path, tmp_path: Path) -> None:
+    whole = (models / "mobilenet_v2.tflite").read_bytes()
+    (tmp_path / "cut.tflite").write_bytes(whole[:4096])
+    result = run_cli("--model-path", str(tmp_path / "cut.tflite"))
+    assert result.code == 2
+    assert result.errors.startswith("error: cut.tflite is not a readable TFLite model (")
+    assert result.errors.endswith("); convert the model again with tf.lite.TFLiteConverter\n")
+    assert result.written() == []
+
+
+def test_operator_tf2onnx_cannot_convert_exits_1_with_its_name(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "lgamma_savedmodel"))
+    assert result.code == 1
+    assert result.stdout.startswith(
+        "FAIL lgamma_savedmodel: tf2onnx cannot convert the TensorFlow op Lgamma in SavedModel signature serving_default"
+    )
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr  # tf2onnx's own log stays quiet
+    report = result.report("lgamma_savedmodel")
+    assert report["status"] == "error" and report["onnx"] is None
+    # no .onnx, only the reports that explain the failure
+    assert result.written() == ["lgamma_savedmodel.report.json", "lgamma_savedmodel.report.md"]
+
+
+# -- the framework stays out of the way ---------------------------------------------------------------
+
+
+def test_opset_range_matches_tf2onnx() -> None:
+    import tf2onnx.constants
+
+    from converter.frameworks.tensorflow import TF2ONNX_OPSETS
+
+    assert TF2ONNX_OPSETS[1] == max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+
+
+def test_detection_never_imports_tensorflow(models: Path) -> None:
+    code = (
+        "import sys, json; from pathlib import Path; from converter.frameworks import resolve_backend; "
+        f"d = Path({str(models)!r}); "
+        "found = [resolve_backend('auto', d / n)[1] for n in "
+        "('mlp.keras', 'cnn.h5', 'mlp.weights.h5', 'lstm_savedmodel', 'mobilenet_v2.tflite')]; "
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tf2onnx', 'h5py') if m in sys.modules); "
+        "print(json.dumps([found, heavy]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(done.stdout) == [["keras", "keras-h5", "keras-h5", "saved-model", "tflite"], []]
+
+
+def test_tensorflow_start_up_noise_stays_out_of_the_log(models: Path, tmp_path: Path) -> None:
+    """A fresh process: the C++ runtime's notices (oneDNN, CPU features, XNNPACK) would show here."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "converter",
+            "--model-path",
+            str(models / "mobilenet_v2.tflite"),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if not line.startswith("onnx-convert: ")] == []
+    assert done.stdout.startswith("PASS mobilenet_v2.tflite (tensorflow/tflite)")
+
+
+def _version(package: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(package)
