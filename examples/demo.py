@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 from converter.cli import main as onnx_convert  # noqa: E402
 
 # One module per framework; each has build(out_dir) -> [(model path, extra CLI args)].
-EXAMPLE_MODULES = ["examples.sklearn_models", "examples.pytorch_models"]
+EXAMPLE_MODULES = ["examples.sklearn_models", "examples.pytorch_models", "examples.tensorflow_models"]
 MODELS_DIR = ROOT / "examples" / "models"
 OUTPUT_DIR = ROOT / "onnx-models"
 

@@ -103,7 +103,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     calibrate_batch_norm(mobilenet, rng.standard_normal((16, 32, 32, 3)).astype("float32"))
     probabilities = np.asarray(mobilenet(rng.standard_normal((4, 32, 32, 3)).astype("float32"), training=False))
     assert probabilities.std(axis=1).min() > 1e-3  # not the uniform 0.1 of an uncalibrated network
-    (directory / "mobilenet_v2.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(mobilenet).convert())
+    mobilenet.export(str(directory / "mobilenet_savedmodel"), verbose=False)
+    tflite = tf.lite.TFLiteConverter.from_saved_model(str(directory / "mobilenet_savedmodel")).convert()
+    (directory / "mobilenet_v2.tflite").write_bytes(tflite)
 
     tokens = keras.Sequential(
         [
@@ -114,6 +116,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ]
     )
     tokens.save(directory / "tokens.keras")
+
+    pixels = keras.Input((None, None, 3), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    keras.Model(pixels, keras.layers.Dense(2, name="scores")(pooled)).save(directory / "any_size.keras")
 
     doubled = keras.Sequential(
         [keras.Input((4,), name="x"), keras.layers.Dense(3), keras.layers.Lambda(lambda t: t * 2.0)]
@@ -283,6 +289,16 @@ def test_fixed_batch_keeps_the_validation_batch(run_cli, models: Path) -> None:
     report = result.report("mlp")
     assert _tensors(report, "inputs") == {"features": [16, 8]}
     assert report["validation"]["batch_sizes"] == [16]
+
+
+def test_unknown_image_size_stays_dynamic_unless_input_shapes_fix_it(run_cli, models: Path) -> None:
+    dynamic = _passed(run_cli("--model-path", str(models / "any_size.keras")), "any_size")
+    assert _tensors(dynamic, "inputs") == {"image": ["batch", "image_dim1", "image_dim2", 3]}
+    assert _tensors(dynamic, "outputs") == {"scores": ["batch", 2]}
+    fixed = _passed(
+        run_cli("--model-path", str(models / "any_size.keras"), "--input-shapes", "image:batchx24x24x3"), "any_size"
+    )
+    assert _tensors(fixed, "inputs") == {"image": ["batch", 24, 24, 3]}
 
 
 def test_token_ids_are_generated_below_the_embedding_vocabulary(run_cli, models: Path) -> None:

@@ -123,7 +123,7 @@ class TensorFlowBackend(Backend):
         return LoadedModel(
             model=model,
             format=fmt,
-            description=f"{type(model).__name__} {model.name} ({model.count_params():,} parameters)",
+            description=f"Keras {type(model).__name__} {model.name!r} ({model.count_params():,} parameters)",
             output_names=tuple(output_names),
             extra={"kind": "keras", "specs": specs, "input_structure": _structure(model, "input", inputs)},
         )
