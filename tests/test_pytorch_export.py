@@ -63,6 +63,18 @@ def test_opset_no_exporter_can_write_is_an_error_naming_both(run_cli, model_file
     assert result.written() == ["lstm_scripted.report.json", "lstm_scripted.report.md"]
 
 
+def test_opset_dynamo_cannot_write_for_a_program_is_an_error_naming_both(run_cli, model_files) -> None:
+    # Only the torch.export-based exporter takes an ExportedProgram, so there is no fallback.
+    result = run_cli("--model-path", str(model_files["transformer.pt2"]), "--opset", "14")
+    assert result.code == 1
+    message = (
+        "asked for opset 14, but the torch.export-based exporter, the only one for a torch.export program, "
+        "wrote opset 18; use --opset 18, or auto"
+    )
+    assert result.report("transformer")["error"] == message
+    assert result.written() == ["transformer.report.json", "transformer.report.md"]
+
+
 def test_operator_no_exporter_supports_fails_with_both_exporters_messages(run_cli, model_files) -> None:
     result = run_cli(
         "--model-path",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -139,3 +140,27 @@ def test_detection_reads_the_format_from_the_file(model_files: ModelFiles, name:
         "two_in_two_out.pt": "pickled_module",
     }
     assert PytorchBackend.detect(model_files[name]) == expected[name]
+
+
+def test_sample_data_gives_shapes_dtypes_and_rows(run_cli, model_files: ModelFiles, tmp_path: Path) -> None:
+    # No --input-shapes or --input-dtypes: the .npz arrays, named after forward's parameters, say it all.
+    rng = np.random.default_rng(3)
+    samples = tmp_path / "rows.npz"
+    np.savez(samples, ids=rng.integers(0, 20, (10, 6)), features=rng.standard_normal((10, 3)).astype(np.float32))
+    result = run_cli(
+        "--model-path",
+        str(model_files["two_in_two_out.pt"]),
+        "--allow-unsafe-load",
+        "true",
+        "--sample-data",
+        str(samples),
+    )
+    assert result.code == 0, result.stdout
+    report = result.report("two_in_two_out")
+    assert [(i["name"], i["shape"], i["dtype"]) for i in report["onnx"]["inputs"]] == [
+        ("ids", ["batch", 6], "int64"),
+        ("features", ["batch", 3], "float32"),
+    ]
+    assert report["validation"]["input_source"] == "rows.npz"
+    assert report["validation"]["batch_sizes"] == [10, 5]
+    assert report["passed"] is True

@@ -204,6 +204,7 @@ class PytorchBackend(Backend):
                 f"the weights exceed {px.EXTERNAL_DATA_BYTES / 1024**3:.2f} GiB; they are stored in {path.name}.data next to the .onnx"
             )
 
+        dynamo_opset: int | None = None  # the opset the dynamo exporter wrote, when it wrote one
         if kind == "script":
             reason = "the model is a TorchScript ScriptModule, which torch.export cannot trace"
         else:
@@ -219,15 +220,28 @@ class PytorchBackend(Backend):
                     path,
                     large,
                 )
-                written = px.file_opset(path)
-                if not explicit or written == opset:
+                dynamo_opset = px.file_opset(path)
+                if not explicit or dynamo_opset == opset:
                     return ExportResult(path, self._exporter(torch), px.DYNAMO, extra_files=extra, warnings=warnings)
-                reason = f"it wrote opset {written}, not the {opset} asked for"
+                reason = f"it wrote opset {dynamo_opset}, not the {opset} asked for"
                 for stale in [path, *extra]:
                     stale.unlink(missing_ok=True)
             except Exception as exc:
                 reason = px.summarize(exc)
 
+        if kind == "program":
+            # The TorchScript exporter cannot take an ExportedProgram: its module refuses the mode
+            # switch, and tracing it runs the program's shape guards as Python branches.
+            if dynamo_opset is not None:
+                raise ConversionError(
+                    f"asked for opset {opset}, but the torch.export-based exporter, the only one for a torch.export "
+                    f"program, wrote opset {dynamo_opset}",
+                    f"use --opset {dynamo_opset}, or auto",
+                )
+            raise ConversionError(
+                f"the torch.export-based exporter, the only one for a torch.export program, failed: {reason}",
+                "replace the unsupported operation in the model, or save it as TorchScript or a state_dict instead",
+            )
         ts_opset = opset
         if opset > TORCHSCRIPT_MAX_OPSET:
             if explicit:
@@ -237,11 +251,10 @@ class PytorchBackend(Backend):
                     f"use --opset {TORCHSCRIPT_MAX_OPSET} or lower, or auto",
                 )
             ts_opset = TORCHSCRIPT_MAX_OPSET
-        model = loaded.model.module() if kind == "program" else loaded.model
         try:
             extra, caught = px.torchscript_export(
                 torch,
-                model,
+                loaded.model,
                 args,
                 ts_opset,
                 input_names,
@@ -251,18 +264,18 @@ class PytorchBackend(Backend):
                 large,
             )
         except Exception as exc:
-            if "opset" in reason and explicit:
+            if dynamo_opset is not None:
                 raise ConversionError(
-                    f"asked for opset {opset}: the torch.export-based exporter wrote another opset ({reason}) "
+                    f"asked for opset {opset}, but the torch.export-based exporter wrote opset {dynamo_opset} "
                     f"and the TorchScript exporter failed: {px.summarize(exc)}",
-                    "use --opset auto, or an opset both exporters support for this model",
+                    f"use --opset {dynamo_opset}, or auto",
                 ) from None
             raise ConversionError(
                 f"neither exporter could convert {loaded.description}: torch.export-based exporter: {reason}; "
                 f"TorchScript exporter: {px.summarize(exc)}",
                 "replace the unsupported operation in the model, or change it so that torch.export can trace it",
             ) from None
-        fatal, other = px.tracer_problems(caught)
+        fatal, other = px.tracer_problems(caught, Path(torch.__file__).parent)
         if fatal:
             for stale in [path, *extra]:
                 stale.unlink(missing_ok=True)

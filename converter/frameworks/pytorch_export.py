@@ -241,8 +241,12 @@ def user_code_line(text: str) -> str:
     return f"{Path(match.group(1)).name}:{match.group(2)} `{match.group(3).strip()}`"
 
 
-def tracer_problems(caught: list[warnings.WarningMessage]) -> tuple[list[str], list[str]]:
-    """TorchScript tracer warnings split into fatal ones (a Python branch on a tensor) and the rest."""
+def tracer_problems(caught: list[warnings.WarningMessage], torch_dir: Path) -> tuple[list[str], list[str]]:
+    """TorchScript tracer warnings split into fatal ones and the rest.
+
+    Fatal: the model's own code branched in Python on a tensor value, so the trace holds only the
+    branch the example took. Such a branch inside torch itself (argument checks) is only reported.
+    """
     fatal, other = [], []
     for warning in caught:
         if warning.category.__name__ != "TracerWarning":
@@ -250,7 +254,7 @@ def tracer_problems(caught: list[warnings.WarningMessage]) -> tuple[list[str], l
         text = str(warning.message).split(". ", 1)[0]
         where = f"{Path(warning.filename).name}:{warning.lineno}"
         line = f"{text} ({where})"
-        if "Python boolean" in text:
+        if "Python boolean" in text and not Path(warning.filename).resolve().is_relative_to(torch_dir.resolve()):
             fatal.append(line)
         elif line not in other:
             other.append(line)
