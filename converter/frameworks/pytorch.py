@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,7 @@ class PytorchBackend(Backend):
             format=fmt,
             description=_describe(torch, model, kind),
             notes=notes,
-            extra={"kind": kind, "requested_opset": request.opset, "request": request},
+            extra={"kind": kind, "requested_opset": request.opset},
         )
 
     def _load_torchscript(self, torch: Any, path: Path) -> Any:
@@ -172,11 +173,20 @@ class PytorchBackend(Backend):
             call = loaded.model.module() if loaded.extra["kind"] == "program" else loaded.model
             loaded.extra["callable"] = call
         try:
-            with torch.no_grad(), px.quiet():
+            # Warnings only (cheap): this call is also what the latency figure measures.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 result = call(*tensors)
         except Exception as exc:
-            # TorchScript wraps the error in its own traceback; keep the last line, the error itself.
-            raise RuntimeError(px.summarize(exc, 240)) from exc
+            # TorchScript wraps the error in its own traceback; keep the last line, the error itself,
+            # under its own type (the base class names the type when it reports the failure).
+            summary = px.summarize(exc, 240)
+            kind = px.interpreter_error_type(exc) or type(exc)
+            try:
+                cleaned = kind(summary)
+            except Exception:
+                cleaned = RuntimeError(summary)
+            raise cleaned from exc
         flat = _flatten_outputs(torch, result)
         if not flat:
             raise ConversionError("the model returned no tensors")
@@ -198,9 +208,9 @@ class PytorchBackend(Backend):
         input_names = [s.name for s in specs]
         output_names = list(loaded.output_names)
         large = _weight_bytes(torch, loaded.model, kind) > px.EXTERNAL_DATA_BYTES
-        warnings: list[str] = []
+        export_notes: list[str] = []
         if large:
-            warnings.append(
+            export_notes.append(
                 f"the weights exceed {px.EXTERNAL_DATA_BYTES / 1024**3:.2f} GiB; they are stored in {path.name}.data next to the .onnx"
             )
 
@@ -222,7 +232,9 @@ class PytorchBackend(Backend):
                 )
                 dynamo_opset = px.file_opset(path)
                 if not explicit or dynamo_opset == opset:
-                    return ExportResult(path, self._exporter(torch), px.DYNAMO, extra_files=extra, warnings=warnings)
+                    return ExportResult(
+                        path, self._exporter(torch), px.DYNAMO, extra_files=extra, warnings=export_notes
+                    )
                 reason = f"it wrote opset {dynamo_opset}, not the {opset} asked for"
                 for stale in [path, *extra]:
                     stale.unlink(missing_ok=True)
@@ -284,7 +296,7 @@ class PytorchBackend(Backend):
                 "TorchScript exporter would freeze the branch this example took",
                 "rewrite the branch with torch.where or torch.cond, or save the model with torch.jit.script",
             )
-        warnings += [f"TorchScript tracer: {w}" for w in other]
+        export_notes += [f"TorchScript tracer: {w}" for w in other]
         written = px.file_opset(path)
         if explicit and written != opset:
             raise ConversionError(
@@ -292,12 +304,19 @@ class PytorchBackend(Backend):
                 f"use --opset {written}, or auto",
             )
         return ExportResult(
-            path, self._exporter(torch), px.TORCHSCRIPT, fallback_reason=reason, extra_files=extra, warnings=warnings
+            path,
+            self._exporter(torch, dynamo=False),
+            px.TORCHSCRIPT,
+            fallback_reason=reason,
+            extra_files=extra,
+            warnings=export_notes,
         )
 
-    def _exporter(self, torch: Any) -> str:
+    def _exporter(self, torch: Any, dynamo: bool = True) -> str:
         import importlib.metadata as md
 
+        if not dynamo:  # the TorchScript exporter is torch's own C++ code
+            return f"torch.onnx (torch {torch.__version__})"
         return f"torch.onnx (torch {torch.__version__}, onnxscript {md.version('onnxscript')})"
 
     def opset_range(self) -> tuple[int, int]:

@@ -6,6 +6,7 @@ exporter (dynamo=False) is the fallback and the only route for ScriptModules.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -231,6 +232,13 @@ def summarize(exc: BaseException, limit: int = 240) -> str:
     if where:
         summary = f"{shorten(summary, limit - len(where) - 5)} (at {where})"
     return shorten(summary, limit)
+
+
+def interpreter_error_type(exc: BaseException) -> type[BaseException] | None:
+    """The Python error a TorchScript interpreter error stands for ("builtins.RuntimeError: ...")."""
+    match = re.search(r"^builtins\.(\w+):", str(exc).strip().splitlines()[-1] if str(exc).strip() else "")
+    found = getattr(builtins, match.group(1), None) if match else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
 
 
 def user_code_line(text: str) -> str:
