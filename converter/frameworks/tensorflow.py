@@ -18,7 +18,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -300,7 +300,7 @@ class TensorFlowBackend(Backend):
             path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route, fallback_reason=fallback_reason
         )
 
-    def _attempt(self, loaded: LoadedModel, earlier: str, route: Any, *args: Any) -> Any:
+    def _attempt(self, loaded: LoadedModel, earlier: str, route: Callable[..., Any], *args: Any) -> Any:
         """Run one export route; its failure is the model's, reported with any earlier failure."""
         try:
             return route(*args)
