@@ -407,6 +407,38 @@ def test_lambda_layer_is_refused_in_safe_mode(run_cli, models: Path) -> None:
     )
 
 
+def test_keras_model_saved_before_it_was_built(run_cli, tmp_path: Path) -> None:
+    keras.Sequential([keras.layers.Dense(3)], name="unbuilt").save(tmp_path / "unbuilt.keras")
+    result = run_cli("--model-path", str(tmp_path / "unbuilt.keras"))
+    _one_line_error(
+        result,
+        2,
+        "the Keras model unbuilt has no defined inputs (it was saved before it was built); "
+        "build it with keras.Input(shape=...) as its first layer, save it again and convert that file",
+    )
+
+
+def test_saved_model_without_signatures(run_cli, tmp_path: Path) -> None:
+    tf.saved_model.save(tf.Module(), str(tmp_path / "bare"))
+    result = run_cli("--model-path", str(tmp_path / "bare"))
+    _one_line_error(
+        result,
+        2,
+        "the SavedModel bare has no signatures; "
+        "save it with model.export(path), or tf.saved_model.save(module, path, signatures=...)",
+    )
+
+
+def test_damaged_saved_model(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "saved_model.pb").write_bytes(b"\x08\x01 not a protobuf")
+    result = run_cli("--model-path", str(tmp_path / "damaged"))
+    assert result.code == 2
+    assert result.errors.startswith("error: damaged is not a readable SavedModel (")
+    assert result.errors.endswith("); save it again with model.export(path) or tf.saved_model.save\n")
+    assert result.written() == []
+
+
 def test_corrupt_tflite_file(run_cli, models: Path, tmp_path: Path) -> None:
     whole = (models / "mobilenet_v2.tflite").read_bytes()
     (tmp_path / "cut.tflite").write_bytes(whole[:4096])
