@@ -408,7 +408,8 @@ def test_lambda_layer_is_refused_in_safe_mode(run_cli, models: Path) -> None:
 
 
 def test_keras_model_saved_before_it_was_built(run_cli, tmp_path: Path) -> None:
-    keras.Sequential([keras.layers.Dense(3)], name="unbuilt").save(tmp_path / "unbuilt.keras")
+    with pytest.warns(UserWarning, match="not yet been built"):
+        keras.Sequential([keras.layers.Dense(3)], name="unbuilt").save(tmp_path / "unbuilt.keras")
     result = run_cli("--model-path", str(tmp_path / "unbuilt.keras"))
     _one_line_error(
         result,
