@@ -154,7 +154,7 @@ class ConversionRequest:
             atol=parse_tolerance("atol", raw["atol"]),
             fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
-            model_class=raw["model-class"],
+            model_class=parse_model_class(raw["model-class"], base_dir),
             signature=raw["signature"],
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
@@ -269,6 +269,16 @@ def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool 
             option, value, "no such file or directory", "check the path (it is relative to the working directory)"
         )
     return path
+
+
+def parse_model_class(value: str, base_dir: Path | None) -> str:
+    """``path/to/file.py:Name`` with the file confined like every other path (it is imported and run)."""
+    file_part, sep, name = value.rpartition(":")
+    if not value or not sep or not file_part:
+        return value  # empty, or malformed: the PyTorch backend explains the form
+    if base_dir is None:
+        return value
+    return f"{parse_path('model-class', file_part, base_dir)}:{name}"
 
 
 def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:

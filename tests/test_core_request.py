@@ -167,3 +167,15 @@ def test_every_option_has_a_cli_flag() -> None:
 
     flags = {a.option_strings[0] for a in build_parser()._actions if a.option_strings}
     assert {f"--{name}" for name in OPTION_NAMES} <= flags
+
+
+def test_model_class_file_is_confined_to_the_workspace(tmp_path: Path, model_file: Path) -> None:
+    workspace = model_file.parent
+    request = ConversionRequest.from_mapping(
+        {"model-path": model_file.name, "model-class": "nets/net.py:Net"}, base_dir=workspace
+    )
+    assert request.model_class == f"{workspace.resolve() / 'nets' / 'net.py'}:Net"
+    with pytest.raises(UserError, match=r'--model-class "\.\./evil\.py": is outside the workspace'):
+        ConversionRequest.from_mapping(
+            {"model-path": model_file.name, "model-class": "../evil.py:Net"}, base_dir=workspace
+        )
