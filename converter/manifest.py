@@ -142,6 +142,9 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
         for option in PATH_OPTIONS:
             if option in values and option in {**defaults, **options}:
                 values[option] = _relative_to(manifest_dir, values[option], base_dir)
+        if ":" in values.get("model-class", "") and "model-class" in {**defaults, **options}:
+            file_part, _, class_name = values["model-class"].rpartition(":")
+            values["model-class"] = f"{_relative_to(manifest_dir, file_part, base_dir)}:{class_name}"
         try:
             request = ConversionRequest.from_mapping(values, base_dir)
         except UserError as exc:

@@ -59,6 +59,17 @@ def test_manifest_entries_take_defaults_and_their_own_options(repo: Path) -> Non
     assert entries[1].request.output_dir == Path("out/clusters-b")
 
 
+def test_model_class_files_are_relative_to_the_manifest(repo: Path) -> None:
+    (repo / "nested").mkdir(exist_ok=True)
+    manifest = write(
+        repo / "nested" / "m.yml",
+        "models:\n  - model-path: ../models/a/model.skops\n    model-class: nets/net.py:Net\n",
+    )
+    [entry] = load_entries({"model-path": str(manifest)})
+    assert entry.request.model_class == f"{repo / 'nested' / 'nets' / 'net.py'}:Net"
+    assert entry.request.model_path == repo / "nested" / ".." / "models" / "a" / "model.skops"
+
+
 def test_json_manifest_is_the_same_schema(repo: Path) -> None:
     manifest = {"models": [{"model-path": "models/a/model.skops", "name": "iris"}]}
     entries = load_entries({"model-path": str(write(repo / "m.json", json.dumps(manifest, indent=2)))})
