@@ -5,8 +5,8 @@
 #   docker run --rm -v "$PWD:/github/workspace" onnx-convert --model-path model.skops
 #
 # Versions are the pins of requirements/constraints.txt; the dependency lists are pyproject.toml's
-# (docker/install-deps.sh reads them). torch is the CPU build: docker/wheels/ is searched first
-# (empty in git), then PyTorch's CPU index.
+# (docker/requirements.py reads them, docker/install-deps.sh installs them). torch is the CPU
+# build: docker/wheels/ is searched first (empty in git), then PyTorch's CPU index.
 #
 # Written for the classic builder too (act builds docker actions with it): no RUN --mount, no
 # heredocs, no syntax directive (that would pull a frontend image). The classic builder builds
@@ -23,9 +23,16 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
 # --- build stages: one virtualenv per framework set -------------------------------------------
+# The dependency lists of pyproject.toml, one file per extra: an edit to its tool settings makes
+# the same files, so the cached dependency layers below stay valid.
+FROM base AS requirements
+COPY pyproject.toml docker/requirements.py /src/
+RUN python /src/requirements.py /src/pyproject.toml /requirements
+
 FROM base AS deps-core
 RUN python -m venv /opt/venv
-COPY requirements/constraints.txt pyproject.toml docker/install-deps.sh /src/
+COPY requirements/constraints.txt docker/install-deps.sh /src/
+COPY --from=requirements /requirements/ /src/requirements/
 COPY docker/wheels/ /src/wheels/
 RUN sh /src/install-deps.sh
 
