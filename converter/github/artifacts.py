@@ -182,12 +182,14 @@ class ArtifactClient:
 
     def upload(self, name: str, files: Sequence[Path], retention_days: int | None = None) -> UploadedArtifact:
         """Zip ``files`` (stored under their file names) and upload them as artifact ``name``."""
+        from converter.onnx_file import sha256_of  # imports onnx: only when there is something to upload
+
         validate_artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="onnx-convert-artifact-") as tmp:
             archive = Path(tmp) / f"{name}.zip"
             members = _write_zip(archive, files)
             size = archive.stat().st_size
-            digest = _sha256(archive)
+            digest = sha256_of(archive)
             create: dict[str, Any] = {**self._ids(), "name": name, "version": 4}
             if retention_days is not None:
                 create["expires_at"] = expires_at(retention_days)
@@ -328,14 +330,6 @@ def _write_zip(archive: Path, files: Sequence[Path]) -> list[str]:
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
     return members
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _where(url: str) -> str:
