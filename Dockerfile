@@ -1,6 +1,6 @@
 # onnx-convert-action: the CLI and the GitHub Action in one image.
 #
-#   docker build -t onnx-convert .                      # full (default): all three frameworks
+#   docker build -t onnx-convert .                      # full (default): every framework
 #   docker build --target sklearn -t onnx-convert:sklearn .   # or pytorch, tensorflow
 #   docker run --rm -v "$PWD:/github/workspace" onnx-convert --model-path model.skops
 #
@@ -45,9 +45,10 @@ RUN sh /src/install-deps.sh pytorch
 FROM deps-core AS deps-tensorflow
 RUN sh /src/install-deps.sh tensorflow
 
-# On top of the tensorflow stage: the classic builder downloads tensorflow once, not twice.
+# Every extra of pyproject.toml. On top of the tensorflow stage: the classic builder then
+# downloads tensorflow once, not twice.
 FROM deps-tensorflow AS deps-full
-RUN sh /src/install-deps.sh tensorflow pytorch sklearn
+RUN sh /src/install-deps.sh all
 
 # The project itself, as a wheel (its code changes more often than the dependencies).
 FROM base AS project
