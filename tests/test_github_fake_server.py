@@ -123,6 +123,18 @@ class FakeResultsServer:
             artifact.finalized = True
             artifact.artifact_id = str(1000 + len(self.finalize_requests))
             return 200, self._answer({"ok": True, "artifact_id": artifact.artifact_id})
+        if method == "ListArtifacts":
+            listed = [
+                {"database_id": a.artifact_id, "name": a.name, "size": str(len(a.committed or b""))}
+                for a in self.artifacts.values()
+                if a.finalized and (get("name_filter") in (None, a.name))
+            ]
+            return 200, {"artifacts": [self._answer(item) for item in listed]}
+        if method == "GetSignedArtifactURL":
+            artifact = self.artifacts.get(name)
+            if artifact is None or not artifact.finalized:
+                return 404, {"code": "not_found", "msg": f"no artifact named {name}"}
+            return 200, self._answer({"signed_url": f"{self.url}/blob/{name}?sig=c2ln&download=1"})
         return 404, {"code": "bad_route", "msg": method}
 
     def _blob(self, name: str, query: dict[str, list[str]], headers: dict[str, str], data: bytes) -> tuple[int, bytes]:
@@ -130,6 +142,8 @@ class FakeResultsServer:
         if artifact is None or query.get("sig") != ["c2ln"]:
             return 403, b"<Error><Code>AuthenticationFailed</Code></Error>"
         comp = query.get("comp", [""])[0]
+        if query.get("download") == ["1"]:
+            return (200, artifact.committed) if artifact.finalized and artifact.committed else (404, b"")
         if comp == "block":
             md5 = headers.get("content-md5")
             if md5 and md5 != base64.b64encode(hashlib.md5(data).digest()).decode():
@@ -166,12 +180,17 @@ class FakeResultsServer:
             def do_PUT(self) -> None:
                 self._serve()
 
+            def do_GET(self) -> None:
+                self._serve()
+
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 if parts.path.startswith(SERVICE):
                     method = parts.path[len(SERVICE) :]
                     kind = {"CreateArtifact": "create", "FinalizeArtifact": "finalize"}.get(method, method)
+                elif query.get("download"):
+                    kind = "download"
                 else:
                     kind = query.get("comp", ["blob"])[0]
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))

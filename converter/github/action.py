@@ -13,14 +13,24 @@ import github_action_utils as gha
 
 from converter.errors import EXIT_FAILED, ConverterError, exit_code_for
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
-from converter.github.inputs import ActionSettings, read_inputs
+from converter.github.inputs import ActionSettings, read_input, read_inputs, read_values
+from converter.github.many import run_many, run_merge, run_plan
 from converter.github.outputs import annotate, outputs_for, write_outputs, write_summary
+from converter.manifest import is_batch
 from converter.report import Report
 
 
 def run(workspace: Path) -> int:
     """Run the action in ``workspace`` (GITHUB_WORKSPACE); returns the exit code."""
     try:
+        settings = ActionSettings.from_inputs(read_input)
+        values = read_values()
+        if settings.mode == "plan":
+            return run_plan(values, workspace)
+        if settings.mode == "merge":
+            return run_merge(values, workspace, settings)
+        if settings.select or is_batch(values.get("model-path") or ""):
+            return run_many(values, settings.select, workspace, settings)
         request, settings = read_inputs(workspace)
         with gha.group(f"onnx-convert: {request.model_path.name}"):
             from converter.pipeline import convert  # after the inputs: a bad input costs no import

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import random
 import re
@@ -44,6 +45,13 @@ AZURE_API_VERSION = "2023-11-03"
 # The characters actions/toolkit refuses in artifact names (they break paths or the zip name).
 INVALID_NAME_CHARACTERS = ('"', ":", "<", ">", "|", "*", "?", "\r", "\n", "\\", "/")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ListedArtifact:
+    id: str
+    name: str
+    size: int
 
 
 class ArtifactError(ConverterError):
@@ -180,14 +188,20 @@ class ArtifactClient:
         self.block_size = block_size
         self.log = log
 
-    def upload(self, name: str, files: Sequence[Path], retention_days: int | None = None) -> UploadedArtifact:
-        """Zip ``files`` (stored under their file names) and upload them as artifact ``name``."""
+    def upload(
+        self, name: str, files: Sequence[Path], retention_days: int | None = None, root: Path | None = None
+    ) -> UploadedArtifact:
+        """Zip ``files`` and upload them as artifact ``name``.
+
+        Files are stored under their names, or under their paths below ``root`` when given
+        (a many-model run keeps each model's folder).
+        """
         from converter.onnx_file import sha256_of  # imports onnx: only when there is something to upload
 
         validate_artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="onnx-convert-artifact-") as tmp:
             archive = Path(tmp) / f"{name}.zip"
-            members = _write_zip(archive, files)
+            members = _write_zip(archive, files, root)
             size = archive.stat().st_size
             digest = sha256_of(archive)
             create: dict[str, Any] = {**self._ids(), "name": name, "version": 4}
@@ -215,6 +229,43 @@ class ArtifactClient:
             sha256=digest,
             files=tuple(members),
         )
+
+    def list_artifacts(self) -> list[ListedArtifact]:
+        """Every artifact of this workflow run (``ListArtifacts``), from all its jobs."""
+        answer = self._twirp("ListArtifacts", self._ids())
+        return [
+            ListedArtifact(
+                id=str(_field(item, "database_id")), name=str(item.get("name", "")), size=int(item.get("size") or 0)
+            )
+            for item in answer.get("artifacts") or []
+        ]
+
+    def download_reports(self, name: str, destination: Path) -> list[Path]:
+        """The ``*.report.json`` files of artifact ``name``, written under ``destination/name/``.
+
+        The zip is fetched from ``GetSignedArtifactURL``'s signed URL (no token: the URL is the
+        credential); only report files are extracted, by their base names, so a member's path
+        cannot reach outside ``destination``.
+        """
+        answer = self._twirp("GetSignedArtifactURL", {**self._ids(), "name": validate_artifact_name(name)})
+        signed_url = _field(answer, "signed_url")
+        if not signed_url:
+            raise ArtifactError(f'GetSignedArtifactURL for "{name}" gave no URL: {shorten(json.dumps(answer), 200)}')
+        response = self._send(f"download {name}", "GET", str(signed_url), data=None, headers={})
+        target = destination / name
+        target.mkdir(parents=True, exist_ok=True)
+        written = []
+        try:
+            with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+                for member in zf.namelist():
+                    base = member.rsplit("/", 1)[-1]
+                    if base.endswith(".report.json"):
+                        path = target / base
+                        path.write_bytes(zf.read(member))
+                        written.append(path)
+        except zipfile.BadZipFile:
+            raise ArtifactError(f'artifact "{name}" is not a zip archive') from None
+        return written
 
     # -- the three kinds of call -------------------------------------------------------------
     def _ids(self) -> dict[str, str]:
@@ -281,7 +332,7 @@ class ArtifactClient:
             },
         )
 
-    def _send(self, what: str, method: str, url: str, data: bytes, headers: dict[str, str]) -> requests.Response:
+    def _send(self, what: str, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> requests.Response:
         """One call with retries; a 2xx response, or ArtifactError after the retry budget."""
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
@@ -319,14 +370,15 @@ def _field(answer: Mapping[str, Any], snake: str) -> Any:
     return answer.get(snake, answer.get(head + "".join(part.title() for part in rest)))
 
 
-def _write_zip(archive: Path, files: Sequence[Path]) -> list[str]:
+def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -> list[str]:
     members: list[str] = []
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for path in files:
-            if path.name in members:
+            arcname = path.resolve().relative_to(root.resolve()).as_posix() if root else path.name
+            if arcname in members:
                 continue
-            zf.write(path, arcname=path.name)
-            members.append(path.name)
+            zf.write(path, arcname=arcname)
+            members.append(arcname)
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
     return members

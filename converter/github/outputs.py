@@ -25,6 +25,7 @@ OUTPUTS: dict[str, str] = {
     "report-path": "Path of the JSON report, relative to the workspace; the markdown report is beside it.",
     "artifact-id": "Id of the uploaded artifact (empty if none was uploaded).",
     "artifact-url": "Download page of the uploaded artifact (empty if none was uploaded).",
+    "matrix": "mode plan: the strategy.matrix JSON, one entry (name, model) per model of the manifest.",
 }
 # GitHub shows at most 10 warning annotations per step; keep room for other steps.
 MAX_WARNINGS = 5
@@ -41,6 +42,7 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         "report-path": relative_path(report.reports["json"], workspace) if report.reports else "",
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
+        "matrix": "",  # set by mode plan only
     }
 
 

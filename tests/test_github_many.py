@@ -1,0 +1,140 @@
+"""The action's many-model modes in-process: a manifest in one job, plan, select and merge.
+
+Real scikit-learn models; artifacts go to (and come back from) the local protocol-v4 server.
+"""
+
+# The action and fake-server fixtures are imported from test_github_action; pytest passes them
+# by parameter name, which ruff reads as a redefinition.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import skops.io as sio
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from tests.test_github_action import action, server  # noqa: F401 (fixtures)
+
+X, Y = load_iris(return_X_y=True)
+MANIFEST = """\
+models:
+  - name: logreg
+    model-path: models/logreg.skops
+  - name: knn
+    model-path: models/knn.skops
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "workspace"
+    (ws / "models").mkdir(parents=True)
+    sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), ws / "models" / "logreg.skops")
+    sio.dump(KNeighborsClassifier().fit(X, Y), ws / "models" / "knn.skops")
+    (ws / "onnx-models.yml").write_text(MANIFEST)
+    return ws
+
+
+def members(server, name: str) -> list[str]:
+    artifact = server.artifacts[name]
+    assert artifact.finalized
+    return sorted(zipfile.ZipFile(io.BytesIO(artifact.committed)).namelist())
+
+
+def test_plan_sets_the_matrix_output(action, server) -> None:
+    done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
+    assert done.code == 0, done.stdout
+    assert json.loads(done.outputs["matrix"]) == {
+        "include": [{"name": "logreg", "model": "models/logreg.skops"}, {"name": "knn", "model": "models/knn.skops"}]
+    }
+    assert "| `knn` | `models/knn.skops` |" in done.summary
+    assert server.calls == []  # planning uploads nothing
+
+
+def test_select_converts_one_entry_and_uploads_its_artifact(action, server, workspace: Path) -> None:
+    done = action(env=server.env(), model_path="onnx-models.yml", select="knn")
+    assert done.code == 0, done.stdout
+    assert list(server.artifacts) == ["knn-onnx"]
+    assert members(server, "knn-onnx") == ["knn.onnx", "knn.report.json", "knn.report.md"]
+    outputs = done.outputs
+    assert outputs["passed"] == "true"
+    assert outputs["onnx-path"] == "onnx-models/knn/knn.onnx"
+    assert outputs["report-path"] == "onnx-models/knn/knn.report.json"
+    assert outputs["artifact-id"] == server.artifacts["knn-onnx"].artifact_id
+    assert done.summary.startswith("## ✅ knn.skops: converted and validated")
+
+
+def test_a_manifest_in_one_job_uploads_one_combined_artifact(action, server) -> None:
+    done = action(env=server.env(), model_path="onnx-models.yml")
+    assert done.code == 0, done.stdout
+    assert members(server, "onnx-models") == [
+        "index.json",
+        "index.md",
+        "knn/knn.onnx",
+        "knn/knn.report.json",
+        "knn/knn.report.md",
+        "logreg/logreg.onnx",
+        "logreg/logreg.report.json",
+        "logreg/logreg.report.md",
+    ]
+    assert done.summary.startswith("## ✅ 2 models converted and validated")
+    assert done.outputs["report-path"] == "onnx-models/index.json"
+
+
+def test_a_failing_model_in_a_manifest_fails_the_step_and_names_it(action, server, workspace: Path) -> None:
+    strict = MANIFEST.replace("models/logreg.skops\n", "models/logreg.skops\n    atol: 0\n    rtol: 0\n")
+    (workspace / "onnx-models.yml").write_text(strict)
+    done = action(env=server.env(), model_path="onnx-models.yml", upload_artifact="false")
+    errors = done.commands("error")
+    assert done.code == 1
+    assert len(errors) == 1 and "logreg: failed: probabilities" in errors[0]
+    assert done.outputs["passed"] == "false"
+    assert "❌ 1 of 2 models failed" in done.summary
+
+
+def test_merge_builds_the_index_from_the_runs_artifacts(action, server, workspace: Path) -> None:
+    (workspace / "onnx-models.yml").write_text(MANIFEST + "  - name: missing-one\n    model-path: models/knn.skops\n")
+    for name in ("logreg", "knn"):  # two matrix jobs; the third never uploaded
+        assert action(env=server.env(), model_path="onnx-models.yml", select=name).code == 0
+    merged = action(env=server.env(), mode="merge", model_path="onnx-models.yml", output_dir="merged")
+    assert merged.code == 1  # one model has no artifact
+    assert "ListArtifacts" in server.calls and server.calls.count("download") == 2
+    index = json.loads((workspace / "merged" / "index.json").read_text())
+    rows = {row["name"]: row for row in index["models"]}
+    assert rows["logreg"]["passed"] and rows["knn"]["passed"]
+    assert rows["logreg"]["framework"] == "sklearn" and rows["logreg"]["opset"]
+    assert rows["missing-one"]["status"] == "missing"
+    assert "no artifact missing-one-onnx" in rows["missing-one"]["error"]
+    assert (workspace / "merged" / "knn-onnx" / "knn.report.json").is_file()
+    assert "| `missing-one` |" in merged.summary
+    assert merged.outputs["report-path"] == "merged/index.json"
+
+
+def test_merge_outside_actions_is_one_error_line(action, workspace: Path) -> None:
+    done = action(mode="merge", model_path="onnx-models.yml")
+    assert done.code == 2
+    assert done.commands("error") == [
+        "::error title=onnx-convert::mode merge downloads this run's artifacts, so it runs only in GitHub "
+        "Actions (no ACTIONS_RUNTIME_TOKEN); outside Actions, download the reports and run onnx-convert "
+        "merge --output-dir DIR"
+    ]
+
+
+def test_select_that_names_no_entry_is_refused_before_converting(action, server) -> None:
+    done = action(env=server.env(), model_path="onnx-models.yml", select="resnet")
+    assert done.code == 2
+    assert len(done.commands("error")) == 1 and "no model has that name" in done.commands("error")[0]
+    assert server.calls == []
+
+
+def test_a_bad_mode_is_refused(action) -> None:
+    done = action(mode="deploy", model_path="onnx-models.yml")
+    assert done.code == 2
+    assert 'mode "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
