@@ -10,7 +10,7 @@ import skops.io as sio
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import NearestCentroid
+from sklearn.manifold import LocallyLinearEmbedding
 
 from converter.batch import BatchIndex
 from converter.errors import UserError
@@ -27,7 +27,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "models" / "b").mkdir(parents=True)
     sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), root / "models" / "a" / "model.skops")
     sio.dump(KMeans(3, n_init=2, random_state=0).fit(X), root / "models" / "b" / "model.skops")
-    sio.dump(NearestCentroid().fit(X, Y), root / "models" / "centroid.skops")
+    sio.dump(LocallyLinearEmbedding().fit(X), root / "models" / "centroid.skops")  # no ONNX equivalent
     return root
 
 
@@ -127,7 +127,7 @@ def test_batch_run_isolates_a_failing_model_and_exits_1(repo: Path, run_cli, mon
     index = BatchIndex.from_json((repo / "batch-out" / "index.json").read_text())
     by_name = {row.name: row for row in index.rows}
     assert by_name["models-centroid"].status == "error"
-    assert "skl2onnx has no converter for NearestCentroid" in by_name["models-centroid"].error
+    assert "LocallyLinearEmbedding cannot be converted to ONNX" in by_name["models-centroid"].error
     markdown = (repo / "batch-out" / "index.md").read_text()
     assert markdown.startswith("## ❌ 1 of 3 models failed")
     assert "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |" in markdown

@@ -11,7 +11,7 @@ import pytest
 import skops.io as sio
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import NearestCentroid
+from sklearn.manifold import LocallyLinearEmbedding
 
 X, Y = load_iris(return_X_y=True)
 
@@ -29,7 +29,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "corrupt.joblib").write_bytes(whole[: len(whole) // 2])  # a truncated download
     (directory / "notes.txt").write_text("not a model")
     (directory / "empty").mkdir()
-    sio.dump(NearestCentroid().fit(X, Y), directory / "nearest_centroid.skops")
+    sio.dump(LocallyLinearEmbedding().fit(X), directory / "locally_linear.skops")  # no ONNX equivalent
     np.save(directory / "three_features.npy", X[:5, :3])
     np.save(directory / "strings.npy", np.array([["a"] * 4] * 5))
     (directory / "wrong_columns.csv").write_text("a,b\n1,2\n3,4\n")
@@ -71,7 +71,9 @@ def test_file_of_unknown_type(run_cli, model_dir: Path) -> None:
 def test_unknown_framework(run_cli, model_dir: Path) -> None:
     result = run_cli("--model-path", str(model_dir / "good.skops"), "--framework", "caffe")
     assert_one_line_error(
-        result, 2, 'error: --framework "caffe": unknown value; use one of auto, pytorch, tensorflow, sklearn'
+        result,
+        2,
+        'error: --framework "caffe": unknown value; use one of auto, pytorch, tensorflow, sklearn, xgboost, lightgbm',
     )
 
 
@@ -184,14 +186,16 @@ def test_skops_file_with_types_outside_sklearn_is_refused(run_cli, tmp_path: Pat
 
 
 def test_estimator_without_a_converter_exits_1_naming_it(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "nearest_centroid.skops"))
+    result = run_cli("--model-path", str(model_dir / "locally_linear.skops"))
     assert result.code == 1
-    assert result.stdout.startswith("FAIL nearest_centroid.skops: skl2onnx has no converter for NearestCentroid")
-    report = result.report("nearest_centroid")
+    assert result.stdout.startswith(
+        "FAIL locally_linear.skops: LocallyLinearEmbedding cannot be converted to ONNX: its transform solves"
+    )
+    report = result.report("locally_linear")
     assert report["status"] == "error" and report["onnx"] is None
-    assert "NearestCentroid" in report["error"]
+    assert "LocallyLinearEmbedding" in report["error"]
     # no .onnx was written, only the reports that explain the failure
-    assert result.written() == ["nearest_centroid.report.json", "nearest_centroid.report.md"]
+    assert result.written() == ["locally_linear.report.json", "locally_linear.report.md"]
 
 
 def test_no_output_dir_is_left_behind_on_bad_input(run_cli, model_dir: Path, tmp_path: Path) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from converter.errors import ConversionError, UserError, describe
+from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
 
 if TYPE_CHECKING:
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
 # Types from these packages are trusted when loading .skops files; anything else is listed.
 TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins")
+# The XGBoost and LightGBM scikit-learn wrappers, trusted by exact name when their package is
+# installed. skops rebuilds them with __new__ and __setstate__, and their __setstate__ only hands
+# the model bytes to the library's own parser (XGBoosterUnserializeFromBuffer,
+# LGBM_BoosterLoadModelFromString), the one that reads their native model files: no code from
+# the file runs. A custom objective or callback would be a separate, refused type.
+BOOSTER_TYPES = {
+    "xgboost": (
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "xgboost.sklearn.XGBRFClassifier",
+        "xgboost.sklearn.XGBRFRegressor",
+    ),
+    "lightgbm": ("lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor"),
+}
+TRUSTED_TYPES = ("collections.OrderedDict",)  # LightGBM keeps its parameters in one
 # Encoders whose categories tell us an input column holds strings.
 STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
@@ -56,16 +73,17 @@ class SklearnBackend(Backend):
             )
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
-                f"{type(model).__name__} has no predict, predict_proba or transform method to convert"
+                f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
+                "convert an estimator that predicts or transforms new rows (DBSCAN and the like only label their training data)",
             )
-        classifier = hasattr(model, "predict_proba") and sklearn_base.is_classifier(model)
-        clusterer = sklearn_base.is_clusterer(model) and hasattr(model, "transform")
+        plan = output_plan(model, sklearn_base)
         return LoadedModel(
             model=model,
             format=fmt,
             description=_describe(model),
-            label_outputs=frozenset({"label"}) if classifier or clusterer else frozenset(),
-            extra={"classifier": classifier, "clusterer": clusterer},
+            label_outputs=frozenset(name for name, _ in plan if name == "label"),
+            output_names=tuple(name for name, _ in plan),
+            extra={"plan": plan},
         )
 
     def _load_skops(self, path: Path) -> Any:
@@ -77,7 +95,20 @@ class SklearnBackend(Backend):
             raise UserError(
                 f"{path.name} is not a readable .skops file ({describe(exc, 120)})", "save it again with skops.io.dump"
             ) from None
-        unknown = [t for t in untrusted if t.split(".")[0] not in TRUSTED_MODULE_ROOTS]
+        boosters = {root for root, names in BOOSTER_TYPES.items() for t in untrusted if t in names}
+        unknown = [
+            t
+            for t in untrusted
+            if t.split(".")[0] not in TRUSTED_MODULE_ROOTS
+            and t not in TRUSTED_TYPES
+            and not any(t in BOOSTER_TYPES[root] for root in boosters)
+        ]
+        for root in sorted(boosters):
+            if importlib.util.find_spec(root) is None:
+                raise MissingFrameworkError(
+                    f"{path.name} holds a {root} model and {root} is not installed",
+                    f"pip install 'onnx-convert-action[{root}]'",
+                )
         if unknown:
             raise UserError(
                 f"{path.name} contains types outside scikit-learn, numpy and scipy: {', '.join(sorted(unknown))}",
@@ -132,17 +163,11 @@ class SklearnBackend(Backend):
         model = loaded.model
         features = self._features(model, inputs)
         outputs: dict[str, Any] = {}
-        if loaded.extra["classifier"]:
-            outputs["label"] = model.predict(features)
-            outputs["probabilities"] = model.predict_proba(features)
-        elif loaded.extra["clusterer"]:
-            outputs["label"] = model.predict(features)
-            outputs["scores"] = model.transform(features)
-        elif hasattr(model, "predict"):
-            prediction = np.asarray(model.predict(features))
-            outputs["variable"] = prediction.reshape(-1, 1) if prediction.ndim == 1 else prediction
-        else:
-            outputs["variable"] = model.transform(features)
+        for name, method in loaded.extra["plan"]:
+            value = getattr(model, method)(features)
+            # sparse results (TfidfTransformer, KNeighborsTransformer, ...) are dense in ONNX
+            value = np.asarray(value.toarray() if hasattr(value, "toarray") else value)
+            outputs[name] = value.reshape(-1, 1) if name == "variable" and value.ndim == 1 else value
         return outputs
 
     def _features(self, model: Any, inputs: dict[str, np.ndarray]) -> Any:
@@ -161,15 +186,25 @@ class SklearnBackend(Backend):
     ) -> ExportResult:
         skl2onnx = self.require("skl2onnx")
         data_types = self.require("skl2onnx.common.data_types")
+        from converter.frameworks import sklearn_converters
+
+        estimators = _walk(loaded.model)
+        sklearn_converters.register()
+        foreign = {type(e).__module__.split(".")[0] for e in estimators} & {"xgboost", "lightgbm"}
+        if foreign:
+            self.require("onnxmltools")
+            sklearn_converters.register_boosters(foreign)
         initial_types = [(s.name, _onnx_type(data_types, s)) for s in specs]
-        # Plain float tensor of probabilities, not a ZipMap (list of dicts) that few runtimes take.
-        options = {id(est): {"zipmap": False} for est in _walk(loaded.model) if hasattr(est, "predict_proba")}
         try:
             onx = skl2onnx.convert_sklearn(
-                loaded.model, initial_types=initial_types, target_opset=opset, options=options or None
+                loaded.model,
+                initial_types=initial_types,
+                target_opset={"": opset, "ai.onnx.ml": ml_opset(opset)},
+                options=_plain_tensor_options(estimators) or None,
             )
         except Exception as exc:
-            raise ConversionError(_conversion_message(loaded.model, exc)) from None
+            raise ConversionError(*_conversion_message(loaded.model, exc)) from None
+        _name_outputs(onx, loaded)
         path.write_bytes(onx.SerializeToString())
         return ExportResult(
             path=path, exporter=f"skl2onnx {skl2onnx.__version__}", export_path="skl2onnx.convert_sklearn"
@@ -182,7 +217,13 @@ class SklearnBackend(Backend):
     def versions(self) -> dict[str, str]:
         import importlib.metadata as md
 
-        return {pkg: md.version(pkg) for pkg in ("scikit-learn", "skl2onnx", "skops")}
+        found = {pkg: md.version(pkg) for pkg in ("scikit-learn", "skl2onnx", "skops")}
+        # a pipeline holding an XGBoost or LightGBM estimator was exported with onnxmltools
+        for module, package in (("onnxmltools", "onnxmltools"), ("xgboost", "xgboost-cpu"), ("lightgbm", "lightgbm")):
+            if module in sys.modules:
+                with contextlib.suppress(md.PackageNotFoundError):
+                    found[package] = md.version(package)
+        return found
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -276,10 +317,155 @@ def _describe(model: Any) -> str:
     return type(model).__name__
 
 
-def _conversion_message(model: Any, exc: Exception) -> str:
+def output_plan(model: Any, sklearn_base: Any) -> list[tuple[str, str]]:
+    """The ONNX outputs, in skl2onnx's order, and the estimator method that computes each.
+
+    Classifiers and mixtures: label and probabilities (predict_proba), or scores
+    (decision_function) for a classifier without predict_proba (skl2onnx calls that output
+    "probabilities" too; we do not). Outlier detectors: label and scores (decision_function);
+    clusterers: label and scores (transform) when they transform. Else one output, variable.
+    """
+
+    def kind(test: Callable[[Any], bool]) -> bool:
+        try:
+            return bool(test(model))
+        except (AttributeError, TypeError, ValueError):  # tags of a half-configured meta-estimator
+            return False
+
+    predicts = hasattr(model, "predict")
+    if predicts and hasattr(model, "predict_proba") and not kind(sklearn_base.is_regressor):
+        return [("label", "predict"), ("probabilities", "predict_proba")]  # classifiers, mixtures
+    if predicts and kind(sklearn_base.is_classifier):
+        if hasattr(model, "decision_function"):
+            return [("label", "predict"), ("scores", "decision_function")]
+        return [("label", "predict")]
+    if predicts and kind(sklearn_base.is_outlier_detector) and hasattr(model, "decision_function"):
+        return [("label", "predict"), ("scores", "decision_function")]
+    if predicts and kind(sklearn_base.is_clusterer):
+        return (
+            [("label", "predict"), ("scores", "transform")] if hasattr(model, "transform") else [("label", "predict")]
+        )
+    return [("variable", "predict" if predicts else "transform")]
+
+
+def ml_opset(opset: int) -> int:
+    """The ai.onnx.ml opset to write next to default-domain ``opset``.
+
+    The one released with it (onnx.helper.VERSION_TABLE), at most 3: skl2onnx 1.20 refuses 4
+    ("version 4 of domain 'ai.onnx.ml' not supported yet", seen with IsolationForest at opset 21)
+    and version 5 deprecates the TreeEnsembleClassifier/Regressor operators it writes.
+    """
+    import onnx.helper
+
+    released = [row[3] for row in onnx.helper.VERSION_TABLE if row[2] <= opset and row[3] is not None]
+    return min(max(released, default=1), 3)
+
+
+def _plain_tensor_options(estimators: list[Any]) -> dict[int, dict[str, Any]]:
+    """zipmap=False wherever the converter has that option: probabilities as a plain float
+    tensor, not a ZipMap (a list of dicts that few runtimes take)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import _converter_pool
+
+    options: dict[int, dict[str, Any]] = {}
+    for estimator in estimators:
+        if hasattr(estimator, "steps"):  # skl2onnx hands a Pipeline's options to its last step
+            continue
+        alias = sklearn_operator_name_map.get(type(estimator))
+        converter = _converter_pool.get(alias) if alias else None
+        allowed = converter.get_allowed_options() if converter is not None else None
+        if allowed and "zipmap" in allowed:
+            options[id(estimator)] = {"zipmap": False}
+    return options
+
+
+# Binary classifiers without predict_proba: skl2onnx writes two score columns, (-d, d) for
+# linear models and (d, -d) for libsvm's SVC/NuSVC, where scikit-learn's decision_function is d;
+# for RidgeClassifier it writes d alone but declares two columns. None: keep the one column.
+_BINARY_SCORE_COLUMN: dict[str, int | None] = {"SVC": 0, "NuSVC": 0, "RidgeClassifier": None, "RidgeClassifierCV": None}
+
+
+def _name_outputs(onx: Any, loaded: LoadedModel) -> None:
+    """Give the graph outputs the names of the plan, and decision scores scikit-learn's shape."""
+    graph = onx.graph
+    wanted = list(loaded.output_names)
+    actual = [o.name for o in graph.output]
+    if len(actual) > len(wanted) and actual[0] == "label" and wanted == ["label"]:
+        # e.g. NearestCentroid(metric="manhattan"): scikit-learn has no predict_proba for it, so
+        # the file does not expose what the converter computed for one either
+        del graph.output[1:]
+        actual = actual[:1]
+    if len(actual) != len(wanted):
+        raise ConversionError(
+            f"skl2onnx wrote the outputs {', '.join(actual)} for {loaded.description}, "
+            f"which has {', '.join(wanted)} to compare",
+            "report this model to onnx-convert-action",
+        )
+    for old, new in zip(actual, wanted, strict=True):
+        if old != new:
+            _rename_value(graph, old, new)
+    model = _final_estimator(loaded.model)
+    classes = getattr(model, "classes_", None)
+    if "scores" not in wanted or classes is None or len(classes) != 2 or "label" not in wanted:
+        return
+    scores = next(o for o in graph.output if o.name == "scores")
+    dims = scores.type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].dim_value == 2:
+        import onnx
+        from onnx import helper
+
+        column = _BINARY_SCORE_COLUMN.get(type(model).__name__, 1)
+        if column is None:
+            dims[1].dim_value = 1
+            return
+        _rename_value(graph, "scores", "scores_both_columns")
+        index = helper.make_tensor("scores_column", onnx.TensorProto.INT64, [1], [column])
+        graph.initializer.append(index)
+        graph.node.append(helper.make_node("Gather", ["scores_both_columns", "scores_column"], ["scores"], axis=1))
+        output = next(o for o in graph.output if o.name == "scores_both_columns")
+        output.name = "scores"
+        dims[1].dim_value = 1
+
+
+def _rename_value(graph: Any, old: str, new: str) -> None:
+    """Rename a value everywhere in the graph (an intermediate already called ``new`` moves aside)."""
+    taken = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.initializer}
+    if new in taken:
+        _rename_value(graph, new, f"{new}_0" if f"{new}_0" not in taken else f"{new}_{len(taken)}")
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in [*graph.output, *graph.input]:
+        if value.name == old:
+            value.name = new
+
+
+def _final_estimator(model: Any) -> Any:
+    steps = getattr(model, "steps", None)
+    return _final_estimator(steps[-1][1]) if steps else model
+
+
+def _conversion_message(model: Any, exc: Exception) -> tuple[str, str]:
+    """The one-line reason and what to do, naming the estimator that cannot be converted."""
+    from converter.frameworks.sklearn_converters import NO_ONNX_EQUIVALENT
+
     text = str(exc)
     # skl2onnx: "Unable to find a shape calculator for type '<class 'sklearn...NearestCentroid'>'"
     missing = re.search(r"for type '<class '([\w.]+)'>'", text)
+    where = "" if "(" not in _describe(model) else f" (in {_describe(model)})"
     if missing:
-        return f"skl2onnx has no converter for {missing.group(1).rsplit('.', 1)[-1]} (in {_describe(model)})"
-    return f"skl2onnx could not convert {_describe(model)}: {describe(exc)}"
+        name = missing.group(1).rsplit(".", 1)[-1]
+        if name in NO_ONNX_EQUIVALENT:
+            return (
+                f"{name} cannot be converted to ONNX{where}: {NO_ONNX_EQUIVALENT[name]}",
+                "keep this step outside the exported model, or replace it with an estimator that converts",
+            )
+        return (
+            f"{name} cannot be converted to ONNX{where}: neither skl2onnx nor this tool has a converter for it",
+            "replace it with an estimator that converts (bench/COVERAGE.md lists them)",
+        )
+    name = type(_final_estimator(model)).__name__
+    if isinstance(exc, NotImplementedError) or name in NO_ONNX_EQUIVALENT:
+        reason = NO_ONNX_EQUIVALENT.get(name, text)
+        return f"{name} cannot be converted to ONNX{where}: {reason}", "use a setting of the estimator that converts"
+    return f"skl2onnx could not convert {_describe(model)}: {describe(exc)}", "see bench/COVERAGE.md for what converts"

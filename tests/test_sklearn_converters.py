@@ -1,0 +1,307 @@
+"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn_converters.py).
+
+Each estimator is trained, saved, converted through the CLI (which validates at two batch
+sizes), and the .onnx is then run again here on fresh inputs and compared with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import onnxruntime as ort
+import pytest
+import skops.io as sio
+from sklearn.cluster import AffinityPropagation, Birch, FeatureAgglomeration, MeanShift
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.covariance import EllipticEnvelope
+from sklearn.cross_decomposition import CCA, PLSSVD, PLSCanonical, PLSRegression
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.decomposition import NMF, FactorAnalysis, FastICA, MiniBatchSparsePCA, SparsePCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    IsolationForest,
+    RandomTreesEmbedding,
+)
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.impute import MissingIndicator
+from sklearn.isotonic import IsotonicRegression
+from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem, RBFSampler, SkewedChi2Sampler
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import LinearRegression, Perceptron, RidgeClassifier
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import (
+    KNeighborsTransformer,
+    NearestCentroid,
+    RadiusNeighborsRegressor,
+    RadiusNeighborsTransformer,
+)
+from sklearn.neural_network import BernoulliRBM
+from sklearn.preprocessing import KBinsDiscretizer, SplineTransformer, StandardScaler
+from sklearn.semi_supervised import LabelPropagation, LabelSpreading
+from sklearn.svm import SVC, LinearSVC
+
+X_IRIS_RAW, Y_IRIS = load_iris(return_X_y=True)
+X_IRIS = StandardScaler().fit_transform(X_IRIS_RAW)
+X_DIAB_RAW, Y_DIAB = load_diabetes(return_X_y=True)
+X_DIAB = StandardScaler().fit_transform(X_DIAB_RAW)
+X_CANCER_RAW, Y_CANCER = load_breast_cancer(return_X_y=True)
+X_CANCER = StandardScaler().fit_transform(X_CANCER_RAW)
+RNG = np.random.default_rng(7)
+
+
+def normal(n: int, width: int) -> np.ndarray:
+    return RNG.standard_normal((n, width)).astype(np.float32)
+
+
+def near_iris(n: int) -> np.ndarray:
+    return (X_IRIS[RNG.integers(0, len(X_IRIS), n)] + RNG.normal(0, 0.1, (n, 4))).astype(np.float32)
+
+
+def counts(n: int) -> np.ndarray:
+    return RNG.integers(0, 8, size=(n, 4)).astype(np.float32)
+
+
+def with_holes(n: int) -> np.ndarray:
+    x = normal(n, 4)
+    x[RNG.random(x.shape) < 0.2] = np.nan
+    return x
+
+
+def fit(estimator: Any, X: np.ndarray, y: np.ndarray | None = None) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(X) if y is None else estimator.fit(X, y)
+
+
+# name -> (fitted estimator factory, input generator for validation and the re-check or None for N(0, 1))
+CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] = {
+    # corrections
+    "hist_gradient_boosting_classifier": (lambda: fit(HistGradientBoostingClassifier(), X_IRIS, Y_IRIS), None),
+    "hist_gradient_boosting_regressor": (lambda: fit(HistGradientBoostingRegressor(), X_DIAB, Y_DIAB), None),
+    "hist_gradient_boosting_with_nan": (
+        lambda: fit(HistGradientBoostingClassifier(), np.where(np.isnan(with_holes(150)), np.nan, X_IRIS), Y_IRIS),
+        with_holes,
+    ),
+    "quadratic_discriminant_analysis": (lambda: fit(QuadraticDiscriminantAnalysis(), X_IRIS, Y_IRIS), None),
+    "tfidf_transformer": (lambda: fit(TfidfTransformer(), X_IRIS_RAW), counts),
+    "pls_regression": (lambda: fit(PLSRegression(), X_DIAB, Y_DIAB), None),
+    "cca": (lambda: fit(CCA(), X_DIAB, np.c_[Y_DIAB, X_DIAB[:, 0]]), None),
+    "pls_canonical": (lambda: fit(PLSCanonical(), X_DIAB, np.c_[Y_DIAB, X_DIAB[:, 0]]), None),
+    "kbins_discretizer_onehot": (lambda: fit(KBinsDiscretizer(), X_IRIS), None),
+    "random_trees_embedding": (lambda: fit(RandomTreesEmbedding(n_estimators=10, random_state=0), X_IRIS), None),
+    "linear_discriminant_binary": (lambda: fit(LinearDiscriminantAnalysis(), X_CANCER, Y_CANCER), None),
+    "linear_discriminant_multiclass": (lambda: fit(LinearDiscriminantAnalysis(), X_IRIS, Y_IRIS), None),
+    "isolation_forest": (lambda: fit(IsolationForest(random_state=0), X_IRIS), None),
+    # new converters
+    "dummy_classifier_prior": (lambda: fit(DummyClassifier(), X_IRIS, Y_IRIS[:150] % 2 + Y_IRIS // 2), None),
+    "dummy_classifier_most_frequent": (
+        lambda: fit(DummyClassifier(strategy="most_frequent"), X_IRIS, np.r_[Y_IRIS, 2][1:]),
+        None,
+    ),
+    "dummy_classifier_constant_strings": (
+        lambda: fit(DummyClassifier(strategy="constant", constant="b"), X_IRIS, np.array(["a", "b", "c"])[Y_IRIS]),
+        None,
+    ),
+    "dummy_regressor": (lambda: fit(DummyRegressor(strategy="median"), X_DIAB, Y_DIAB), None),
+    "nearest_centroid": (lambda: fit(NearestCentroid(), X_IRIS, Y_IRIS), None),
+    "nearest_centroid_priors_manhattan": (
+        lambda: fit(NearestCentroid(metric="manhattan", priors=[0.5, 0.3, 0.2]), X_IRIS, Y_IRIS),
+        None,
+    ),
+    "label_propagation": (lambda: fit(LabelPropagation(), X_IRIS, Y_IRIS), near_iris),
+    "label_spreading": (lambda: fit(LabelSpreading(), X_IRIS, Y_IRIS), near_iris),
+    "kernel_ridge_linear": (lambda: fit(KernelRidge(), X_DIAB, Y_DIAB), None),
+    "kernel_ridge_rbf": (lambda: fit(KernelRidge(kernel="rbf", gamma=0.1), X_DIAB, Y_DIAB), None),
+    "kernel_ridge_poly": (lambda: fit(KernelRidge(kernel="poly", degree=2), X_DIAB, Y_DIAB), None),
+    "kernel_ridge_laplacian": (lambda: fit(KernelRidge(kernel="laplacian"), X_DIAB, Y_DIAB), None),
+    "kernel_ridge_sigmoid_two_targets": (
+        lambda: fit(KernelRidge(kernel="sigmoid"), X_DIAB, np.c_[Y_DIAB, -Y_DIAB]),
+        None,
+    ),
+    "kernel_ridge_cosine": (lambda: fit(KernelRidge(kernel="cosine"), X_DIAB, Y_DIAB), None),
+    "transformed_target_identity": (lambda: fit(TransformedTargetRegressor(), X_DIAB, Y_DIAB), None),
+    "transformed_target_log_exp": (
+        lambda: fit(TransformedTargetRegressor(LinearRegression(), func=np.log, inverse_func=np.exp), X_DIAB, Y_DIAB),
+        None,
+    ),
+    "transformed_target_scaler": (
+        lambda: fit(
+            TransformedTargetRegressor(KernelRidge(kernel="rbf"), transformer=StandardScaler()), X_DIAB, Y_DIAB
+        ),
+        None,
+    ),
+    "nystroem": (lambda: fit(Nystroem(n_components=50, random_state=0), X_IRIS), None),
+    "nystroem_poly": (lambda: fit(Nystroem(kernel="poly", n_components=30, random_state=0), X_IRIS), None),
+    "rbf_sampler": (lambda: fit(RBFSampler(random_state=0), X_IRIS), None),
+    "skewed_chi2_sampler": (lambda: fit(SkewedChi2Sampler(random_state=0), X_IRIS_RAW), counts),
+    "additive_chi2_sampler": (lambda: fit(AdditiveChi2Sampler(sample_steps=3), X_IRIS_RAW), counts),
+    "spline_transformer": (lambda: fit(SplineTransformer(), X_IRIS), None),
+    "spline_transformer_continue_no_bias": (
+        lambda: fit(SplineTransformer(degree=2, n_knots=4, extrapolation="continue", include_bias=False), X_IRIS),
+        None,
+    ),
+    "factor_analysis": (lambda: fit(FactorAnalysis(n_components=3), X_DIAB), None),
+    "fast_ica": (lambda: fit(FastICA(n_components=3, random_state=0), X_DIAB), None),
+    "sparse_pca": (lambda: fit(SparsePCA(n_components=3, random_state=0), X_DIAB), None),
+    "minibatch_sparse_pca": (lambda: fit(MiniBatchSparsePCA(n_components=3, random_state=0), X_DIAB), None),
+    "pls_svd": (lambda: fit(PLSSVD(n_components=1), X_DIAB, Y_DIAB), None),
+    "bernoulli_rbm": (lambda: fit(BernoulliRBM(random_state=0), X_IRIS_RAW / 8), None),
+    "feature_agglomeration": (lambda: fit(FeatureAgglomeration(n_clusters=3), X_DIAB), None),
+    "missing_indicator": (lambda: fit(MissingIndicator(), with_holes(100)), with_holes),
+    "radius_neighbors_transformer": (lambda: fit(RadiusNeighborsTransformer(), X_IRIS), near_iris),
+    "k_neighbors_transformer": (lambda: fit(KNeighborsTransformer(), X_IRIS), None),
+    "radius_neighbors_regressor_with_empty_rows": (lambda: fit(RadiusNeighborsRegressor(), X_DIAB, Y_DIAB), None),
+    "elliptic_envelope": (lambda: fit(EllipticEnvelope(random_state=0), X_IRIS), None),
+    "affinity_propagation": (lambda: fit(AffinityPropagation(random_state=0), X_IRIS), None),
+    "mean_shift": (lambda: fit(MeanShift(), X_IRIS), None),
+    "birch": (lambda: fit(Birch(), X_IRIS), None),
+    "isotonic_nan_outside": (lambda: fit(IsotonicRegression(), X_DIAB[:, 2], Y_DIAB), lambda n: normal(n, 1) * 2),
+    "isotonic_clip": (lambda: fit(IsotonicRegression(out_of_bounds="clip"), X_DIAB[:, 2], Y_DIAB), None),
+    "gaussian_mixture": (lambda: fit(GaussianMixture(n_components=3, random_state=0), X_IRIS), None),
+    "linear_svc_binary": (lambda: fit(LinearSVC(), X_CANCER, Y_CANCER), None),
+    "svc_binary": (lambda: fit(SVC(), X_CANCER, Y_CANCER), None),
+    "perceptron_binary": (lambda: fit(Perceptron(), X_CANCER, Y_CANCER), None),
+    "ridge_classifier_binary": (lambda: fit(RidgeClassifier(), X_CANCER, Y_CANCER), None),
+    "svc_multiclass": (lambda: fit(SVC(), X_IRIS, Y_IRIS), None),
+}
+
+
+def save(model: Any, directory: Path, name: str) -> tuple[Path, list[str]]:
+    """Save as .skops, or as .joblib (with --allow-unsafe-load) when skops cannot hold it."""
+    try:
+        path = directory / f"{name}.skops"
+        sio.dump(model, path)
+        return path, []
+    except Exception:
+        path = directory / f"{name}.joblib"
+        joblib.dump(model, path)
+        return path, ["--allow-unsafe-load", "true"]
+
+
+def sklearn_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """What the README promises each output name holds."""
+    x = x.astype(np.float64)
+    if isinstance(model, IsotonicRegression):
+        x = x.ravel()
+    methods = {
+        "label": "predict",
+        "probabilities": "predict_proba",
+        "scores": "decision_function" if hasattr(model, "decision_function") else "transform",
+        "variable": "predict" if hasattr(model, "predict") else "transform",
+    }
+    outputs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            value = getattr(model, methods[name])(x)
+            outputs[name] = np.asarray(value.toarray() if hasattr(value, "toarray") else value)
+    return outputs
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_registered_converter_reproduces_scikit_learn(name: str, tmp_path: Path, run_cli) -> None:
+    factory, inputs = CASES[name]
+    model = factory()
+    path, extra = save(model, tmp_path, name)
+    args = ["--model-path", str(path), *extra]
+    width = 1 if isinstance(model, IsotonicRegression) else model.n_features_in_
+    draw = inputs or (lambda n: normal(n, width))
+    if inputs is not None or isinstance(model, IsotonicRegression):
+        np.save(tmp_path / "samples.npy", draw(16).reshape(16, width))
+        args += ["--sample-data", str(tmp_path / "samples.npy")]
+    result = run_cli(*args)
+    assert result.code == 0, result.stdout + result.errors
+    report = result.report(name)
+    assert report["passed"] is True
+    assert report["validation"]["batch_sizes"] == [16, 8]
+    # an independent run of the file on new inputs, compared with scikit-learn here
+    session = ort.InferenceSession(str(result.output_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    x = draw(37).reshape(37, width)
+    names = [o.name for o in session.get_outputs()]
+    actual = dict(zip(names, session.run(None, {"input": x}), strict=True))
+    expected = sklearn_outputs(model, x, names)
+    for output in names:
+        got, want = actual[output], expected[output]
+        assert got.size == want.size, (output, got.shape, want.shape)
+        if output == "label" or want.dtype.kind in "OUSb":
+            np.testing.assert_array_equal(got.reshape(want.shape).astype(str), want.astype(str), err_msg=output)
+        else:
+            np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-3, atol=1e-3, err_msg=output)
+
+
+def test_hist_gradient_boosting_writes_a_tree_ensemble_within_ai_onnx_ml_3(tmp_path: Path, run_cli) -> None:
+    path, _ = save(CASES["hist_gradient_boosting_classifier"][0](), tmp_path, "hgb")
+    result = run_cli("--model-path", str(path))
+    onnx_info = result.report("hgb")["onnx"]
+    assert onnx_info["opsets"]["ai.onnx.ml"] <= 3  # skl2onnx refuses 4; 5 deprecates TreeEnsembleClassifier
+    assert onnx_info["operators"]["ai.onnx.ml.TreeEnsembleClassifier"] == 1
+
+
+def test_binary_lda_probabilities_are_the_sigmoid_of_the_decision_not_of_twice_it(tmp_path: Path, run_cli) -> None:
+    model = CASES["linear_discriminant_binary"][0]()
+    path, _ = save(model, tmp_path, "lda")
+    assert run_cli("--model-path", str(path)).code == 0
+    session = ort.InferenceSession(str(tmp_path / "out" / "lda.onnx"), providers=["CPUExecutionProvider"])
+    x = normal(50, 30)
+    probabilities = session.run(["probabilities"], {"input": x})[0]
+    decision = model.decision_function(x.astype(np.float64))
+    np.testing.assert_allclose(probabilities[:, 1], 1 / (1 + np.exp(-decision)), atol=1e-5)
+    assert np.abs(probabilities[:, 1] - 1 / (1 + np.exp(-2 * decision))).max() > 1e-2  # what skl2onnx wrote
+
+
+def test_binary_classifier_without_predict_proba_has_scores_equal_to_decision_function(tmp_path: Path, run_cli) -> None:
+    for name in ("svc_binary", "perceptron_binary"):
+        path, _ = save(CASES[name][0](), tmp_path, name)
+        result = run_cli("--model-path", str(path))
+        outputs = {o["name"]: o for o in result.report(name)["onnx"]["outputs"]}
+        assert set(outputs) == {"label", "scores"}
+        assert outputs["scores"]["shape"][1] == 1  # one column, d, as decision_function
+
+
+def test_sparse_output_is_densified_and_the_batch_axis_stays_dynamic(tmp_path: Path, run_cli) -> None:
+    path, _ = save(CASES["tfidf_transformer"][0](), tmp_path, "tfidf")
+    np.save(tmp_path / "c.npy", counts(10))
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "c.npy"))
+    assert result.code == 0, result.stdout
+    output = result.report("tfidf")["onnx"]["outputs"][0]
+    assert output["name"] == "variable"
+    assert not isinstance(output["shape"][0], int)  # skl2onnx declared [1, C]
+
+
+def test_radius_regressor_gives_nan_where_no_training_row_is_within_the_radius(tmp_path: Path, run_cli) -> None:
+    model = CASES["radius_neighbors_regressor_with_empty_rows"][0]()
+    path, _ = save(model, tmp_path, "rnr")
+    assert run_cli("--model-path", str(path)).code == 0
+    session = ort.InferenceSession(str(tmp_path / "out" / "rnr.onnx"), providers=["CPUExecutionProvider"])
+    far = np.full((2, 10), 50.0, dtype=np.float32)
+    assert np.isnan(session.run(None, {"input": far})[0]).all()
+
+
+def test_dummy_classifier_with_random_predictions_exits_1_with_the_reason(tmp_path: Path, run_cli) -> None:
+    path, _ = save(fit(DummyClassifier(strategy="stratified"), X_IRIS, Y_IRIS), tmp_path, "dummy")
+    result = run_cli("--model-path", str(path))
+    assert result.code == 1
+    assert result.stdout.startswith(
+        "FAIL dummy.skops: DummyClassifier cannot be converted to ONNX: its predictions are random draws; "
+        "ONNX graphs are deterministic"
+    )
+
+
+def test_estimator_without_onnx_equivalent_is_named_with_the_reason(tmp_path: Path, run_cli) -> None:
+    path, _ = save(fit(NMF(n_components=2, max_iter=500), X_IRIS_RAW), tmp_path, "nmf")
+    np.save(tmp_path / "counts.npy", counts(10))  # NMF refuses negative inputs
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "counts.npy"))
+    assert result.code == 1
+    assert result.stdout.startswith(
+        "FAIL nmf.skops: NMF cannot be converted to ONNX: its transform solves a non-negative least-squares "
+        "problem per sample by iteration; ONNX has no such operator"
+    )
+    assert result.report("nmf")["status"] == "error"
