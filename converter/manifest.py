@@ -52,7 +52,14 @@ class Entry:
 
 def is_batch(model_path: str) -> bool:
     """True when --model-path names a manifest or a glob rather than one model."""
-    return bool(GLOB_CHARS.search(model_path)) or model_path.lower().endswith(MANIFEST_SUFFIXES)
+    if GLOB_CHARS.search(model_path):
+        return True
+    if not model_path.lower().endswith(MANIFEST_SUFFIXES):
+        return False
+    # An XGBoost model is a .json too; it has "learner" at top level where a manifest has "models".
+    from converter.frameworks.xgboost import XGBoostBackend
+
+    return XGBoostBackend.detect(Path(model_path)) is None
 
 
 def load_entries(values: dict[str, str | None], base_dir: Path | None = None, select: str = "") -> list[Entry]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from converter.errors import UserError
 
-FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn")
+FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
 DTYPES = (
     "float32",
     "float16",

@@ -122,7 +122,10 @@ def test_input_dtypes() -> None:
 def test_unknown_framework_is_refused(model_file: Path) -> None:
     with pytest.raises(UserError) as err:
         ConversionRequest.from_mapping({"model-path": str(model_file), "framework": "jax"})
-    assert err.value.one_line() == '--framework "jax": unknown value; use one of auto, pytorch, tensorflow, sklearn'
+    assert (
+        err.value.one_line()
+        == '--framework "jax": unknown value; use one of auto, pytorch, tensorflow, sklearn, xgboost, lightgbm'
+    )
 
 
 def test_unknown_keys_are_refused(model_file: Path) -> None:

@@ -16,6 +16,8 @@ BACKENDS: dict[str, str] = {
     "sklearn": "converter.frameworks.sklearn:SklearnBackend",
     "pytorch": "converter.frameworks.pytorch:PytorchBackend",
     "tensorflow": "converter.frameworks.tensorflow:TensorFlowBackend",
+    "xgboost": "converter.frameworks.xgboost:XGBoostBackend",
+    "lightgbm": "converter.frameworks.lightgbm:LightGBMBackend",
 }
 
 

@@ -218,11 +218,12 @@ class SklearnBackend(Backend):
         import importlib.metadata as md
 
         found = {pkg: md.version(pkg) for pkg in ("scikit-learn", "skl2onnx", "skops")}
-        # a pipeline holding an XGBoost or LightGBM estimator was exported with onnxmltools
-        for module, package in (("onnxmltools", "onnxmltools"), ("xgboost", "xgboost-cpu"), ("lightgbm", "lightgbm")):
+        # a pipeline holding an XGBoost or LightGBM estimator (loaded by now) exports with onnxmltools
+        for module, package in (("xgboost", "xgboost-cpu"), ("lightgbm", "lightgbm")):
             if module in sys.modules:
                 with contextlib.suppress(md.PackageNotFoundError):
                     found[package] = md.version(package)
+                    found["onnxmltools"] = md.version("onnxmltools")
         return found
 
 

@@ -853,9 +853,9 @@ def _convert_spline(scope: Any, operator: Any, container: Any) -> None:
     )  # (N, F): index of the knot interval (clamped to the first and last by construction)
     flat = OnnxAdd(piece, (np.arange(n_features) * n_pieces).astype(np.int64), op_version=opv)
     local = OnnxSub(x, OnnxGather(_const(lefts.ravel(), dtype), flat, axis=0, op_version=opv), op_version=opv)
-    powers = [np.array([degree - p], dtype=dtype) for p in range(degree + 1)]
+    powers = np.arange(degree, -1, -1, dtype=np.float64)  # highest first, like PPoly's coefficients
     local3 = OnnxUnsqueezeApi11(local, axes=[2], op_version=opv)  # (N, F, 1)
-    power_terms = OnnxPow(local3, _const(np.concatenate(powers), dtype), op_version=opv)  # (N, F, degree+1)
+    power_terms = OnnxPow(local3, _const(powers, dtype), op_version=opv)  # (N, F, degree+1)
     gathered = OnnxGather(_const(coefficients, dtype), flat, axis=0, op_version=opv)  # (N, F, degree+1, S)
     values = OnnxReduceSumApi11(
         OnnxMul(gathered, OnnxUnsqueezeApi11(power_terms, axes=[3], op_version=opv), op_version=opv),
@@ -1005,18 +1005,20 @@ def register_boosters(module_roots: set[str]) -> None:
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     if "xgboost" in module_roots:
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-        from xgboost import XGBClassifier, XGBRegressor
+        from xgboost import XGBClassifier, XGBRegressor, XGBRFClassifier, XGBRFRegressor
 
-        update_registered_converter(
-            XGBClassifier,
-            "XGBoostXGBClassifier",
-            calculate_linear_classifier_output_shapes,
-            convert_xgboost,
-            options=classifier_options,
-        )
-        update_registered_converter(
-            XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
-        )
+        for classifier in (XGBClassifier, XGBRFClassifier):
+            update_registered_converter(
+                classifier,
+                f"XGBoost{classifier.__name__}",
+                calculate_linear_classifier_output_shapes,
+                convert_xgboost,
+                options=classifier_options,
+            )
+        for regressor in (XGBRegressor, XGBRFRegressor):
+            update_registered_converter(
+                regressor, f"XGBoost{regressor.__name__}", calculate_linear_regressor_output_shapes, convert_xgboost
+            )
     if "lightgbm" in module_roots:
         from lightgbm import LGBMClassifier, LGBMRegressor
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
