@@ -106,9 +106,9 @@ def foreign_globals(pickles: list[bytes]) -> list[str]:
                 elif name == "MEMOIZE" and strings:
                     memo[len(memo)] = strings[-1]
                 elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
-                    memo[int(arg)] = strings[-1]
-                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
-                    strings.append(memo[int(arg)])
+                    memo[int(str(arg))] = strings[-1]
+                elif name in ("BINGET", "LONG_BINGET", "GET") and int(str(arg)) in memo:
+                    strings.append(memo[int(str(arg))])
                 elif name == "STACK_GLOBAL" and len(strings) >= 2:
                     _add_global(found, strings[-2], strings[-1])
         except Exception:  # a damaged pickle: torch.load will say so
