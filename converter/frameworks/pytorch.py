@@ -132,6 +132,10 @@ class PytorchBackend(Backend):
             names, note = _input_names(params, var_positional, request)
             if note:
                 loaded.notes.append(note)
+            # Inputs that skip an optional parameter (GPT-2's past_key_values between input_ids and
+            # attention_mask) are passed by keyword; the skipped ones keep their defaults.
+            known = [n for n, _ in params]
+            loaded.extra["keywords"] = set(names) <= set(known) and names != known[: len(names)]
             dtype = _default_float(torch, loaded.model)
             specs = [TensorSpec(name=n, shape=None, dtype=dtype, dtype_known=False) for n in names]
         high = _embedding_rows(torch, loaded.model, kind)
@@ -170,7 +174,12 @@ class PytorchBackend(Backend):
         tensors = tuple(_to_tensor(torch, inputs[name]) for name in loaded.extra["input_names"])
         call = loaded.extra.get("callable")
         if call is None:
-            call = loaded.model.module() if loaded.extra["kind"] == "program" else loaded.model
+            if loaded.extra["kind"] == "program":
+                call = _program_callable(torch, loaded.model)
+            elif loaded.extra.get("keywords"):
+                call = _keyword_callable(loaded.model, loaded.extra["input_names"])
+            else:
+                call = loaded.model
             loaded.extra["callable"] = call
         try:
             # Warnings only (cheap): this call is also what the latency figure measures.
@@ -206,6 +215,9 @@ class PytorchBackend(Backend):
         kind = loaded.extra["kind"]
         args = _example_args(torch, loaded, specs)
         input_names = [s.name for s in specs]
+        kwargs: dict[str, Any] | None = None
+        if loaded.extra.get("keywords"):
+            kwargs, args = dict(zip(input_names, args, strict=True)), ()
         output_names = list(loaded.output_names)
         large = _weight_bytes(torch, loaded.model, kind) > px.EXTERNAL_DATA_BYTES
         export_notes: list[str] = []
@@ -215,6 +227,8 @@ class PytorchBackend(Backend):
             )
 
         dynamo_opset: int | None = None  # the opset the dynamo exporter wrote, when it wrote one
+        if kind == "program":
+            px.contiguous_as_clone(torch, loaded.model)
         if kind == "script":
             reason = "the model is a TorchScript ScriptModule, which torch.export cannot trace"
         else:
@@ -226,9 +240,10 @@ class PytorchBackend(Backend):
                     opset,
                     input_names,
                     output_names,
-                    _dynamic_shapes(torch, specs, kind),
+                    _dynamic_shapes(torch, specs, kind, by_name=kwargs is not None),
                     path,
                     large,
+                    kwargs,
                 )
                 dynamo_opset = px.file_opset(path)
                 if not explicit or dynamo_opset == opset:
@@ -274,6 +289,7 @@ class PytorchBackend(Backend):
                 _dynamic_axes(specs, loaded, dynamic_batch),
                 path,
                 large,
+                kwargs,
             )
         except Exception as exc:
             if dynamo_opset is not None:
@@ -287,7 +303,7 @@ class PytorchBackend(Backend):
                 f"TorchScript exporter: {px.summarize(exc)}",
                 "replace the unsupported operation in the model, or change it so that torch.export can trace it",
             ) from None
-        fatal, other = px.tracer_problems(caught, Path(torch.__file__).parent)
+        fatal, other = px.tracer_problems(caught, Path(str(torch.__file__)).parent)
         if fatal:
             for stale in [path, *extra]:
                 stale.unlink(missing_ok=True)
@@ -376,8 +392,9 @@ def _input_names(
     known = [n for n, _ in params]
     required = sum(1 for _, req in params if req)
     if given and all(n in known for n in given):
-        last = max(known.index(n) for n in given) + 1
-        return known[: max(last, required)], ""
+        # The named parameters and the required ones, in forward's order; optional ones not named
+        # keep their defaults (they would otherwise need shapes the user has no reason to give).
+        return [n for n, req in params if req or n in given], ""
     # A full renaming only: a mix of known and unknown names is a typo, reported by the pipeline.
     if given and not any(n in known for n in given) and (var_positional or required <= len(given) <= len(known)):
         renamed = [f"{new} (forward's {old})" for new, old in zip(given, known, strict=False) if new != old]
@@ -413,6 +430,33 @@ def _embedding_rows(torch: Any, model: Any, kind: str) -> int | None:
             if name in ("Embedding", "EmbeddingBag") and hasattr(module, "num_embeddings"):
                 rows.append(int(module.num_embeddings))
     return min(rows) if rows else None
+
+
+def _program_callable(torch: Any, program: Any) -> Any:
+    """The program's module, called with its flat inputs put back into the (args, kwargs) it was exported with.
+
+    A program exported with keyword inputs (``kwargs={"input_ids": ...}``, as a Hugging Face model
+    is) refuses them by position: "Ran into a kwarg keyword mismatch".
+    """
+    module = program.module()
+    spec = program.call_spec.in_spec
+    if spec is None:
+        return module
+
+    def call(*tensors: Any) -> Any:
+        if spec.num_leaves != len(tensors):
+            return module(*tensors)
+        args, kwargs = torch.utils._pytree.tree_unflatten(list(tensors), spec)
+        return module(*args, **kwargs)
+
+    return call
+
+
+def _keyword_callable(model: Any, names: list[str]) -> Any:
+    def call(*tensors: Any) -> Any:
+        return model(**dict(zip(names, tensors, strict=True)))
+
+    return call
 
 
 def _to_tensor(torch: Any, array: np.ndarray) -> Any:
@@ -472,8 +516,13 @@ def _example_args(torch: Any, loaded: LoadedModel, specs: list[TensorSpec]) -> t
     return tuple(tensors)
 
 
-def _dynamic_shapes(torch: Any, specs: list[TensorSpec], kind: str) -> tuple[Any, ...] | None:
-    """torch.export dynamic_shapes: one torch.export.Dim per dimension name, shared across inputs."""
+def _dynamic_shapes(
+    torch: Any, specs: list[TensorSpec], kind: str, by_name: bool = False
+) -> tuple[Any, ...] | dict[str, Any] | None:
+    """torch.export dynamic_shapes: one torch.export.Dim per dimension name, shared across inputs.
+
+    Keyed by input name when the inputs are passed by keyword, else a tuple in input order.
+    """
     if kind == "program":
         return None  # an ExportedProgram carries its own
     dims: dict[str, Any] = {}
@@ -485,7 +534,9 @@ def _dynamic_shapes(torch: Any, specs: list[TensorSpec], kind: str) -> tuple[Any
                 key = re.sub(r"\W", "_", dim)
                 axes[axis] = dims.setdefault(key, torch.export.Dim(key))
         shapes.append(axes or None)
-    return tuple(shapes) if any(shapes) else None
+    if not any(shapes):
+        return None
+    return {s.name: shape for s, shape in zip(specs, shapes, strict=True)} if by_name else tuple(shapes)
 
 
 def _dynamic_axes(specs: list[TensorSpec], loaded: LoadedModel, dynamic_batch: bool) -> dict[str, dict[int, str]]:

@@ -95,15 +95,17 @@ def dynamo_export(
     opset: int,
     input_names: list[str],
     output_names: list[str],
-    dynamic_shapes: tuple[Any, ...] | None,
+    dynamic_shapes: tuple[Any, ...] | dict[str, Any] | None,
     path: Path,
     large: bool,
+    kwargs: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Export with the torch.export-based exporter; returns the files written besides ``path``."""
     with quiet():
         program = torch.onnx.export(
             model,
             args,
+            kwargs=kwargs,
             dynamo=True,
             opset_version=opset,
             dynamic_shapes=dynamic_shapes,
@@ -119,6 +121,33 @@ def dynamo_export(
             onnx.save_model(program.model_proto, str(path))
     data = path.with_name(path.name + ".data")
     return [data] if data.exists() else []
+
+
+def contiguous_as_clone(torch: Any, program: Any) -> int:
+    """Make every ``aten.contiguous`` in a torch.export program an unconditional copy; returns how many.
+
+    ``contiguous()`` copies only when its input is not contiguous already, and whether it is depends
+    on the strides the tracer gave the ops before it. scaled_dot_product_attention's output strides
+    differ between the trace that recorded the program (with a bias that requires grad, as T5's
+    learned position bias does when a user exports without ``requires_grad_(False)``) and the
+    exporter's re-trace in ``run_decompositions``: the copy is dropped there and the ``reshape``
+    after it becomes a ``view`` that cannot hold ("Cannot view a tensor with shape ...";
+    pytorch/pytorch#136543, #141107; #169732 makes the same change in torch). A copy is an Identity
+    in ONNX, so the file is the same.
+    """
+    changed = 0
+    aten = torch.ops.aten
+    for module in program.graph_module.modules():
+        if not isinstance(module, torch.fx.GraphModule):
+            continue
+        for node in module.graph.nodes:
+            if node.op == "call_function" and node.target is aten.contiguous.default:
+                memory_format = node.kwargs.get("memory_format", torch.contiguous_format)
+                node.target = aten.clone.default
+                node.kwargs = {"memory_format": memory_format}
+                changed += 1
+        module.recompile()
+    return changed
 
 
 def assign_names(model: Any, input_names: list[str], output_names: list[str]) -> None:
@@ -160,6 +189,7 @@ def torchscript_export(
     dynamic_axes: dict[str, dict[int, str]],
     path: Path,
     large: bool,
+    kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[Path], list[warnings.WarningMessage]]:
     """Export with the TorchScript exporter into a scratch folder, then put the result at ``path``.
 
@@ -174,6 +204,7 @@ def torchscript_export(
                 model,
                 args,
                 str(target),
+                kwargs=kwargs,
                 dynamo=False,
                 opset_version=opset,
                 input_names=input_names,

@@ -1,0 +1,125 @@
+"""PyTorch models built the way Hugging Face transformers are: keyword inputs, optional parameters
+between the inputs a user gives, attention with a learned position bias (issue 9, part 4).
+
+Each test is the tiny form of a failure bench/coverage_families/pytorch.py found on a real
+architecture: T5 encoder (.pt2), GPT-2 (state_dict) and every .pt2 exported with kwargs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from tests import pytorch_attention_models as pam
+
+MODELS_FILE = Path(pam.__file__)
+DYNAMO = "torch.onnx.export(dynamo=True)"
+IDS_AND_MASK = ("input_ids:batchxseq;attention_mask:batchxseq", "input_ids:int64;attention_mask:int64")
+
+
+def _dims() -> tuple[torch.export.Dim, torch.export.Dim]:
+    return torch.export.Dim("batch"), torch.export.Dim("seq", max=64)
+
+
+@pytest.fixture(scope="module")
+def padded_encoder() -> pam.PaddedEncoder:
+    torch.manual_seed(0)
+    return pam.PaddedEncoder().eval()
+
+
+@pytest.fixture(scope="module")
+def keyword_program(tmp_path_factory: pytest.TempPathFactory, padded_encoder: pam.PaddedEncoder) -> Path:
+    """PaddedEncoder exported the way a transformers model is: inputs as kwargs, batch and seq dynamic."""
+    batch, seq = _dims()
+    kwargs = {"input_ids": torch.randint(0, pam.VOCAB, (4, 8)), "attention_mask": torch.ones(4, 8, dtype=torch.int64)}
+    program = torch.export.export(
+        padded_encoder, (), kwargs=kwargs, dynamic_shapes={name: {0: batch, 1: seq} for name in kwargs}
+    )
+    path = tmp_path_factory.mktemp("attention") / "keyword_program.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+def _assert_seq_validated_at_two_sizes(report: dict, output: str, width: int) -> None:
+    first, second = report["validation"]["batches"]
+    shapes = {b["batch_size"]: next(o["shape"] for o in b["outputs"] if o["name"] == output) for b in (first, second)}
+    assert shapes == {16: [16, 32, width], 8: [8, 40, width]}
+
+
+def test_program_exported_with_keyword_inputs_is_called_by_keyword(run_cli, keyword_program: Path) -> None:
+    # Called by position, the program refuses: "Ran into a kwarg keyword mismatch".
+    result = run_cli("--model-path", str(keyword_program))
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("keyword_program")
+    assert report["onnx"]["export_path"] == DYNAMO
+    assert [i["name"] for i in report["onnx"]["inputs"]] == ["input_ids", "attention_mask"]
+    assert [o["name"] for o in report["onnx"]["outputs"]] == ["last_hidden_state", "pooler_output"]
+    _assert_seq_validated_at_two_sizes(report, "last_hidden_state", pam.WIDTH)
+    assert report["validation"]["passed"] is True
+
+
+def test_inputs_that_skip_an_optional_parameter_are_passed_by_keyword(
+    run_cli, padded_encoder: pam.PaddedEncoder, tmp_path: Path
+) -> None:
+    # forward(input_ids, past_key_values=None, attention_mask=None): past_key_values was taken as
+    # an input too ("the shape of input past_key_values is unknown").
+    weights = tmp_path / "encoder.pt"
+    torch.save(padded_encoder.state_dict(), weights)
+    shapes, dtypes = IDS_AND_MASK
+    result = run_cli(
+        "--model-path",
+        str(weights),
+        "--model-class",
+        f"{MODELS_FILE}:PaddedEncoder",
+        "--input-shapes",
+        shapes,
+        "--input-dtypes",
+        dtypes,
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("encoder")
+    assert report["onnx"]["export_path"] == DYNAMO
+    assert report["onnx"]["inputs"] == [
+        {"name": "input_ids", "shape": ["batch", "seq"], "dtype": "int64"},
+        {"name": "attention_mask", "shape": ["batch", "seq"], "dtype": "int64"},
+    ]
+    _assert_seq_validated_at_two_sizes(report, "last_hidden_state", pam.WIDTH)
+    # The mask reached the model by keyword: padding changes the pooled output in ONNX as in torch.
+    session = ort.InferenceSession(str(result.output_dir / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.random.default_rng(3).integers(0, pam.VOCAB, (2, 6))
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]])
+    onnx_pooled = session.run(["pooler_output"], {"input_ids": ids, "attention_mask": mask})[0]
+    with torch.no_grad():
+        expected = padded_encoder(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))["pooler_output"]
+        unmasked = padded_encoder(torch.from_numpy(ids))["pooler_output"]
+    np.testing.assert_allclose(onnx_pooled, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(onnx_pooled[1] - unmasked[1].numpy()).max() > 1e-3
+
+
+def test_program_with_a_position_bias_that_requires_grad_exports(run_cli, tmp_path: Path) -> None:
+    # Exported as users do (parameters require grad), the bias changes the strides torch records for
+    # scaled_dot_product_attention's output; the exporter's re-trace then dropped the contiguous()
+    # copy and failed: "Cannot view a tensor with shape ... as a tensor with shape ...".
+    torch.manual_seed(0)
+    model = pam.BiasedSelfAttention().eval()
+    batch, seq = _dims()
+    program = torch.export.export(model, (torch.randint(0, pam.VOCAB, (4, 8)),), dynamic_shapes=({0: batch, 1: seq},))
+    path = tmp_path / "biased_attention.pt2"
+    torch.export.save(program, str(path))
+    result = run_cli("--model-path", str(path))
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("biased_attention")
+    assert report["onnx"]["export_path"] == DYNAMO
+    assert report["onnx"]["inputs"][0]["dtype"] == "int64"
+    _assert_seq_validated_at_two_sizes(report, "output", pam.WIDTH)
+    assert report["validation"]["passed"] is True
+    # A third sequence length, against the eager model: the copy changed nothing in the values.
+    session = ort.InferenceSession(str(result.output_dir / "biased_attention.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.random.default_rng(4).integers(0, pam.VOCAB, (3, 11))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(session.run(None, {"input_ids": ids})[0], expected, rtol=1e-4, atol=1e-5)
