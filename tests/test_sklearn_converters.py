@@ -31,6 +31,7 @@ from sklearn.ensemble import (
     RandomTreesEmbedding,
 )
 from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.gaussian_process import GaussianProcessClassifier
 from sklearn.impute import MissingIndicator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem, RBFSampler, SkewedChi2Sampler
@@ -40,6 +41,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import (
     KNeighborsTransformer,
     NearestCentroid,
+    RadiusNeighborsClassifier,
     RadiusNeighborsRegressor,
     RadiusNeighborsTransformer,
 )
@@ -90,6 +92,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] =
         lambda: fit(HistGradientBoostingClassifier(), np.where(np.isnan(with_holes(150)), np.nan, X_IRIS), Y_IRIS),
         with_holes,
     ),
+    "gaussian_process_classifier_binary": (lambda: fit(GaussianProcessClassifier(), X_CANCER, Y_CANCER), None),
     "quadratic_discriminant_analysis": (lambda: fit(QuadraticDiscriminantAnalysis(), X_IRIS, Y_IRIS), None),
     "tfidf_transformer": (lambda: fit(TfidfTransformer(), X_IRIS_RAW), counts),
     "pls_regression": (lambda: fit(PLSRegression(), X_DIAB, Y_DIAB), None),
@@ -158,6 +161,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] =
     "missing_indicator": (lambda: fit(MissingIndicator(), with_holes(100)), with_holes),
     "radius_neighbors_transformer": (lambda: fit(RadiusNeighborsTransformer(), X_IRIS), near_iris),
     "k_neighbors_transformer": (lambda: fit(KNeighborsTransformer(), X_IRIS), None),
+    "radius_neighbors_classifier": (lambda: fit(RadiusNeighborsClassifier(), X_IRIS, Y_IRIS), near_iris),
     "radius_neighbors_regressor_with_empty_rows": (lambda: fit(RadiusNeighborsRegressor(), X_DIAB, Y_DIAB), None),
     "elliptic_envelope": (lambda: fit(EllipticEnvelope(random_state=0), X_IRIS), None),
     "affinity_propagation": (lambda: fit(AffinityPropagation(random_state=0), X_IRIS), None),
@@ -305,3 +309,33 @@ def test_estimator_without_onnx_equivalent_is_named_with_the_reason(tmp_path: Pa
         "problem per sample by iteration; ONNX has no such operator"
     )
     assert result.report("nmf")["status"] == "error"
+
+
+def test_kmeans_distances_on_badly_scaled_features_stay_within_tolerance(tmp_path: Path, run_cli) -> None:
+    # wine's proline reaches 1680: skl2onnx's |x|^2 - 2x.c + |c|^2 in float32 was 0.04 off near a center
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_wine
+
+    X, _ = load_wine(return_X_y=True)
+    model = fit(KMeans(random_state=0, n_init=3), X)
+    rows = np.clip(RNG.normal(X.mean(0), X.std(0), (2000, X.shape[1])), X.min(0), X.max(0)).astype(np.float32)
+    path, _ = save(model, tmp_path, "kmeans")
+    np.save(tmp_path / "rows.npy", rows[:16])
+    assert run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.npy")).code == 0
+    session = ort.InferenceSession(str(tmp_path / "out" / "kmeans.onnx"), providers=["CPUExecutionProvider"])
+    label, scores = session.run(["label", "scores"], {"input": rows})
+    np.testing.assert_array_equal(label, model.predict(rows.astype(np.float64)))
+    np.testing.assert_allclose(scores, model.transform(rows.astype(np.float64)), rtol=1e-3, atol=1e-3)
+
+
+def test_label_propagation_says_it_computes_in_double_inside_the_graph(tmp_path: Path, run_cli) -> None:
+    path, _ = save(CASES["label_propagation"][0](), tmp_path, "lp")
+    np.save(tmp_path / "rows.npy", near_iris(16))
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.npy"))
+    assert result.code == 0, result.stdout
+    report = result.report("lp")
+    assert report["onnx"]["inputs"][0]["dtype"] == "float32"
+    assert report["warnings"] == [
+        "LabelPropagation is computed in double precision inside the graph: its rbf weights exp(-gamma d^2) "
+        "underflow in float32 long before float64"
+    ]

@@ -206,8 +206,15 @@ class SklearnBackend(Backend):
             raise ConversionError(*_conversion_message(loaded.model, exc)) from None
         _name_outputs(onx, loaded)
         path.write_bytes(onx.SerializeToString())
+        doubles = {type(e).__name__ for e in estimators} & set(sklearn_converters.DOUBLE_INSIDE)
         return ExportResult(
-            path=path, exporter=f"skl2onnx {skl2onnx.__version__}", export_path="skl2onnx.convert_sklearn"
+            path=path,
+            exporter=f"skl2onnx {skl2onnx.__version__}",
+            export_path="skl2onnx.convert_sklearn",
+            warnings=[
+                f"{name} is computed in double precision inside the graph: {sklearn_converters.DOUBLE_INSIDE[name]}"
+                for name in sorted(doubles)
+            ],
         )
 
     def opset_range(self) -> tuple[int, int]:

@@ -41,6 +41,12 @@ NO_ONNX_EQUIVALENT: dict[str, str] = {
     "DummyClassifier(uniform)": "its predictions are random draws; ONNX graphs are deterministic",
 }
 
+# Converters that compute in double inside the graph (float32 in and out), and why: reported.
+DOUBLE_INSIDE = {
+    "LabelPropagation": "its rbf weights exp(-gamma d^2) underflow in float32 long before float64",
+    "LabelSpreading": "its rbf weights exp(-gamma d^2) underflow in float32 long before float64",
+}
+
 _registered = False
 
 
@@ -65,7 +71,12 @@ def register() -> None:
     from sklearn.isotonic import IsotonicRegression
     from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem, RBFSampler, SkewedChi2Sampler
     from sklearn.kernel_ridge import KernelRidge
-    from sklearn.neighbors import NearestCentroid, RadiusNeighborsRegressor, RadiusNeighborsTransformer
+    from sklearn.neighbors import (
+        NearestCentroid,
+        RadiusNeighborsClassifier,
+        RadiusNeighborsRegressor,
+        RadiusNeighborsTransformer,
+    )
     from sklearn.neural_network import BernoulliRBM
     from sklearn.preprocessing import SplineTransformer
     from sklearn.semi_supervised import LabelPropagation, LabelSpreading
@@ -115,6 +126,12 @@ def register() -> None:
         (MeanShift, _label_shape, _convert_nearest_center, None),
         (Birch, _label_and_scores_shape, _convert_birch, None),
         (RadiusNeighborsRegressor, _columns_shape(lambda op: _targets(op._y)), _convert_radius_regressor, None),
+        (
+            RadiusNeighborsClassifier,
+            calculate_linear_classifier_output_shapes,
+            _convert_radius_classifier,
+            classifier_options,
+        ),
         (IsotonicRegression, _columns_shape(lambda op: 1), _convert_isotonic, None),
         (PLSSVD, _columns_shape(lambda op: op.x_weights_.shape[1]), _convert_pls_svd, None),
     ):
@@ -131,6 +148,7 @@ def _register_corrections() -> None:
     from skl2onnx import update_registered_converter
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import _converter_pool, _shape_calculator_pool
+    from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.cross_decomposition import CCA, PLSCanonical, PLSRegression
     from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
     from sklearn.ensemble import (
@@ -139,6 +157,7 @@ def _register_corrections() -> None:
         RandomTreesEmbedding,
     )
     from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.gaussian_process import GaussianProcessClassifier
     from sklearn.preprocessing import KBinsDiscretizer
 
     def original(model: type) -> tuple[str, Any, Any, dict[str, Any] | None]:
@@ -172,6 +191,15 @@ def _register_corrections() -> None:
         update_registered_converter(
             model, alias, _columns_shape(lambda op: op.coef_.shape[0]), convert, options=options
         )
+    # GaussianProcessClassifier: skl2onnx solves L v = b with com.microsoft:Solve, which
+    # onnxruntime does not ship ("Fatal error: com.microsoft:Solve(-1) is not a registered
+    # function/op"). L is the fitted Cholesky factor L_, a constant: v = inv(L) b instead.
+    alias, shape, convert, options = original(GaussianProcessClassifier)
+    update_registered_converter(GaussianProcessClassifier, alias, shape, _solve_by_inverse(convert), options=options)
+    # KMeans/MiniBatchKMeans: distances without cancellation (see _convert_kmeans).
+    for model in (KMeans, MiniBatchKMeans):
+        alias, shape, _, options = original(model)
+        update_registered_converter(model, alias, shape, _convert_kmeans, options=options)
     # Sparse-output defaults (KBinsDiscretizer encode="onehot", RandomTreesEmbedding
     # sparse_output=True): ONNX has no sparse tensors, so the file holds the same values dense
     # and the reference run densifies the scipy matrix before comparing.
@@ -201,6 +229,21 @@ def _ints_not_bools(convert: Callable[..., None]) -> Callable[..., None]:
             convert(scope, operator, container)
         finally:
             del container.add_node  # back to the class's method
+
+    return converter
+
+
+def _solve_by_inverse(convert: Callable[..., None]) -> Callable[..., None]:
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        from skl2onnx.algebra.onnx_ops import OnnxMatMul
+        from skl2onnx.operator_converters import gaussian_process
+
+        def solve(a: np.ndarray, b: Any, lower: bool = False, transposed: bool = False, **kwargs: Any) -> Any:
+            inverse = np.linalg.inv(np.asarray(a, dtype=np.float64)).astype(a.dtype)
+            return OnnxMatMul(inverse, b, **kwargs)
+
+        with _temporarily(gaussian_process, "OnnxSolve", solve):
+            convert(scope, operator, container)
 
     return converter
 
@@ -600,6 +643,41 @@ def _convert_radius_regressor(scope: Any, operator: Any, container: Any) -> None
     _add_to(scope, container, OnnxIdentity(mean, op_version=opv, output_names=operator.outputs[:1]))
 
 
+def _convert_radius_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """RadiusNeighborsClassifier(weights="uniform"): class shares among the training rows within the radius.
+
+    skl2onnx's converter pads each sample's neighbour list with index -1 and onnxruntime then
+    stops ("index is out of range") on some batches; this one masks the distance matrix instead.
+    A sample without neighbours gets NaN probabilities where scikit-learn raises.
+    """
+    from skl2onnx.algebra.complex_functions import onnx_cdist
+    from skl2onnx.algebra.onnx_ops import (
+        OnnxArgMax,
+        OnnxCast,
+        OnnxDiv,
+        OnnxLessOrEqual,
+        OnnxMatMul,
+        OnnxReduceSumApi11,
+    )
+
+    op = operator.raw_operator
+    x, dtype, opv = _input(operator, container)
+    if op.weights != "uniform" or op.effective_metric_ != "euclidean" or op.outputs_2d_ or op.outlier_label is not None:
+        raise NotImplementedError(
+            'RadiusNeighborsClassifier converts with weights="uniform", the euclidean metric, one output and no outlier_label'
+        )
+    distances = onnx_cdist(x, _const(op._fit_X, dtype), metric="euclidean", dtype=dtype, op_version=opv)
+    inside = OnnxCast(
+        OnnxLessOrEqual(distances, _const([op.radius], dtype), op_version=opv), to=_onnx_float(dtype), op_version=opv
+    )
+    one_hot = np.eye(len(op.classes_))[np.asarray(op._y).ravel()]
+    votes = OnnxMatMul(inside, _const(one_hot, dtype), op_version=opv)
+    total = OnnxReduceSumApi11(votes, axes=[1], keepdims=1, op_version=opv)
+    probabilities = OnnxDiv(votes, total, op_version=opv, output_names=operator.outputs[1:2])
+    index = OnnxArgMax(votes, axis=1, keepdims=0, op_version=opv)
+    _add_to(scope, container, probabilities, _labels(index, op.classes_, opv, operator.outputs[:1]))
+
+
 def _convert_isotonic(scope: Any, operator: Any, container: Any) -> None:
     """IsotonicRegression.predict: linear interpolation between the thresholds (scipy interp1d);
     out_of_bounds="nan" gives NaN outside [X_min_, X_max_], "clip" clips first."""
@@ -966,6 +1044,24 @@ def _convert_nearest_center(scope: Any, operator: Any, container: Any) -> None:
     if len(op.cluster_centers_) == 0:
         raise NotImplementedError(f"{type(op).__name__} found no cluster centers, so it labels every sample -1")
     _add_to(scope, container, _nearest(x, op.cluster_centers_, dtype, opv, output_names=operator.outputs[:1]))
+
+
+def _convert_kmeans(scope: Any, operator: Any, container: Any) -> None:
+    """KMeans/MiniBatchKMeans: distances to the centers as sums of squared differences.
+
+    skl2onnx expands |x|^2 - 2 x.c + |c|^2 in the input's precision. In float32, with features of
+    magnitude 1e3 (wine's proline), that cancels to errors of 0.04 in distances of points near a
+    center, over the 1e-3 tolerance (58 of 160,000 scores on wine, raw); the direct sum has no
+    cancellation (relative error ~1e-7 of the distance itself).
+    """
+    from skl2onnx.algebra.complex_functions import onnx_cdist
+    from skl2onnx.algebra.onnx_ops import OnnxArgMin, OnnxSqrt
+
+    op = operator.raw_operator
+    x, dtype, opv = _input(operator, container)
+    squared = onnx_cdist(x, _const(op.cluster_centers_, dtype), metric="sqeuclidean", dtype=dtype, op_version=opv)
+    label = OnnxArgMin(squared, axis=1, keepdims=0, op_version=opv, output_names=operator.outputs[:1])
+    _add_to(scope, container, label, OnnxSqrt(squared, op_version=opv, output_names=operator.outputs[1:2]))
 
 
 def _convert_birch(scope: Any, operator: Any, container: Any) -> None:
