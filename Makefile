@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= sklearn,pytorch,tensorflow
+EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint venv clean bench
@@ -48,3 +48,9 @@ clean:
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# make coverage: convert whole model families and re-check each (long; not part of CI).
+# FAMILIES=sklearn,xgboost make coverage runs a subset; results in bench/COVERAGE.md.
+.PHONY: coverage
+coverage: $(STAMP)
+	$(PY) bench/coverage.py --families "$(FAMILIES)"
