@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import skops.io as sio
-from sklearn.cluster import AffinityPropagation, Birch, FeatureAgglomeration, MeanShift
+from sklearn.cluster import AffinityPropagation, Birch, FeatureAgglomeration, MeanShift, MiniBatchKMeans
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.covariance import EllipticEnvelope
 from sklearn.cross_decomposition import CCA, PLSSVD, PLSCanonical, PLSRegression
@@ -169,6 +169,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] =
     "birch": (lambda: fit(Birch(), X_IRIS), None),
     "isotonic_nan_outside": (lambda: fit(IsotonicRegression(), X_DIAB[:, 2], Y_DIAB), lambda n: normal(n, 1) * 2),
     "isotonic_clip": (lambda: fit(IsotonicRegression(out_of_bounds="clip"), X_DIAB[:, 2], Y_DIAB), None),
+    "minibatch_kmeans": (lambda: fit(MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3), X_IRIS), None),
     "gaussian_mixture": (lambda: fit(GaussianMixture(n_components=3, random_state=0), X_IRIS), None),
     "linear_svc_binary": (lambda: fit(LinearSVC(), X_CANCER, Y_CANCER), None),
     "svc_binary": (lambda: fit(SVC(), X_CANCER, Y_CANCER), None),

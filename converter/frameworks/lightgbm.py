@@ -47,7 +47,7 @@ class LightGBMBackend(SklearnBackend):
         "skl2onnx": "skl2onnx",
         "sklearn": "scikit-learn",
     }
-    image_variant = "lightgbm"
+    image_variant = "full"  # every extra; the sklearn image has no boosters
     formats_help = "a LightGBM text model (.txt)"
 
     @classmethod

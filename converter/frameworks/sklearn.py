@@ -107,7 +107,7 @@ class SklearnBackend(Backend):
             if importlib.util.find_spec(root) is None:
                 raise MissingFrameworkError(
                     f"{path.name} holds a {root} model and {root} is not installed",
-                    f"pip install 'onnx-convert-action[{root}]'",
+                    f"pip install 'onnx-convert-action[{root}]', or use the onnx-convert-action:full image",
                 )
         if unknown:
             raise UserError(

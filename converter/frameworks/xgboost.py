@@ -51,7 +51,7 @@ class XGBoostBackend(SklearnBackend):
         "skl2onnx": "skl2onnx",
         "sklearn": "scikit-learn",
     }
-    image_variant = "xgboost"
+    image_variant = "full"  # every extra; the sklearn image has no boosters
     formats_help = "an XGBoost .json or .ubj model"
 
     @classmethod
