@@ -10,13 +10,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
-from converter.frameworks.base import Backend, LoadedModel, TensorSpec
+from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
 from converter.inputs import (
     BATCH,
     OTHER_DYNAMIC_SIZES,
@@ -28,13 +29,14 @@ from converter.inputs import (
     second_batch_size,
 )
 from converter.onnx_file import OnnxFacts, check_and_describe, runtime_max_opset, sha256_of, size_of
-from converter.report import ModelInfo, OnnxInfo, Report
+from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
 from converter.request import ConversionRequest
-from converter.validate import OnnxRunner, validate
+from converter.validate import OnnxRunner, Validation, validate
 
 LATENCY_RUNS = 5
 LATENCY_BUDGET_S = 0.5  # per side: fast models get 5 runs, slow ones 3 (bench: latency was 9% of a ResNet-18 run)
 Log = Callable[[str], None]
+Run = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # inputs, reference outputs
 
 
 def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
@@ -71,38 +73,52 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     report.versions = _versions(backend)
     report.warnings.extend(loaded.notes)
     with _staging(request.output_dir) as staging:
+        stem = _safe_stem(request.model_path)
         try:
             with _timed(timings, "reference_run"):
                 first_reference = backend.run(loaded, first_inputs)
             log(f"exporting at opset {opset}")
-            stem = _safe_stem(request.model_path)
-            with _timed(timings, "export"):
-                exported = backend.export(loaded, specs, opset, staging / f"{stem}.onnx", request.dynamic_batch)
-            with _timed(timings, "check"):
-                facts = check_and_describe(exported.path)
-            report.warnings.extend(exported.warnings)
-            if exported.fallback_reason:
-                report.warnings.append(
-                    f"exported with {exported.export_path} after the preferred path failed: {exported.fallback_reason}"
-                )
-            _check_opset(request.opset, facts, report)
-            log("validating in onnxruntime")
-            with _timed(timings, "validate"):
-                runner = OnnxRunner(exported.path)
-                runs = [(first_inputs, first_reference)]
-                problems = _fixed_axis_problems(facts, specs, request.dynamic_batch)
-                second = _second_inputs(specs, first_inputs, request, samples is not None)
-                if second is not None:
-                    runs.append((second, backend.run(loaded, second)))
-                source = f"{request.sample_data.name}" if request.sample_data else f"generated (seed {request.seed})"
-                validation = validate(runner, runs, request.rtol, request.atol, loaded.label_outputs, problems, source)
-            report.latency = _latency(backend, loaded, runner, first_inputs)
+            second = _second_inputs(specs, first_inputs, request, samples is not None)
+            runs: list[Run] = [(first_inputs, first_reference)]
+
+            def validation_runs() -> list[Run]:
+                if second is not None and len(runs) == 1:  # once, and only when some file needs it
+                    with _timed(timings, "reference_run"):
+                        runs.append((second, backend.run(loaded, second)))
+                return runs
+
+            source = f"{request.sample_data.name}" if request.sample_data else f"generated (seed {request.seed})"
+            chosen = _first_reproducing(
+                backend,
+                loaded,
+                specs,
+                opset,
+                staging / f"{stem}.onnx",
+                request,
+                validation_runs,
+                source,
+                report,
+                timings,
+                log,
+            )
+            chosen.runner = chosen.runner or OnnxRunner(chosen.exported.path)
+            report.latency = _latency(backend, loaded, chosen.runner, first_inputs)
         except ConversionError as exc:
             report.error = exc.one_line()
             report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
-            _write_reports(report, staging, _safe_stem(request.model_path), request.output_dir)
+            _write_reports(report, staging, stem, request.output_dir)
             _publish(staging, request.output_dir)
             return report
+        exported, facts, validation = chosen.exported, chosen.facts, chosen.validation
+        report.warnings.extend(chosen.warnings)
+        fallback_reason = exported.fallback_reason
+        earlier = report.export_attempts[: report.export_attempts.index(chosen.attempt)]
+        if earlier:  # the routes preferred to the one whose file is kept, and why they lost
+            fallback_reason = "; ".join(f"{a.route}: {a.reason}" for a in earlier)
+        if fallback_reason:
+            report.warnings.append(
+                f"exported with {exported.export_path} after the preferred path failed: {fallback_reason}"
+            )
         final_dir = request.output_dir
         report.onnx = OnnxInfo(
             path=str(final_dir / exported.path.name),
@@ -116,7 +132,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
             operators=facts.operators,
             exporter=exported.exporter,
             export_path=exported.export_path,
-            fallback_reason=exported.fallback_reason,
+            fallback_reason=fallback_reason,
             files=[str(final_dir / p.name) for p in [exported.path, *exported.extra_files]],
         )
         report.validation = validation
@@ -127,6 +143,152 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         _write_reports(report, staging, stem, final_dir)
         _publish(staging, final_dir)
     return report
+
+
+def _first_reproducing(
+    backend: Backend,
+    loaded: LoadedModel,
+    specs: list[TensorSpec],
+    opset: int,
+    path: Path,
+    request: ConversionRequest,
+    validation_runs: Callable[[], list[Run]],
+    source: str,
+    report: Report,
+    timings: dict[str, float],
+    log: Log,
+) -> _Candidate:
+    """Export and validate with each of the backend's routes until one reproduces the model.
+
+    Every attempt is recorded in ``report.export_attempts``. When none reproduces, the first
+    file that exported is kept (its validation says how it differs); when none exported,
+    the first route's error is raised, with the others' reasons.
+    """
+    routes = backend.export_routes(loaded)
+    chosen: _Candidate | None = None
+    failures: list[ConversionError] = []
+    for index, route in enumerate(routes):
+        # Several routes: each writes into its own folder, so a kept file is never overwritten.
+        folder = path.parent / f"route-{index}" if len(routes) > 1 else path.parent
+        folder.mkdir(exist_ok=True)
+        started = time.perf_counter()
+        try:
+            candidate = _export_and_load(
+                backend, loaded, specs, opset, folder / path.name, route, request, timings, log
+            )
+            problems = _fixed_axis_problems(candidate.facts, specs, request.dynamic_batch)
+            runs = validation_runs()
+            with _timed(timings, "validate"):
+                candidate.validation = validate(
+                    candidate.runner, runs, request.rtol, request.atol, loaded.label_outputs, problems, source
+                )
+        except ConversionError as exc:
+            if folder != path.parent:
+                shutil.rmtree(folder, ignore_errors=True)
+            seconds = round(time.perf_counter() - started, 2)
+            report.export_attempts.append(ExportAttempt(route or backend.name, "error", exc.one_line(), seconds))
+            failures.append(exc)
+            continue
+        passed = candidate.validation.passed
+        candidate.attempt = ExportAttempt(
+            candidate.exported.export_path or route,
+            "passed" if passed else "mismatch",
+            "" if passed else _mismatch_reason(candidate.validation),
+            round(time.perf_counter() - started, 2),
+        )
+        report.export_attempts.append(candidate.attempt)
+        if chosen is None or passed:
+            if chosen is not None:  # an earlier file that mismatched: this one wins
+                _discard(chosen, path.parent)
+            chosen = candidate
+        else:
+            _discard(candidate, path.parent)
+        if passed:
+            break
+        chosen.runner = None  # free its onnxruntime session before the next route
+    if chosen is None:
+        raise _all_routes_failed(failures)
+    exported = chosen.exported
+    if exported.path.parent != path.parent:  # its files move up, where they are published from
+        for written in [exported.path, *exported.extra_files]:
+            written.replace(path.parent / written.name)
+        shutil.rmtree(exported.path.parent)
+        exported.path = path.parent / exported.path.name
+        exported.extra_files = [path.parent / p.name for p in exported.extra_files]
+    return chosen
+
+
+@dataclass
+class _Candidate:
+    """One route's file, checked and loaded in onnxruntime; validated by the caller."""
+
+    exported: ExportResult
+    facts: OnnxFacts
+    runner: OnnxRunner | None
+    warnings: list[str] = field(default_factory=list)
+    validation: Validation | None = None
+    attempt: ExportAttempt | None = None
+
+
+def _export_and_load(
+    backend: Backend,
+    loaded: LoadedModel,
+    specs: list[TensorSpec],
+    opset: int,
+    path: Path,
+    route: str,
+    request: ConversionRequest,
+    timings: dict[str, float],
+    log: Log,
+) -> _Candidate:
+    if route:
+        log(f"export route: {route}")
+    with _timed(timings, "export"):
+        exported = backend.export(loaded, specs, opset, path, request.dynamic_batch, route)
+    with _timed(timings, "check"):
+        facts = check_and_describe(exported.path)
+    candidate = _Candidate(exported=exported, facts=facts, runner=None, warnings=list(exported.warnings))
+    candidate.warnings += _opset_warnings(request.opset, facts)
+    log("validating in onnxruntime")
+    with _timed(timings, "validate"):
+        candidate.runner = OnnxRunner(exported.path)
+    return candidate
+
+
+def _mismatch_reason(validation: Validation) -> str:
+    """What a failed validation found, in one line: the first problem or failing output."""
+    if validation.problems:
+        return validation.problems[0]
+    for batch in validation.batches:
+        if batch.problem:
+            return f"batch {batch.batch_size}: {batch.problem}"
+        for out in batch.outputs:
+            if not out.passed:
+                detail = out.problem or (
+                    f"{out.failing:,} of {out.elements:,} elements over tolerance, max abs diff {out.max_abs_diff:.3g}"
+                    if out.label_agreement is None
+                    else f"{out.label_agreement:.1%} of labels agree"
+                )
+                return f"output {out.name} at batch {batch.batch_size}: {detail}"
+    return "validation failed"
+
+
+def _discard(candidate: _Candidate, staging: Path) -> None:
+    candidate.runner = None
+    folder = candidate.exported.path.parent
+    if folder != staging:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _all_routes_failed(failures: list[ConversionError]) -> ConversionError:
+    """The first route's error; with several routes, the others' one-line reasons follow."""
+    first = failures[0]
+    if len(failures) == 1:
+        return first
+    others = "; ".join(f.one_line() for f in failures[1:])
+    return ConversionError(
+        first.message, f"{first.hint + '; ' if first.hint else ''}the other export routes failed too: {others}"
+    )
 
 
 def choose_opset(requested: int | None, backend: Backend) -> int:
@@ -145,18 +307,18 @@ def choose_opset(requested: int | None, backend: Backend) -> int:
     return requested
 
 
-def _check_opset(requested: int | None, facts: OnnxFacts, report: Report) -> None:
+def _opset_warnings(requested: int | None, facts: OnnxFacts) -> list[str]:
     if requested is None or facts.opset == requested:
-        return
+        return []
     if facts.opset > requested:
         raise ConversionError(
             f"asked for opset {requested} but the exporter wrote opset {facts.opset}; "
             f"runtimes limited to opset {requested} cannot load it"
         )
-    report.warnings.append(
+    return [
         f"asked for opset {requested}; the exporter wrote opset {facts.opset}, the lowest that holds every operator "
         f"of this model (any runtime that supports opset {requested} loads it)"
-    )
+    ]
 
 
 def _fixed_axis_problems(facts: OnnxFacts, specs: list[TensorSpec], dynamic_batch: bool) -> list[str]:
@@ -243,8 +405,8 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     try:
         yield
-    finally:
-        timings[stage] = round(time.perf_counter() - start, 4)
+    finally:  # a stage run more than once (one export per route) adds up
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
 
 
 @contextmanager

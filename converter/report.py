@@ -42,6 +42,16 @@ class OnnxInfo:
 
 
 @dataclass
+class ExportAttempt:
+    """One export route the pipeline tried for the model, and how it ended."""
+
+    route: str  # the backend's name for it, e.g. "tf2onnx.convert.from_function"
+    outcome: str  # "passed", "mismatch" (exported, validation failed) or "error" (no usable file)
+    reason: str = ""  # why it lost: the error, or what the validation found
+    seconds: float = 0.0  # export, check and validation
+
+
+@dataclass
 class Report:
     passed: bool
     status: str  # "passed", "failed" (validation), "error" (conversion failed)
@@ -55,6 +65,7 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
     reports: dict[str, str] = field(default_factory=dict)  # "json" and "markdown" paths
+    export_attempts: list[ExportAttempt] = field(default_factory=list)  # every route tried, in order
     schema_version: int = SCHEMA_VERSION
 
     # -- JSON ----------------------------------------------------------------------------
@@ -72,6 +83,7 @@ class Report:
         data["model"] = ModelInfo(**data["model"])
         data["onnx"] = OnnxInfo(**data["onnx"]) if data.get("onnx") else None
         data["validation"] = Validation.from_dict(data["validation"]) if data.get("validation") else None
+        data["export_attempts"] = [ExportAttempt(**a) for a in data.get("export_attempts", [])]
         return cls(**data)
 
     @classmethod
@@ -188,6 +200,16 @@ def render_markdown(report: Report, max_rows: int) -> str:
             ["Outputs", "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {o['dtype']}" for o in onnx_info.outputs)],
         ]
     lines += ["### Model", "", *_table(["", ""], model_rows, max_rows, "rows"), ""]
+    if len(report.export_attempts) > 1:
+        attempt_rows = [
+            [_code(a.route), a.outcome, a.reason or "-", f"{a.seconds:.1f} s"] for a in report.export_attempts
+        ]
+        lines += [
+            "### Export routes tried",
+            "",
+            *_table(["Route", "Outcome", "Reason", "Time"], attempt_rows, max_rows, "rows"),
+            "",
+        ]
 
     if report.validation:
         val = report.validation

@@ -123,10 +123,19 @@ class Backend(ABC):
             raise ConversionError(f"the {self.name} backend returned no named outputs")
         return {name: np.asarray(value) for name, value in outputs.items()}
 
+    def export_routes(self, loaded: LoadedModel) -> list[str]:
+        """The export routes to try for this model, preferred first.
+
+        The pipeline exports and validates with each in turn and keeps the first whose file
+        reproduces the model; a route that fails or mismatches is reported with its reason.
+        A backend with a single route keeps the default and implements ``export_impl`` only.
+        """
+        return [""]
+
     def export(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
+        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool, route: str = ""
     ) -> ExportResult:
-        result = self.export_impl(loaded, specs, opset, path, dynamic_batch)
+        result = self.export_route_impl(loaded, specs, opset, path, dynamic_batch, route)
         for written in [result.path, *result.extra_files]:
             if not written.is_file():
                 raise ConversionError(f"the {self.name} exporter reported success but wrote no {written.name}")
@@ -145,6 +154,12 @@ class Backend(ABC):
     def export_impl(
         self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
     ) -> ExportResult: ...
+
+    def export_route_impl(
+        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool, route: str
+    ) -> ExportResult:
+        """Export by one of ``export_routes``; backends with more than one route override this."""
+        return self.export_impl(loaded, specs, opset, path, dynamic_batch)
 
     @abstractmethod
     def opset_range(self) -> tuple[int, int]:
