@@ -2,9 +2,12 @@
 
 Keras 3 broke ``tf2onnx.convert.from_keras`` (``KeyError: 'keras_tensor_N'``,
 https://github.com/onnx/tensorflow-onnx/issues/2448 and #2329), so a Keras model is traced
-through a ``tf.function`` with an explicit input signature (``tf2onnx.convert.from_function``);
-if that fails, the model is written as a SavedModel by ``keras.export.ExportArchive`` and
-converted the way ``python -m tf2onnx.convert --saved-model`` does it, in process.
+through a ``tf.function`` with an explicit input signature. The export routes (``ROUTES``)
+are tried in order by the pipeline until one reproduces the model: first the traced graph
+with its variables kept out of the TensorFlow graph and written as ONNX initializers
+(``tensorflow_graph``: light on memory, inlines nested functions, maps Erfc), then tf2onnx's
+own recipes, ``from_function`` and a SavedModel written by ``keras.export.ExportArchive``
+converted the way ``python -m tf2onnx.convert --saved-model`` does it.
 TensorFlow is imported inside the methods only, never by ``detect``.
 """
 
@@ -45,10 +48,22 @@ TF2ONNX_OPSETS = (14, 18)
 # Loggers that print through Python's last-resort handler when nothing is configured.
 QUIET_LOGGERS = {"tensorflow": logging.ERROR, "absl": logging.ERROR, "tf2onnx": logging.CRITICAL}
 
+# Export routes, preferred first (the pipeline validates each until one reproduces the model).
+# The "variables kept as initializers" routes convert the traced graph without freezing the
+# weights into it (converter/frameworks/tensorflow_graph.py says why); the routes after them
+# are tf2onnx's own recipes, kept for graphs those cannot take apart (a variable read inside
+# a while loop, a hash table).
+KERAS_INITIALIZERS = "tf2onnx, variables kept as initializers"
 KERAS_FROM_FUNCTION = "tf2onnx.convert.from_function"
 KERAS_SAVED_MODEL = "keras ExportArchive + tf2onnx saved-model"
+SAVED_MODEL_INITIALIZERS = "tf2onnx saved-model signature, variables kept as initializers"
 SAVED_MODEL = "tf2onnx saved-model"
 TFLITE = "tf2onnx.convert.from_tflite"
+ROUTES = {
+    "keras": (KERAS_INITIALIZERS, KERAS_FROM_FUNCTION, KERAS_SAVED_MODEL),
+    "saved-model": (SAVED_MODEL_INITIALIZERS, SAVED_MODEL),
+    "tflite": (TFLITE,),
+}
 
 
 class TensorFlowBackend(Backend):
@@ -261,30 +276,37 @@ class TensorFlowBackend(Backend):
             return _run_tflite(loaded, inputs)
 
     # -- export -------------------------------------------------------------------------------
+    def export_routes(self, loaded: LoadedModel) -> list[str]:
+        return list(ROUTES[loaded.extra["kind"]])
+
     def export_impl(
         self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
+    ) -> ExportResult:
+        route = self.export_routes(loaded)[0]
+        return self.export_route_impl(loaded, specs, opset, path, dynamic_batch, route)
+
+    def export_route_impl(
+        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool, route: str
     ) -> ExportResult:
         with _quiet():
             tf2onnx = self._import("tf2onnx")
             onnx = self._import("onnx")
-            kind = loaded.extra["kind"]
-            fallback_reason = ""
-            if kind == "keras":
-                try:
-                    proto, route = self.export_keras_from_function(loaded, specs, opset), KERAS_FROM_FUNCTION
-                except Exception as exc:  # tracing and tf2onnx raise anything; the next route may work
-                    fallback_reason = f"{KERAS_FROM_FUNCTION}: {type(exc).__name__}: {shorten(exc, 200)}"
-                    proto, route = (
-                        self._attempt(loaded, fallback_reason, self.export_keras_saved_model, specs, opset),
-                        KERAS_SAVED_MODEL,
-                    )
-            elif kind == "saved-model":
-                proto = self._attempt(
-                    loaded, "", self.export_saved_model, loaded.extra["path"], loaded.extra["signature"], opset
-                )
-                route = SAVED_MODEL
-            else:
-                proto, route = self._attempt(loaded, "", self.export_tflite, loaded, opset), TFLITE
+            exporters: dict[str, Callable[[], Any]] = {
+                KERAS_INITIALIZERS: lambda: self.export_keras_initializers(loaded, specs, opset),
+                KERAS_FROM_FUNCTION: lambda: self.export_keras_from_function(loaded, specs, opset),
+                KERAS_SAVED_MODEL: lambda: self.export_keras_saved_model(loaded, specs, opset),
+                SAVED_MODEL_INITIALIZERS: lambda: self.export_saved_model_initializers(loaded, opset),
+                SAVED_MODEL: lambda: self.export_saved_model(loaded.extra["path"], loaded.extra["signature"], opset),
+                TFLITE: lambda: self.export_tflite(loaded, opset),
+            }
+            try:
+                proto = exporters[route]()
+            except ConverterError:
+                raise
+            except Exception as exc:  # tracing, grappler and tf2onnx raise anything; the next route may work
+                raise ConversionError(
+                    f"tf2onnx could not convert {loaded.description}: {type(exc).__name__}: {shorten(exc, 240)}"
+                ) from None
             missing = unsupported_ops(proto)
             if missing:
                 plural = "s" if len(missing) > 1 else ""
@@ -296,21 +318,7 @@ class TensorFlowBackend(Backend):
             declare_input_dims(proto, specs)
             name_output_dims(proto)
             onnx.save_model(proto, str(path))
-        return ExportResult(
-            path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route, fallback_reason=fallback_reason
-        )
-
-    def _attempt(self, loaded: LoadedModel, earlier: str, route: Callable[..., Any], *args: Any) -> Any:
-        """Run one export route; its failure is the model's, reported with any earlier failure."""
-        try:
-            return route(*args)
-        except ConverterError:
-            raise
-        except Exception as exc:  # tf2onnx raises anything from deep in its graph rewriters
-            failure = f"{type(exc).__name__}: {shorten(exc, 240)}"
-            if earlier:
-                failure = f"{earlier}; then {KERAS_SAVED_MODEL}: {failure}"
-            raise ConversionError(f"tf2onnx could not convert {loaded.description}: {failure}") from None
+        return ExportResult(path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route)
 
     def _serving_function(self, loaded: LoadedModel, specs: list[TensorSpec]) -> tuple[Any, list[Any]]:
         """The Keras model as a function of named tensors that returns a dict of named outputs."""
@@ -334,18 +342,26 @@ class TensorFlowBackend(Backend):
 
         return serve, signature
 
-    def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
-        """Preferred route: trace ``model(x, training=False)`` with an explicit input signature."""
+    def export_keras_initializers(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
+        """Preferred route: trace ``model(x, training=False)``; variables become ONNX initializers."""
         tf = self._import("tensorflow")
-        convert = self._import("tf2onnx.convert")
+        graphs = self._import("converter.frameworks.tensorflow_graph")
         serve, signature = self._serving_function(loaded, specs)
-        proto, _ = convert.from_function(
-            tf.function(serve, input_signature=signature), input_signature=signature, opset=opset
-        )
-        return proto
+        function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
+        prepared = graphs.prepare_function(function)
+        del function
+        return graphs.convert_prepared(prepared, opset, loaded.model.name)
+
+    def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
+        """``tf2onnx.convert.from_function``: variables frozen into the TensorFlow graph first."""
+        tf = self._import("tensorflow")
+        graphs = self._import("converter.frameworks.tensorflow_graph")
+        serve, signature = self._serving_function(loaded, specs)
+        function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
+        return graphs.convert_frozen(*graphs.freeze_function(function), opset=opset, name=loaded.model.name)
 
     def export_keras_saved_model(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
-        """Fallback route: a SavedModel written by Keras itself, converted like tf2onnx --saved-model."""
+        """A SavedModel written by Keras itself, converted like ``tf2onnx --saved-model``."""
         keras = self._import("keras")
         serve, signature = self._serving_function(loaded, specs)
         with tempfile.TemporaryDirectory(prefix="onnx-convert-keras-") as directory:
@@ -355,11 +371,16 @@ class TensorFlowBackend(Backend):
             archive.write_out(directory, verbose=False)
             return self.export_saved_model(Path(directory), DEFAULT_SIGNATURE, opset)
 
+    def export_saved_model_initializers(self, loaded: LoadedModel, opset: int) -> Any:
+        """Preferred SavedModel route: the signature's graph; variables become ONNX initializers."""
+        graphs = self._import("converter.frameworks.tensorflow_graph")
+        prepared = graphs.prepare_function(loaded.model)
+        return graphs.convert_prepared(prepared, opset, loaded.extra["path"].name)
+
     def export_saved_model(self, directory: Path, signature: str, opset: int) -> Any:
         """What ``python -m tf2onnx.convert --saved-model DIR --signature_def SIG`` does, in process."""
-        tf = self._import("tensorflow")
         tf_loader = self._import("tf2onnx.tf_loader")
-        convert = self._import("tf2onnx.convert")
+        graphs = self._import("converter.frameworks.tensorflow_graph")
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             str(directory),
             None,
@@ -369,18 +390,9 @@ class TensorFlowBackend(Backend):
             return_initialized_tables=True,
             return_tensors_to_rename=True,
         )
-        with tf.device("/cpu:0"):
-            # tf2onnx has no public saved-model function; its CLI (convert.main) calls this.
-            proto, _ = convert._convert_common(
-                graph_def,
-                name=directory.name,
-                opset=opset,
-                input_names=inputs,
-                output_names=outputs,
-                tensors_to_rename=renames,
-                initialized_tables=tables,
-            )
-        return proto
+        return graphs.convert_frozen(
+            graph_def, inputs, outputs, renames, opset=opset, name=directory.name, tables=tables
+        )
 
     def export_tflite(self, loaded: LoadedModel, opset: int) -> Any:
         convert = self._import("tf2onnx.convert")
