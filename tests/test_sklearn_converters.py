@@ -340,3 +340,15 @@ def test_label_propagation_says_it_computes_in_double_inside_the_graph(tmp_path:
         "LabelPropagation is computed in double precision inside the graph: its rbf weights exp(-gamma d^2) "
         "underflow in float32 long before float64"
     ]
+
+
+def test_estimator_without_an_inference_method_exits_1_naming_it(tmp_path: Path, run_cli) -> None:
+    from sklearn.cluster import DBSCAN
+
+    path, _ = save(fit(DBSCAN(), X_IRIS), tmp_path, "dbscan")
+    result = run_cli("--model-path", str(path))
+    assert result.code == 1
+    assert result.errors.strip() == (
+        "error: DBSCAN has no predict, predict_proba or transform method to convert; convert an estimator that "
+        "predicts or transforms new rows (DBSCAN and the like only label their training data)"
+    )

@@ -33,6 +33,7 @@ NO_ONNX_EQUIVALENT: dict[str, str] = {
     "BisectingKMeans": "its predict walks the bisection tree level by level; no converter is written (KMeans converts)",
     "PolynomialCountSketch": "its transform needs an FFT-based count sketch; no converter is written",
     "GaussianProcessClassifier": "skl2onnx converts the binary case only; the multiclass one-vs-rest Laplace approximation has no converter",
+    "TargetEncoder": "skl2onnx converts it for a binary or continuous target only; a multiclass target has no converter",
     "FeatureHasher": "it takes dicts or strings, not a numeric matrix; hash the features before the model",
     "HashingVectorizer": "it takes raw text and hashes tokens; skl2onnx has no converter for it (TfidfVectorizer and CountVectorizer convert)",
     "PatchExtractor": "it takes images and returns a variable number of patches; not a per-row model",
