@@ -7,6 +7,8 @@ architecture: T5 encoder (.pt2), GPT-2 (state_dict) and every .pt2 exported with
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,14 +102,19 @@ def test_inputs_that_skip_an_optional_parameter_are_passed_by_keyword(
     assert np.abs(onnx_pooled[1] - unmasked[1].numpy()).max() > 1e-3
 
 
-def test_program_with_a_position_bias_that_requires_grad_exports(run_cli, tmp_path: Path) -> None:
-    # Exported as users do (parameters require grad), the bias changes the strides torch records for
-    # scaled_dot_product_attention's output; the exporter's re-trace then dropped the contiguous()
-    # copy and failed: "Cannot view a tensor with shape ... as a tensor with shape ...".
+@pytest.mark.parametrize("no_grad", [False, True], ids=["exported-with-grad", "exported-under-no_grad"])
+def test_program_with_a_learned_position_bias_exports(run_cli, tmp_path: Path, no_grad: bool) -> None:
+    # The bias makes scaled_dot_product_attention's output strides in the recorded trace differ
+    # from the exporter's re-trace: a contiguous() copy (with grad) or the reshape's own copy
+    # (under no_grad, where the trace saw a contiguous tensor) was dropped there and the export
+    # failed: "Cannot view a tensor with shape ... as a tensor with shape ...".
     torch.manual_seed(0)
     model = pam.BiasedSelfAttention().eval()
     batch, seq = _dims()
-    program = torch.export.export(model, (torch.randint(0, pam.VOCAB, (4, 8)),), dynamic_shapes=({0: batch, 1: seq},))
+    with torch.no_grad() if no_grad else torch.enable_grad():
+        program = torch.export.export(
+            model, (torch.randint(0, pam.VOCAB, (4, 8)),), dynamic_shapes=({0: batch, 1: seq},)
+        )
     path = tmp_path / "biased_attention.pt2"
     torch.export.save(program, str(path))
     result = run_cli("--model-path", str(path))
@@ -115,11 +122,66 @@ def test_program_with_a_position_bias_that_requires_grad_exports(run_cli, tmp_pa
     report = result.report("biased_attention")
     assert report["onnx"]["export_path"] == DYNAMO
     assert report["onnx"]["inputs"][0]["dtype"] == "int64"
+    assert "Identity" not in report["onnx"]["operators"]  # the copies cost nothing in the file
     _assert_seq_validated_at_two_sizes(report, "output", pam.WIDTH)
     assert report["validation"]["passed"] is True
-    # A third sequence length, against the eager model: the copy changed nothing in the values.
+    # A third sequence length, against the eager model: the copies changed no value.
     session = ort.InferenceSession(str(result.output_dir / "biased_attention.onnx"), providers=["CPUExecutionProvider"])
     ids = np.random.default_rng(4).integers(0, pam.VOCAB, (3, 11))
     with torch.no_grad():
         expected = model(torch.from_numpy(ids)).numpy()
     np.testing.assert_allclose(session.run(None, {"input_ids": ids})[0], expected, rtol=1e-4, atol=1e-5)
+
+
+# Saved by a process that registered its own output type, as transformers registers ModelOutput.
+_SAVE_PROGRAM_WITH_OWN_OUTPUT_TYPE = """
+import sys
+import torch
+import torch.utils._pytree as pytree
+
+
+class Scores(dict):
+    pass
+
+
+pytree.register_pytree_node(
+    Scores,
+    lambda d: (list(d.values()), list(d.keys())),
+    lambda values, keys: Scores(zip(keys, values)),
+    serialized_type_name="somepackage.outputs.Scores",
+    flatten_with_keys_fn=lambda d: ([(pytree.MappingKey(k), v) for k, v in d.items()], list(d.keys())),
+)
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        logits = self.fc(x)
+        return Scores(logits=logits, probabilities=logits.softmax(-1))
+
+
+torch.manual_seed(0)
+program = torch.export.export(Model().eval(), (torch.randn(4, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+torch.export.save(program, sys.argv[1])
+"""
+
+
+def test_program_whose_output_type_is_not_importable_is_read_as_a_dict(run_cli, tmp_path: Path) -> None:
+    # A transformers .pt2 names transformers.modeling_outputs.* in its output spec; without
+    # transformers (the image has none) torch.export.load failed: "... in pytree is not registered".
+    path = tmp_path / "scores.pt2"
+    subprocess.run([sys.executable, "-c", _SAVE_PROGRAM_WITH_OWN_OUTPUT_TYPE, str(path)], check=True)
+    result = run_cli("--model-path", str(path))
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("scores")
+    assert [o["name"] for o in report["onnx"]["outputs"]] == ["logits", "probabilities"]
+    assert report["warnings"] == [
+        "the program returns or takes somepackage.outputs.Scores, which is not importable here: read as a dict of its keys"
+    ]
+    first, second = report["validation"]["batches"]
+    assert [o["shape"] for o in first["outputs"]] == [[16, 3], [16, 3]]
+    assert [o["shape"] for o in second["outputs"]] == [[8, 3], [8, 3]]
+    assert report["passed"] is True

@@ -59,6 +59,10 @@ class PytorchBackend(Backend):
             if fmt == "torchscript":
                 model, kind = self._load_torchscript(torch, path), "script"
             elif fmt == "exported_program":
+                notes += [
+                    f"the program returns or takes {name}, which is not importable here: read as a dict of its keys"
+                    for name in pl.register_missing_pytree_types(torch, path)
+                ]
                 model, kind = self._load_program(torch, path), "program"
             else:
                 (model, notes), kind = self._load_module(torch, request, fmt), "module"
@@ -228,7 +232,7 @@ class PytorchBackend(Backend):
 
         dynamo_opset: int | None = None  # the opset the dynamo exporter wrote, when it wrote one
         if kind == "program":
-            px.contiguous_as_clone(torch, loaded.model)
+            px.copy_before_reshape(torch, loaded.model)
         if kind == "script":
             reason = "the model is a TorchScript ScriptModule, which torch.export cannot trace"
         else:

@@ -123,28 +123,40 @@ def dynamo_export(
     return [data] if data.exists() else []
 
 
-def contiguous_as_clone(torch: Any, program: Any) -> int:
-    """Make every ``aten.contiguous`` in a torch.export program an unconditional copy; returns how many.
+def copy_before_reshape(torch: Any, program: Any) -> int:
+    """Make the copies a torch.export program's reshapes rely on unconditional; returns how many ops changed.
 
-    ``contiguous()`` copies only when its input is not contiguous already, and whether it is depends
-    on the strides the tracer gave the ops before it. scaled_dot_product_attention's output strides
-    differ between the trace that recorded the program (with a bias that requires grad, as T5's
-    learned position bias does when a user exports without ``requires_grad_(False)``) and the
-    exporter's re-trace in ``run_decompositions``: the copy is dropped there and the ``reshape``
-    after it becomes a ``view`` that cannot hold ("Cannot view a tensor with shape ...";
-    pytorch/pytorch#136543, #141107; #169732 makes the same change in torch). A copy is an Identity
-    in ONNX, so the file is the same.
+    The exporter re-traces the program (``run_decompositions``), and scaled_dot_product_attention's
+    output strides there need not be those of the recorded trace (they differ with T5's learned
+    position bias, and with whether the parameters required grad). A ``contiguous()`` that copied
+    in one trace is a no-op in the other, and a ``reshape`` that was a view of a contiguous tensor
+    becomes a view that cannot hold: "Cannot view a tensor with shape ... as a tensor with shape"
+    (pytorch/pytorch#136543, #141107; #169732 replaces contiguous by clone in torch for this).
+    So every ``contiguous`` becomes a ``clone`` and every ``reshape`` copies its input to the
+    contiguous layout first. A copy is an Identity in ONNX (the optimizer removes it): the values
+    and the file are the same. reshape and contiguous promise no aliasing, so nothing relies on it.
     """
-    changed = 0
     aten = torch.ops.aten
+    changed = 0
     for module in program.graph_module.modules():
         if not isinstance(module, torch.fx.GraphModule):
             continue
-        for node in module.graph.nodes:
-            if node.op == "call_function" and node.target is aten.contiguous.default:
-                memory_format = node.kwargs.get("memory_format", torch.contiguous_format)
+        graph = module.graph
+        for node in list(graph.nodes):
+            if node.op != "call_function":
+                continue
+            if node.target is aten.contiguous.default:
                 node.target = aten.clone.default
-                node.kwargs = {"memory_format": memory_format}
+                node.kwargs = {"memory_format": node.kwargs.get("memory_format", torch.contiguous_format)}
+                changed += 1
+            elif node.target is aten.reshape.default and isinstance(node.args[0], torch.fx.Node):
+                source = node.args[0]
+                with graph.inserting_before(node):
+                    copy = graph.call_function(
+                        aten.clone.default, (source,), {"memory_format": torch.contiguous_format}
+                    )
+                copy.meta = dict(source.meta)
+                node.args = (copy, *node.args[1:])
                 changed += 1
         module.recompile()
     return changed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import pickletools
+import re
 import struct
 import sys
 import zipfile
@@ -328,3 +329,44 @@ def safetensors_header_ok(path: Path) -> bool:
         return False
     (length,) = struct.unpack("<Q", head[:8])
     return head[8:9] == b"{" and 8 + length <= path.stat().st_size
+
+
+# A pytree node type in the program's JSON: ``\"type\": \"transformers.modeling_outputs.X\"``.
+_PYTREE_TYPE = re.compile(r'type\\*"\s*:\s*\\*"([A-Za-z_][\w.]*)')
+
+
+def register_missing_pytree_types(torch: Any, path: Path) -> list[str]:
+    """Stand-ins for the container types a torch.export program names but this process lacks.
+
+    A program keeps its input and output structure as pytree specs naming their types (a
+    transformers model returns a ``ModelOutput`` such as ``BaseModelOutputWithPooling``);
+    torch.export.load cannot rebuild them unless the defining package registered them, and the
+    converter's image has no transformers. Such a type is a dict of named tensors (transformers
+    flattens it to its values, with the keys as context), so it is read as a dict subclass of
+    that name, and its outputs are named by their keys as a dict's are. Returns the names.
+    """
+    pytree = torch.utils._pytree
+    with zipfile.ZipFile(path) as archive:
+        text = "".join(
+            archive.read(name).decode("utf-8", "replace")
+            for name in archive.namelist()
+            if "/models/" in f"/{name}" and name.endswith(".json")
+        )
+    missing = sorted(
+        {t for t in _PYTREE_TYPE.findall(text) if "." in t and t not in pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE}
+        - {"builtins.dict", "builtins.tuple", "builtins.list"}
+    )
+    for name in missing:
+        module, _, class_name = name.rpartition(".")
+        stand_in = type(class_name, (dict,), {"__module__": module, "__doc__": f"Stand-in for {name}."})
+        pytree.register_pytree_node(
+            stand_in,
+            lambda value: (list(value.values()), list(value.keys())),
+            lambda values, keys, cls=stand_in: cls(zip(keys, values, strict=True)),
+            serialized_type_name=name,
+            flatten_with_keys_fn=lambda value: (
+                [(pytree.MappingKey(k), v) for k, v in value.items()],
+                list(value.keys()),
+            ),
+        )
+    return missing
