@@ -49,8 +49,15 @@ clean:
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# Benchmark-only packages (transformers for the PyTorch coverage family), pinned by constraints.txt
+# so that torch stays the CPU build; never in the image or CI.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/constraints.txt
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/bench.txt
+	touch $@
+
 # make coverage: convert whole model families and re-check each (long; not part of CI).
 # FAMILIES=sklearn,xgboost make coverage runs a subset; results in bench/COVERAGE.md.
 .PHONY: coverage
-coverage: $(STAMP)
+coverage: $(BENCH_STAMP)
 	$(PY) bench/coverage.py --families "$(FAMILIES)"
