@@ -3,7 +3,7 @@
 - transformers (a benchmark dependency only, requirements/bench.txt): BERT, DistilBERT, GPT-2,
   RoBERTa, ViT, T5 encoder, Whisper encoder and CLIP vision, each from a small config (hidden
   size 32, 2 layers, random weights; nothing is downloaded).
-- classic vision, written in plain torch in ``pytorch_vision.py`` (torchvision does not import
+- classic vision, written in plain torch in ``_pytorch_vision.py`` (torchvision does not import
   beside this torch): ResNet-50, MobileNetV3-Large, ConvNeXt-T and a small ViT at 224x224, with
   BatchNorm statistics taken from random batches so activations keep a realistic scale.
 
@@ -33,7 +33,7 @@ EXPORT_SEQ = 16  # the example a user's torch.export call sees
 IMAGE = 32  # transformers vision models: 32x32 images, 4x4 patches
 MEL_BINS, AUDIO_POSITIONS = 16, 32  # Whisper: the encoder takes exactly 2 * max_source_positions frames
 VISION_SIZE = 224
-VISION_FILE = Path(__file__).with_name("pytorch_vision.py")
+VISION_FILE = Path(__file__).with_name("_pytorch_vision.py")
 
 TEXT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
@@ -276,7 +276,7 @@ def _note(arch: Arch, fmt: str) -> str:
 def _vision_model(factory: str) -> Any:
     import torch
 
-    from bench.coverage_families import pytorch_vision
+    from bench.coverage_families import _pytorch_vision as pytorch_vision
 
     torch.manual_seed(0)
     model = getattr(pytorch_vision, factory)()
