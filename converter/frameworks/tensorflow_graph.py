@@ -237,8 +237,22 @@ def prepare_function(function: Any) -> PreparedGraph:
         input_names=input_names,
         output_names=output_names,
         weights=weights,
-        tensors_to_rename=tensor_names_from_structed(function, input_names, output_names),
+        tensors_to_rename=_renames(function, input_names, output_names),
     )
+
+
+def _renames(function: Any, input_names: list[str], output_names: list[str]) -> dict[str, str]:
+    """Graph tensor names -> the names the ONNX file uses: input specs' names, output keys.
+
+    A dict of outputs is flattened in sorted key order (``tf.nest``), which is the order of
+    ``function.outputs``; a restored SavedModel signature's outputs are not the graph's
+    tensors, so they are paired by that order, as tf2onnx's saved-model loader does.
+    """
+    renames = tensor_names_from_structed(function, input_names, [])
+    outputs = function.structured_outputs
+    if isinstance(outputs, dict):
+        renames.update(zip(output_names, sorted(outputs), strict=False))
+    return renames
 
 
 def _value_name(placeholder: str, users: list[node_def_pb2.NodeDef]) -> str:

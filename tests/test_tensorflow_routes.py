@@ -1,0 +1,252 @@
+"""TensorFlow export routes: each graph repair on a tiny model, and the pipeline's choice between routes.
+
+Every model here is a few layers that reproduce one thing a keras.applications model needs
+(ConvNeXt's grouped convolution and exact gelu, EfficientNet's Normalization constants,
+MobileNetV3's hard-sigmoid after a bias-free convolution), converted through the CLI and
+checked against Keras by the pipeline's validation and by the asserts below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+onnx = pytest.importorskip("onnx")
+
+INITIALIZERS = "tf2onnx, variables kept as initializers"
+FROM_FUNCTION = "tf2onnx.convert.from_function"
+SAVED_MODEL_INITIALIZERS = "tf2onnx saved-model signature, variables kept as initializers"
+SAVED_MODEL = "tf2onnx saved-model"
+
+
+def _image_model(name: str, body: Any, size: int = 8, channels: int = 4) -> Any:
+    image = keras.Input((size, size, channels), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D()(body(image))
+    return keras.Model(image, keras.layers.Dense(3, name="logits")(pooled), name=name)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tf_route_models")
+    keras.utils.set_random_seed(0)
+
+    # Keras runs a grouped convolution in a nested tf.function(jit_compile=True): a
+    # StatefulPartitionedCall that grappler does not inline (ConvNeXt's depthwise 7x7).
+    grouped = _image_model("grouped", keras.layers.Conv2D(8, 3, groups=2, padding="same"))
+    grouped.save(directory / "grouped.keras")
+
+    # Exact gelu is 0.5 * x * erfc(-x / sqrt(2)); tf2onnx maps Erf, not Erfc (ConvNeXt).
+    gelu = keras.Sequential(
+        [keras.Input((6,), name="x"), keras.layers.Dense(5), keras.layers.Activation("gelu"), keras.layers.Dense(2)],
+        name="gelu",
+    )
+    gelu.save(directory / "gelu.keras")
+
+    # EfficientNet's preprocessing: Normalization with given statistics holds them as
+    # captured tensors, not variables; tf2onnx's freezing turned them into graph inputs.
+    normalize = keras.layers.Normalization(mean=[0.5, 1.0, 2.0], variance=[0.25, 4.0, 9.0])
+    _image_model("normalized", lambda x: keras.layers.Conv2D(4, 3)(normalize(x)), channels=3).save(
+        directory / "normalized.keras"
+    )
+
+    # MobileNetV3's hard sigmoid, relu6(x + 3) / 6, right after a convolution without bias.
+    def hard(x: Any) -> Any:
+        for _ in range(2):
+            x = keras.layers.Activation("hard_sigmoid")(keras.layers.Conv2D(8, 1, use_bias=False)(x))
+        return x
+
+    _image_model("hard_sigmoid", hard).save(directory / "hard_sigmoid.keras")
+
+    big = keras.Sequential(
+        [keras.Input((256,), name="x"), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(4, name="y")],
+        name="big",
+    )
+    big.save(directory / "big.keras")
+
+    lstm = keras.Sequential([keras.Input((5, 3), name="series"), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    lstm.save(directory / "lstm.keras")
+    return directory
+
+
+def _passed(result: Any, stem: str) -> dict:
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report(stem)
+    assert report["status"] == "passed"
+    assert report["validation"]["batch_sizes"] == [16, 8]
+    return report
+
+
+def _onnx(report: dict) -> Any:
+    return onnx.load(report["onnx"]["path"])
+
+
+def _ops(model: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for node in model.graph.node:
+        found[node.op_type] = found.get(node.op_type, 0) + 1
+    return found
+
+
+def _worst(report: dict) -> float:
+    return max(o["max_abs_diff"] for b in report["validation"]["batches"] for o in b["outputs"])
+
+
+def test_grouped_convolution_in_a_nested_function_is_inlined(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "grouped.keras")), "grouped")
+    assert report["onnx"]["export_path"] == INITIALIZERS
+    assert [a["outcome"] for a in report["export_attempts"]] == ["passed"]
+    ops = _ops(_onnx(report))
+    assert "StatefulPartitionedCall" not in ops
+    conv = next(n for n in _onnx(report).graph.node if n.op_type == "Conv")
+    assert next(a.i for a in conv.attribute if a.name == "group") == 2
+    assert _worst(report) < 1e-5
+
+
+def test_exact_gelu_erfc_is_mapped_to_erf(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "gelu.keras")), "gelu")
+    assert report["onnx"]["export_path"] == INITIALIZERS
+    ops = _ops(_onnx(report))
+    assert ops.get("Erf") == 1 and "Erfc" not in ops
+    assert _worst(report) < 1e-5
+
+
+def test_normalization_constants_become_initializers_not_inputs(run_cli, models: Path) -> None:
+    report = _passed(run_cli("--model-path", str(models / "normalized.keras")), "normalized")
+    assert [t["name"] for t in report["onnx"]["inputs"]] == ["image"]
+    assert _worst(report) < 1e-5
+
+
+def test_scalar_added_after_a_bias_free_convolution_keeps_the_transpose_optimizer_working(
+    run_cli, models: Path
+) -> None:
+    report = _passed(run_cli("--model-path", str(models / "hard_sigmoid.keras")), "hard_sigmoid")
+    graph = _onnx(report).graph
+    consumers = {name: n.op_type for n in graph.node for name in n.input}
+    # Each convolution feeds the + 3 directly. Without the fix tf2onnx's transpose optimizer
+    # stops at the first Add of a 0-d constant and leaves a Transpose pair around every Conv.
+    assert [consumers[n.output[0]] for n in graph.node if n.op_type == "Conv"] == ["Add", "Add"]
+    assert _ops(_onnx(report))["Transpose"] == 2  # into NCHW at the input, back before the pooling
+    assert _worst(report) < 1e-5
+
+
+def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, models: Path) -> None:
+    from converter.frameworks import tensorflow_graph
+
+    model = keras.saving.load_model(models / "big.keras")
+    signature = [tf.TensorSpec((None, 256), tf.float32, name="x")]
+    function = tf.function(lambda x: {"y": model(x, training=False)}, input_signature=signature)
+    prepared = tensorflow_graph.prepare_function(function.get_concrete_function(*signature))
+    kernel = model.layers[0].kernel.numpy()
+    # The 256 KB kernel is a Placeholder whose value waits apart; small vectors are frozen.
+    assert [v.shape for v in prepared.weights.values()] == [(256, 256)]
+    np.testing.assert_array_equal(next(iter(prepared.weights.values())), kernel)
+    largest_const = max(n.attr["value"].tensor.ByteSize() for n in prepared.graph_def.node if n.op == "Const")
+    assert largest_const < tensorflow_graph.FREEZE_LIMIT_BYTES
+
+    report = _passed(run_cli("--model-path", str(models / "big.keras")), "big")
+    written = _onnx(report)
+    big = [i for i in written.graph.initializer if np.prod(i.dims) == 256 * 256]
+    assert len(big) == 1  # once, as an initializer, not also as a graph input
+    assert {i.name for i in written.graph.input} == {"x"}
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(big[0]), kernel)
+
+
+def test_variable_read_inside_a_while_loop_falls_back_to_from_function(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "lstm.keras"))
+    report = _passed(result, "lstm")
+    attempts = report["export_attempts"]
+    assert [(a["route"], a["outcome"]) for a in attempts] == [(INITIALIZERS, "error"), (FROM_FUNCTION, "passed")]
+    assert "While" in attempts[0]["reason"] and "uses the variable" in attempts[0]["reason"]
+    assert report["onnx"]["export_path"] == FROM_FUNCTION
+    assert report["onnx"]["fallback_reason"] == f"{INITIALIZERS}: {attempts[0]['reason']}"
+    markdown = result.markdown("lstm")
+    assert "### Export routes tried" in markdown
+    assert f"| `{INITIALIZERS}` | error |" in markdown
+    assert result.written() == ["lstm.onnx", "lstm.report.json", "lstm.report.md"]  # no route folders left
+
+
+# -- the pipeline's choice between routes ------------------------------------------------------------
+
+LOSSY = "initializers rounded to multiples of 1/16"
+
+
+def _round_initializers(path: Path, step: float) -> None:
+    model = onnx.load(str(path))
+    for tensor in model.graph.initializer:
+        value = onnx.numpy_helper.to_array(tensor)
+        if value.dtype == np.float32:
+            tensor.CopyFrom(onnx.numpy_helper.from_array(np.round(value / step) * step, tensor.name))
+    onnx.save(model, str(path))
+
+
+def _lossy_backend(routes: list[str]) -> type:
+    """The TensorFlow backend with a real lossy route: the preferred route's file with its weights
+    rounded, as a careless quantizer would write it. Its validation fails on its own numbers."""
+    from converter.frameworks.tensorflow import TensorFlowBackend
+
+    class Lossy(TensorFlowBackend):
+        def export_routes(self, loaded: Any) -> list[str]:
+            return list(routes)
+
+        def export_route_impl(self, loaded: Any, specs: Any, opset: int, path: Path, dynamic: bool, route: str) -> Any:
+            if route == INITIALIZERS:
+                return super().export_route_impl(loaded, specs, opset, path, dynamic, route)
+            result = super().export_route_impl(loaded, specs, opset, path, dynamic, INITIALIZERS)
+            _round_initializers(path, 1 / 16)
+            result.export_path = route
+            return result
+
+    return Lossy
+
+
+@pytest.fixture
+def lossy_registry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the registry's tensorflow entry at a backend class built by the test."""
+    from converter.frameworks import BACKENDS
+
+    def install(routes: list[str]) -> None:
+        globals()["LossyBackend"] = _lossy_backend(routes)
+        monkeypatch.setitem(BACKENDS, "tensorflow", f"{__name__}:LossyBackend")
+
+    return install
+
+
+def test_a_route_whose_file_mismatches_loses_to_the_next_one(run_cli, models: Path, lossy_registry: Any) -> None:
+    lossy_registry([LOSSY, INITIALIZERS])
+    result = run_cli("--model-path", str(models / "big.keras"))
+    report = _passed(result, "big")
+    attempts = report["export_attempts"]
+    assert [(a["route"], a["outcome"]) for a in attempts] == [(LOSSY, "mismatch"), (INITIALIZERS, "passed")]
+    assert attempts[0]["reason"].startswith("output y at batch 16: ")
+    assert "elements over tolerance, max abs diff" in attempts[0]["reason"]
+    assert report["onnx"]["export_path"] == INITIALIZERS
+    assert report["onnx"]["fallback_reason"] == f"{LOSSY}: {attempts[0]['reason']}"
+    assert _worst(report) < 1e-4  # the kept file is the exact one
+    assert f"exported with {INITIALIZERS} after the preferred path failed: {LOSSY}: " in report["warnings"][-1]
+    assert result.written() == ["big.onnx", "big.report.json", "big.report.md"]
+
+
+def test_when_every_route_mismatches_the_first_file_is_kept_and_reported(
+    run_cli, models: Path, lossy_registry: Any
+) -> None:
+    lossy_registry([LOSSY, LOSSY + " again"])
+    result = run_cli("--model-path", str(models / "big.keras"))
+    assert result.code == 1
+    report = result.report("big")
+    assert report["status"] == "failed"
+    assert [(a["route"], a["outcome"]) for a in report["export_attempts"]] == [
+        (LOSSY, "mismatch"),
+        (LOSSY + " again", "mismatch"),
+    ]
+    assert report["onnx"]["export_path"] == LOSSY and report["onnx"]["fallback_reason"] == ""
+    assert result.stdout.startswith("FAIL big.keras (tensorflow/keras) -> ")
+    assert result.written() == ["big.onnx", "big.report.json", "big.report.md"]
