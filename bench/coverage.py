@@ -320,13 +320,20 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_results(rows: list[Row], ran: list[str]) -> None:
-    """Merge into bench/coverage.json (families not run keep their rows) and render COVERAGE.md."""
+def write_results(rows: list[Row], ran: list[str], some: bool = False) -> None:
+    """Merge into bench/coverage.json (families not run keep their rows) and render COVERAGE.md.
+
+    ``some``: only some models of each family ran (--only); they replace their own rows.
+    """
     json_path = BENCH / "coverage.json"
     previous = json.loads(json_path.read_text()) if json_path.exists() else {"families": {}}
     families: dict[str, Any] = previous.get("families", {})
     for family in ran:
         family_rows = [r for r in rows if r.family == family]
+        if some and family in families:
+            fresh = {r.name: r for r in family_rows}
+            old = [Row(**m) for m in families[family]["models"]]
+            family_rows = [fresh.pop(r.name, r) for r in old] + list(fresh.values())
         families[family] = {
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -403,7 +410,9 @@ def _markdown_row(row: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default=os.environ.get("FAMILIES", ""), help="comma-separated; default all")
-    parser.add_argument("--only", default="", help="comma-separated model names (default all)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated model names (default all); their rows replace the recorded ones"
+    )
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("COVERAGE_TIMEOUT", "600")))
     parser.add_argument("--child", nargs=3, metavar=("FAMILY", "NAME", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print rows only; leave COVERAGE.md as it is")
@@ -435,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{family}: {t['reproduce']} of {t['models']} reproduce ({t['converted']} converted, {t['skipped']} skipped)"
         )
-    if not args.no_write and not only:
-        write_results(rows, chosen)
+    if not args.no_write:
+        write_results(rows, chosen, some=bool(only))
         print(f"wrote {BENCH / 'COVERAGE.md'} and {BENCH / 'coverage.json'}")
     return 1 if any(r.result == "contradicted" for r in rows) else 0
 
