@@ -147,8 +147,8 @@ def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, 
     prepared = tensorflow_graph.prepare_function(function.get_concrete_function(*signature))
     kernel = model.layers[0].kernel.numpy()
     # The 256 KB kernel is a Placeholder whose value waits apart; small vectors are frozen.
-    assert [v.shape for v in prepared.weights.values()] == [(256, 256)]
-    np.testing.assert_array_equal(next(iter(prepared.weights.values())), kernel)
+    assert [tuple(v.shape) for v in prepared.weights.values()] == [(256, 256)]
+    np.testing.assert_array_equal(next(iter(prepared.weights.values())).numpy(), kernel)
     largest_const = max(n.attr["value"].tensor.ByteSize() for n in prepared.graph_def.node if n.op == "Const")
     assert largest_const < tensorflow_graph.FREEZE_LIMIT_BYTES
 
@@ -250,3 +250,35 @@ def test_when_every_route_mismatches_the_first_file_is_kept_and_reported(
     assert report["onnx"]["export_path"] == LOSSY and report["onnx"]["fallback_reason"] == ""
     assert result.stdout.startswith("FAIL big.keras (tensorflow/keras) -> ")
     assert result.written() == ["big.onnx", "big.report.json", "big.report.md"]
+
+
+def test_light_model_writes_its_held_initializers_into_one_valid_file(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converter.frameworks.tensorflow_onnx import LightModel
+
+    weight = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        initializer=[numpy_helper.from_array(np.float32([1.0]), "unused")],  # a small one the graph kept
+    )
+    light = LightModel(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), {})
+    light.initializers["w"] = numpy_helper.from_array(weight, "w")
+    light.save(tmp_path / "m.onnx")
+
+    written = onnx.load(str(tmp_path / "m.onnx"))
+    onnx.checker.check_model(written, full_check=True)
+    assert [i.name for i in written.graph.input] == ["x"]
+    assert sorted(i.name for i in written.graph.initializer) == ["unused", "w"]
+    np.testing.assert_array_equal(numpy_helper.to_array(written.graph.initializer[1]), weight)
+    assert light.initializers == {}  # released as written
+    x = np.ones((2, 3), dtype=np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ weight, rtol=1e-6)

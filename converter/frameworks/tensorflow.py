@@ -31,7 +31,13 @@ import numpy as np
 
 from converter.errors import ConversionError, ConverterError, UserError, shorten
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.tensorflow_onnx import declare_input_dims, name_output_dims, rename_values, unsupported_ops
+from converter.frameworks.tensorflow_onnx import (
+    LightModel,
+    declare_input_dims,
+    name_output_dims,
+    rename_values,
+    unsupported_ops,
+)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -290,8 +296,7 @@ class TensorFlowBackend(Backend):
     ) -> ExportResult:
         with _quiet():
             tf2onnx = self._import("tf2onnx")
-            onnx = self._import("onnx")
-            exporters: dict[str, Callable[[], Any]] = {
+            exporters: dict[str, Callable[[], LightModel]] = {
                 KERAS_INITIALIZERS: lambda: self.export_keras_initializers(loaded, specs, opset),
                 KERAS_FROM_FUNCTION: lambda: self.export_keras_from_function(loaded, specs, opset),
                 KERAS_SAVED_MODEL: lambda: self.export_keras_saved_model(loaded, specs, opset),
@@ -300,13 +305,14 @@ class TensorFlowBackend(Backend):
                 TFLITE: lambda: self.export_tflite(loaded, opset),
             }
             try:
-                proto = exporters[route]()
+                exported = exporters[route]()
             except ConverterError:
                 raise
             except Exception as exc:  # tracing, grappler and tf2onnx raise anything; the next route may work
                 raise ConversionError(
                     f"tf2onnx could not convert {loaded.description}: {type(exc).__name__}: {shorten(exc, 240)}"
                 ) from None
+            proto = exported.model
             missing = unsupported_ops(proto)
             if missing:
                 plural = "s" if len(missing) > 1 else ""
@@ -317,7 +323,7 @@ class TensorFlowBackend(Backend):
                 )
             declare_input_dims(proto, specs)
             name_output_dims(proto)
-            onnx.save_model(proto, str(path))
+            exported.save(path)
         return ExportResult(path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route)
 
     def _serving_function(self, loaded: LoadedModel, specs: list[TensorSpec]) -> tuple[Any, list[Any]]:
@@ -342,7 +348,7 @@ class TensorFlowBackend(Backend):
 
         return serve, signature
 
-    def export_keras_initializers(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
+    def export_keras_initializers(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """Preferred route: trace ``model(x, training=False)``; variables become ONNX initializers."""
         tf = self._import("tensorflow")
         graphs = self._import("converter.frameworks.tensorflow_graph")
@@ -352,7 +358,7 @@ class TensorFlowBackend(Backend):
         del function
         return graphs.convert_prepared(prepared, opset, loaded.model.name)
 
-    def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
+    def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """``tf2onnx.convert.from_function``: variables frozen into the TensorFlow graph first."""
         tf = self._import("tensorflow")
         graphs = self._import("converter.frameworks.tensorflow_graph")
@@ -360,7 +366,7 @@ class TensorFlowBackend(Backend):
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         return graphs.convert_frozen(*graphs.freeze_function(function), opset=opset, name=loaded.model.name)
 
-    def export_keras_saved_model(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> Any:
+    def export_keras_saved_model(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """A SavedModel written by Keras itself, converted like ``tf2onnx --saved-model``."""
         keras = self._import("keras")
         serve, signature = self._serving_function(loaded, specs)
@@ -371,13 +377,13 @@ class TensorFlowBackend(Backend):
             archive.write_out(directory, verbose=False)
             return self.export_saved_model(Path(directory), DEFAULT_SIGNATURE, opset)
 
-    def export_saved_model_initializers(self, loaded: LoadedModel, opset: int) -> Any:
+    def export_saved_model_initializers(self, loaded: LoadedModel, opset: int) -> LightModel:
         """Preferred SavedModel route: the signature's graph; variables become ONNX initializers."""
         graphs = self._import("converter.frameworks.tensorflow_graph")
         prepared = graphs.prepare_function(loaded.model)
         return graphs.convert_prepared(prepared, opset, loaded.extra["path"].name)
 
-    def export_saved_model(self, directory: Path, signature: str, opset: int) -> Any:
+    def export_saved_model(self, directory: Path, signature: str, opset: int) -> LightModel:
         """What ``python -m tf2onnx.convert --saved-model DIR --signature_def SIG`` does, in process."""
         tf_loader = self._import("tf2onnx.tf_loader")
         graphs = self._import("converter.frameworks.tensorflow_graph")
@@ -394,7 +400,7 @@ class TensorFlowBackend(Backend):
             graph_def, inputs, outputs, renames, opset=opset, name=directory.name, tables=tables
         )
 
-    def export_tflite(self, loaded: LoadedModel, opset: int) -> Any:
+    def export_tflite(self, loaded: LoadedModel, opset: int) -> LightModel:
         convert = self._import("tf2onnx.convert")
         # tf2onnx opens the file in a default TFLite interpreter to read tensor shapes, and
         # TFLite's C++ logger prints "Created TensorFlow Lite XNNPACK delegate" whatever
@@ -403,7 +409,7 @@ class TensorFlowBackend(Backend):
             proto, _ = convert.from_tflite(str(loaded.extra["path"]), opset=opset)
         # from_tflite names inputs and outputs after tensors (serving_default_x:0); use the signature's names.
         rename_values(proto, loaded.extra["renames"])
-        return proto
+        return LightModel(proto)
 
     def opset_range(self) -> tuple[int, int]:
         return TF2ONNX_OPSETS

@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import onnx
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.python.framework import function_def_to_graph, tensor_util
 from tf2onnx import optimizer as tf2onnx_optimizer
 from tf2onnx import tf_loader, tfonnx, utils
 from tf2onnx.convert import tensor_names_from_structed
+
+from converter.frameworks.tensorflow_onnx import LightModel
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 # Captured values up to this size are frozen into the TensorFlow graph as Const nodes, so
@@ -49,7 +52,9 @@ class PreparedGraph:
     graph_def: graph_pb2.GraphDef
     input_names: list[str]  # tensor names of the real inputs, "x:0"
     output_names: list[str]
-    weights: dict[str, np.ndarray] = field(default_factory=dict)  # placeholder tensor name -> value
+    # Placeholder tensor name -> the variable or captured tensor holding its value, read only
+    # when the value goes into tf2onnx's graph (one copy at a time, not all at once).
+    weights: dict[str, Any] = field(default_factory=dict)
     tensors_to_rename: dict[str, str] = field(default_factory=dict)
 
 
@@ -166,10 +171,10 @@ def _const_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
     return node
 
 
-def _placeholder_node(name: str, value: np.ndarray) -> node_def_pb2.NodeDef:
+def _placeholder_node(name: str, dtype: Any, shape: tuple[int, ...]) -> node_def_pb2.NodeDef:
     node = node_def_pb2.NodeDef(name=name, op="Placeholder")
-    node.attr["dtype"].type = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
-    node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+    node.attr["dtype"].type = dtype.as_datatype_enum
+    node.attr["shape"].shape.CopyFrom(tf.TensorShape(shape).as_proto())
     return node
 
 
@@ -196,33 +201,31 @@ def prepare_function(function: Any) -> PreparedGraph:
             if not name.startswith("^"):
                 consumers.setdefault(_split(name)[0], []).append(node)
 
-    weights: dict[str, np.ndarray] = {}
+    weights: dict[str, Any] = {}
     replacements: dict[str, node_def_pb2.NodeDef] = {}
     for internal_name, external in captured.items():
         if internal_name not in by_name:
             continue
+        source: Any = external
+        value_name = internal_name
         if external.dtype == tf.resource:
-            variable = variables.get(id(external))
-            if variable is None:
-                users = {n.op for n in consumers.get(internal_name, [])}
+            source = variables.get(id(external))
+            users = consumers.get(internal_name, [])
+            if source is None:
                 if not users:
                     continue  # a captured resource nothing reads (e.g. a table no longer used)
-                raise GraphSurgeryError(f"a captured resource that is not a variable is read by {sorted(users)}")
-            value = variable.numpy()
-            value_name = _value_name(internal_name, consumers.get(internal_name, []))
-            for user in consumers.get(internal_name, []):
-                _read_from_value(user, internal_name, value_name, value, graph_def)
+                raise GraphSurgeryError(
+                    f"a captured resource that is not a variable is read by {sorted({n.op for n in users})}"
+                )
+            value_name = _value_name(internal_name, users)
+            for user in users:
+                _read_from_value(user, internal_name, value_name, source.dtype, graph_def)
+        dtype, shape = tf.as_dtype(source.dtype), tuple(source.shape)
+        if int(np.prod(shape, dtype=np.int64)) * dtype.size <= FREEZE_LIMIT_BYTES:
+            replacements[internal_name] = _const_node(value_name, np.asarray(source.numpy()))
         else:
-            value = external.numpy()
-            value_name = internal_name
-        node = (
-            _const_node(value_name, value)
-            if value.nbytes <= FREEZE_LIMIT_BYTES
-            else _placeholder_node(value_name, value)
-        )
-        if node.op == "Placeholder":
-            weights[value_name + ":0"] = value
-        replacements[internal_name] = node
+            replacements[internal_name] = _placeholder_node(value_name, dtype, shape)
+            weights[value_name + ":0"] = source
 
     kept = [n for n in graph_def.node if n.name not in replacements]
     del graph_def.node[:]
@@ -262,10 +265,10 @@ def _value_name(placeholder: str, users: list[node_def_pb2.NodeDef]) -> str:
 
 
 def _read_from_value(
-    node: node_def_pb2.NodeDef, resource: str, value_name: str, value: np.ndarray, graph_def: graph_pb2.GraphDef
+    node: node_def_pb2.NodeDef, resource: str, value_name: str, value_dtype: Any, graph_def: graph_pb2.GraphDef
 ) -> None:
     """Make one consumer of a variable's resource handle read the value tensor instead."""
-    dtype = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
+    dtype = tf.as_dtype(value_dtype).as_datatype_enum
     if node.op == "ReadVariableOp":
         node.op = "Identity"
         node.input[0] = value_name
@@ -297,7 +300,7 @@ def _read_from_value(
 # -- tf2onnx -------------------------------------------------------------------------------------------
 
 
-def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> Any:
+def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> LightModel:
     """tf2onnx on a prepared graph: grappler, then ``to_onnx`` with the held-out weights."""
     placeholders = list(prepared.weights)
     with tf.device("/cpu:0"), tf.Graph().as_default():  # grappler goes through a v1 meta graph: graph mode
@@ -323,7 +326,7 @@ def convert_frozen(
     opset: int,
     name: str,
     tables: dict[Any, Any] | None = None,
-) -> Any:
+) -> LightModel:
     """tf2onnx on a graph frozen (and optimised by grappler) by tf2onnx's own loaders."""
     rewrite_erfc(graph_def)
     return to_onnx(
@@ -337,16 +340,16 @@ def to_onnx(
     output_names: list[str],
     opset: int,
     name: str,
-    weights: dict[str, np.ndarray] | None = None,
+    weights: dict[str, Any] | None = None,
     renames: dict[str, str] | None = None,
     tables: dict[Any, Any] | None = None,
     continue_on_error: bool = False,
-) -> Any:
+) -> LightModel:
     """What ``tf2onnx.convert._convert_common`` does, with the weights kept light.
 
-    ``weights`` (Placeholder tensor name -> value) become Const nodes of tf2onnx's graph
-    before its op handlers run; large Consts are held out of it while its ONNX optimizers
-    run and written as initializers at the end.
+    ``weights`` (Placeholder tensor name -> variable or tensor) become Const nodes of
+    tf2onnx's graph before its op handlers run; large Consts are held out of it while its
+    ONNX optimizers run, and the model keeps them apart until it is written.
     """
     weights = weights or {}
     placeholders = list(weights)
@@ -358,7 +361,7 @@ def to_onnx(
         for g in [main_g, *subgraphs]:
             g.set_config(None, opset, None)
         for placeholder in placeholders:
-            _placeholder_to_const(main_g, placeholder, weights[placeholder])
+            _placeholder_to_const(main_g, placeholder, np.asarray(weights[placeholder].numpy()))
         g = tfonnx.process_graphs(main_g, subgraphs, None, [], [], continue_on_error, None, tables, renames)
         del main_g, subgraphs
         _scalar_addends_as_vectors(g)
@@ -366,8 +369,7 @@ def to_onnx(
         g = tf2onnx_optimizer.optimize_graph(g, catch_errors=True)
         model = g.make_model(f"converted from {name}")
         del g
-    _inputs_to_initializers(model, held)
-    return model
+    return LightModel(model, held)
 
 
 def _scalar_addends_as_vectors(g: Any) -> None:
@@ -391,7 +393,7 @@ def _scalar_addends_as_vectors(g: Any) -> None:
             g.replace_input(node, node.input[1], vector.output[0], 1)
 
 
-def _hold_out_large_consts(g: Any) -> dict[str, np.ndarray]:
+def _hold_out_large_consts(g: Any) -> dict[str, onnx.TensorProto]:
     """Swap large Const nodes for graph inputs while tf2onnx's optimizers run.
 
     Every optimizer pass re-serialises each node's attributes into its NodeProto
@@ -400,31 +402,22 @@ def _hold_out_large_consts(g: Any) -> dict[str, np.ndarray]:
     of every weight behind (ConvNeXt-T, 108 MB of weights: 5.4 GB), and the deep copy
     before each pass copies them again. The op handlers have run by now (they transposed
     the convolution kernels they needed constant); the optimizers rewrite activations.
+    The tensors are kept as they are (no copy) and named after the Const's output.
     """
-    held: dict[str, np.ndarray] = {}
+    held: dict[str, onnx.TensorProto] = {}
     for node in list(g.get_nodes()):
         if not node.is_const():
             continue
-        value = node.get_tensor_value(as_list=False)
-        if value.nbytes <= FREEZE_LIMIT_BYTES or value.dtype == object:
+        tensor = node.get_attr("value").t
+        if tensor.ByteSize() <= FREEZE_LIMIT_BYTES or tensor.data_type == onnx.TensorProto.STRING:
             continue
         name = node.output[0]
         dtype, shape = g.get_dtype(name), g.get_shape(name)
         g.remove_node(node.name)
         g.add_graph_input(name, dtype, shape)
-        held[name] = value
+        tensor.name = name
+        held[name] = tensor
     return held
-
-
-def _inputs_to_initializers(model: Any, held: dict[str, np.ndarray]) -> None:
-    from onnx import numpy_helper
-
-    kept = [i for i in model.graph.input if i.name not in held]
-    used = {i.name for i in model.graph.input} & set(held)
-    del model.graph.input[:]
-    model.graph.input.extend(kept)
-    for name in sorted(used):
-        model.graph.initializer.append(numpy_helper.from_array(held.pop(name), name))
 
 
 def _placeholder_to_const(g: Any, output: str, value: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Touch-ups on the ONNX graphs tf2onnx writes: names, declared input dimensions, unmapped ops.
+"""Touch-ups on the ONNX graphs tf2onnx writes: names, declared input dimensions, unmapped ops;
+and the writer of models whose large initializers are kept apart until the file is written.
 
 Plain onnx, no TensorFlow, so they are cheap to test.
 """
@@ -7,6 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 import onnx
 
@@ -98,3 +102,65 @@ def name_output_dims(model: onnx.ModelProto) -> None:
         for dim, new in zip(dims, guessed, strict=True):
             if dim.dim_param.startswith("unk__") and new.dim_param in input_names:
                 dim.dim_param = new.dim_param
+
+
+@dataclass
+class LightModel:
+    """An ONNX model whose large initializers are held apart until it is written.
+
+    In ``model`` they are graph inputs (typed, so shape inference and the touch-ups above
+    work on the light model); ``save`` writes them as initializers.
+    """
+
+    model: onnx.ModelProto
+    initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        """Write the model, serialising one initializer at a time.
+
+        ``onnx.save_model`` on the whole model would hold the message and its serialised
+        bytes at once: two copies of every weight (2.7 GB for ConvNeXtXLarge). A message
+        is its fields in any order, so the graph is written as the light graph's bytes
+        followed by one ``initializer`` field per tensor.
+        """
+        graph = self.model.graph
+        kept = [value for value in graph.input if value.name not in self.initializers]
+        del graph.input[:]
+        graph.input.extend(kept)
+        head = onnx.ModelProto()
+        head.CopyFrom(self.model)
+        head.ClearField("graph")
+        light_graph = graph.SerializeToString()
+        tensors = sorted(self.initializers.items())
+        sizes = [tensor.ByteSize() for _, tensor in tensors]
+        graph_size = len(light_graph) + sum(len(_INITIALIZER_KEY) + len(_varint(n)) + n for n in sizes)
+        with path.open("wb") as handle:
+            handle.write(head.SerializeToString())
+            handle.write(_GRAPH_KEY + _varint(graph_size) + light_graph)
+            for (name, tensor), size in zip(tensors, sizes, strict=True):
+                _write_field(handle, _INITIALIZER_KEY, tensor.SerializeToString(), size)
+                del self.initializers[name]  # written: let it go
+
+
+def _key(message: type[onnx.ModelProto] | type[onnx.GraphProto], field_name: str) -> bytes:
+    """The tag of a length-delimited field: (field number << 3) | 2."""
+    return _varint(message.DESCRIPTOR.fields_by_name[field_name].number << 3 | 2)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _write_field(handle: BinaryIO, key: bytes, data: bytes, size: int) -> None:
+    assert len(data) == size
+    handle.write(key + _varint(size))
+    handle.write(data)
+
+
+_GRAPH_KEY = _key(onnx.ModelProto, "graph")
+_INITIALIZER_KEY = _key(onnx.GraphProto, "initializer")
