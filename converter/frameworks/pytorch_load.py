@@ -18,6 +18,7 @@ import re
 import struct
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -346,12 +347,15 @@ def register_missing_pytree_types(torch: Any, path: Path) -> list[str]:
     that name, and its outputs are named by their keys as a dict's are. Returns the names.
     """
     pytree = torch.utils._pytree
-    with zipfile.ZipFile(path) as archive:
-        text = "".join(
-            archive.read(name).decode("utf-8", "replace")
-            for name in archive.namelist()
-            if "/models/" in f"/{name}" and name.endswith(".json")
-        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            text = "".join(
+                archive.read(name).decode("utf-8", "replace")
+                for name in archive.namelist()
+                if "/models/" in f"/{name}" and name.endswith(".json")
+            )
+    except (zipfile.BadZipFile, OSError, zlib.error):
+        return []  # a damaged archive: torch.export.load says what is wrong
     missing = sorted(
         {t for t in _PYTREE_TYPE.findall(text) if "." in t and t not in pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE}
         - {"builtins.dict", "builtins.tuple", "builtins.list"}
