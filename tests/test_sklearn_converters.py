@@ -142,6 +142,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] =
         None,
     ),
     "nystroem": (lambda: fit(Nystroem(n_components=50, random_state=0), X_IRIS), None),
+    "nystroem_ill_conditioned": (lambda: fit(Nystroem(random_state=3), X_IRIS), None),
     "nystroem_poly": (lambda: fit(Nystroem(kernel="poly", n_components=30, random_state=0), X_IRIS), None),
     "rbf_sampler": (lambda: fit(RBFSampler(random_state=0), X_IRIS), None),
     "skewed_chi2_sampler": (lambda: fit(SkewedChi2Sampler(random_state=0), X_IRIS_RAW), counts),
@@ -352,3 +353,19 @@ def test_estimator_without_an_inference_method_exits_1_naming_it(tmp_path: Path,
         "error: DBSCAN has no predict, predict_proba or transform method to convert; convert an estimator that "
         "predicts or transforms new rows (DBSCAN and the like only label their training data)"
     )
+
+
+def test_ill_conditioned_nystroem_is_computed_in_double_and_says_so(tmp_path: Path, run_cli) -> None:
+    # 100 components out of 150 rows: normalization_ reaches 1e6 and float32 products cancel (0.09 off)
+    model = CASES["nystroem_ill_conditioned"][0]()
+    path, _ = save(model, tmp_path, "nys")
+    result = run_cli("--model-path", str(path))
+    assert result.code == 0, result.stdout
+    report = result.report("nys")
+    assert report["onnx"]["inputs"][0]["dtype"] == "float32"
+    assert report["warnings"][0].startswith(
+        "Nystroem is computed in double precision inside the graph: its normalization matrix is ill-conditioned"
+    )
+    session = ort.InferenceSession(str(tmp_path / "out" / "nys.onnx"), providers=["CPUExecutionProvider"])
+    x = normal(500, 4)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.transform(x.astype(np.float64)), atol=1e-4)

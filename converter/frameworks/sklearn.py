@@ -195,6 +195,7 @@ class SklearnBackend(Backend):
             self.require("onnxmltools")
             sklearn_converters.register_boosters(foreign)
         initial_types = [(s.name, _onnx_type(data_types, s)) for s in specs]
+        sklearn_converters.DOUBLED.clear()
         try:
             onx = skl2onnx.convert_sklearn(
                 loaded.model,
@@ -206,14 +207,13 @@ class SklearnBackend(Backend):
             raise ConversionError(*_conversion_message(loaded.model, exc)) from None
         _name_outputs(onx, loaded)
         path.write_bytes(onx.SerializeToString())
-        doubles = {type(e).__name__ for e in estimators} & set(sklearn_converters.DOUBLE_INSIDE)
         return ExportResult(
             path=path,
             exporter=f"skl2onnx {skl2onnx.__version__}",
             export_path="skl2onnx.convert_sklearn",
             warnings=[
-                f"{name} is computed in double precision inside the graph: {sklearn_converters.DOUBLE_INSIDE[name]}"
-                for name in sorted(doubles)
+                f"{name} is computed in double precision inside the graph: {why}"
+                for name, why in sorted(sklearn_converters.DOUBLED.items())
             ],
         )
 
