@@ -369,3 +369,19 @@ def test_ill_conditioned_nystroem_is_computed_in_double_and_says_so(tmp_path: Pa
     session = ort.InferenceSession(str(tmp_path / "out" / "nys.onnx"), providers=["CPUExecutionProvider"])
     x = normal(500, 4)
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.transform(x.astype(np.float64)), atol=1e-4)
+
+
+def test_forest_labels_follow_scikit_learn_when_class_votes_tie(tmp_path: Path, run_cli) -> None:
+    # 100 trees, 3 classes: exact ties in predict_proba are common; float32 sums flipped 8 of 5,000 labels
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = fit(RandomForestClassifier(random_state=0), X_IRIS, Y_IRIS)
+    path, _ = save(model, tmp_path, "forest")
+    assert run_cli("--model-path", str(path)).code == 0
+    session = ort.InferenceSession(str(tmp_path / "out" / "forest.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((5000, 4)).astype(np.float32)
+    label, probabilities = session.run(["label", "probabilities"], {"input": x})
+    expected = model.predict_proba(x.astype(np.float64))
+    assert (np.sort(expected, axis=1)[:, -1] == np.sort(expected, axis=1)[:, -2]).sum() > 0  # ties do occur
+    np.testing.assert_array_equal(label, model.predict(x.astype(np.float64)))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)

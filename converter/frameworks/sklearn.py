@@ -414,6 +414,8 @@ def _name_outputs(onx: Any, loaded: LoadedModel) -> None:
             _rename_value(graph, old, new)
     model = _final_estimator(loaded.model)
     classes = getattr(model, "classes_", None)
+    if type(model).__name__ in _VOTING_TREES and wanted == ["label", "probabilities"] and classes is not None:
+        _label_from_rounded_probabilities(graph, classes)
     if "scores" not in wanted or classes is None or len(classes) != 2 or "label" not in wanted:
         return
     scores = next(o for o in graph.output if o.name == "scores")
@@ -433,6 +435,38 @@ def _name_outputs(onx: Any, loaded: LoadedModel) -> None:
         output = next(o for o in graph.output if o.name == "scores_both_columns")
         output.name = "scores"
         dims[1].dim_value = 1
+
+
+# predict() = classes_[argmax(predict_proba)], and the probabilities are vote shares: two classes
+# often tie exactly (45 of 100 trees each). scikit-learn then takes the first class; the float32
+# sums in TreeEnsembleClassifier land 1e-7 apart either way and flip the label (2 of 500 rows of
+# RandomForestClassifier on iris in bench/COVERAGE.md). The label is recomputed from the
+# probabilities rounded to 2^-16, far above float32 noise and far below one vote.
+_VOTING_TREES = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier")
+
+
+def _label_from_rounded_probabilities(graph: Any, classes: Any) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    _rename_value(graph, "label", "label_of_the_trees")
+    if all(isinstance(c, str) for c in classes):
+        table = numpy_helper.from_array(np.array([str(c) for c in classes], dtype=object), "label_classes")
+    else:
+        table = numpy_helper.from_array(np.asarray(classes).astype(np.int64), "label_classes")
+    scale = helper.make_tensor("label_rounding", onnx.TensorProto.FLOAT, [], [65536.0])
+    graph.initializer.extend([table, scale])
+    graph.node.extend(
+        [
+            helper.make_node("Cast", ["probabilities"], ["label_probabilities32"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", ["label_probabilities32", "label_rounding"], ["label_scaled"]),
+            helper.make_node("Round", ["label_scaled"], ["label_rounded"]),
+            helper.make_node("ArgMax", ["label_rounded"], ["label_index"], axis=1, keepdims=0),
+            helper.make_node("Gather", ["label_classes", "label_index"], ["label"], axis=0),
+        ]
+    )
+    output = next(o for o in graph.output if o.name == "label_of_the_trees")
+    output.name = "label"
 
 
 def _rename_value(graph: Any, old: str, new: str) -> None:
