@@ -12,20 +12,33 @@ that squash differences below atol) and, with a fixed seed:
 
 1. every 1-D trainable weight that Keras initialises to one constant is drawn at random: a
    nonzero constant is a scale (BatchNorm and LayerNorm gamma, ConvNeXt's layer scale of 1e-6)
-   and becomes U(0.5, 1.5); a zero is an offset (beta, biases) and becomes N(0, 0.2); kernels
-   keep Keras's own random initialisers;
-2. every BatchNormalization gets the statistics of one batch of N(0, 1) images (the CLI's
-   generated inputs), as training would give it (momentum 0, dropout off, one forward pass);
-3. the last Dense layer is scaled so that the logits have unit standard deviation over that
-   batch (else VGG's would be ~1e-2, under atol).
+   and becomes U(0.5, 1.5); a zero is an offset (beta, biases) and becomes N(0, 0.2), except
+   in VGG, which normalises nothing (its signal halves at each layer and offsets would swamp
+   it); kernels keep Keras's own random initialisers;
+2. every BatchNormalization gets the statistics of one batch of the inputs the CLI will feed
+   (see below), as training would give it (momentum 0, dropout off, one forward pass);
+3. the classifier (the last Dense, or MobileNet's 1x1 convolution) is calibrated the same way:
+   each logit centred on that batch and scaled to unit spread across it. Without this the
+   input-dependent part of the logits is small beside constant offsets (6% for ConvNeXt-T, whose
+   global pooling averages random pixels) or beside atol (VGG's logits are ~1e-2).
 
-The note of each row gives the spread of its logits across inputs (std of each logit over
-the batch, averaged), so a reader sees the outputs are not constant.
+Models that rescale pixels themselves (a Rescaling or Normalization layer: EfficientNet,
+EfficientNetV2, ConvNeXt, MobileNetV3) get images of uniform pixels in [0, 255], for calibration, as ``--sample-data``
+(16 images) and in the re-check; N(0, 1) values would all become about the same colour after
+``x / 255`` and ImageNet normalisation. The others get the CLI's generated N(0, 1) inputs.
+
+Each model is built in a child process (``python -m bench.coverage_families.keras_applications
+NAME DIR``), so the conversion starts from the saved file, as a user's would, and the peak RSS is
+the converter's. The note of each row gives the logit spread on a fresh batch (the standard
+deviation of each logit across it, averaged: ~1, where 0 would mean outputs independent of the
+input) and the input's share of the logits' variation before step 3.
 """
 
 from __future__ import annotations
 
-import gc
+import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +47,7 @@ import numpy as np
 
 from bench.coverage_families import Built, Inputs, ModelCase
 
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 0
 CALIBRATION_BATCH = 16
 ARCHITECTURES = (
@@ -103,35 +117,84 @@ def _keras() -> Any:
 
 
 def _build(name: str, directory: Path) -> Built:
+    """Build in a child process: the conversion then starts from a file, as a user's would,
+    and the peak RSS measured is the converter's (Python keeps freed tensors' memory)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.coverage_families.keras_applications", name, str(directory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"building {name} failed: {done.stderr.strip().splitlines()[-1:]}")
+    facts = json.loads((directory / "facts.json").read_text())
+    options = {"model-path": facts["path"]}
+    inputs = None
+    if facts["pixels"]:
+        options["sample-data"] = facts["sample_data"]
+        inputs = partial(_pixels, facts["input"], facts["size"])
+    return Built(
+        options=options,
+        reference=partial(_reference, Path(facts["path"]), facts["output"]),
+        inputs=inputs,
+        labels=frozenset(),
+        note=facts["note"],
+    )
+
+
+def build_and_save(name: str, directory: Path) -> None:
+    """Build, make informative and save one model; its facts go to ``facts.json``."""
     keras = _keras()
     keras.utils.set_random_seed(SEED)
     size = SIZES.get(name, 64)
     model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
-    batch = np.random.default_rng(SEED).standard_normal((CALIBRATION_BATCH, size, size, 3)).astype(np.float32)
-    spread = make_informative(model, batch, keras)
+    # Models that rescale pixels themselves (EfficientNet, ConvNeXt, MobileNetV3) get pixels
+    # in [0, 255]: N(0, 1) values would all map to about the same normalised colour.
+    scalers = (keras.layers.Rescaling, keras.layers.Normalization)
+    pixels = any(isinstance(layer, scalers) for layer in model._flatten_layers())
+    rng = np.random.default_rng(SEED)
+    batch = (
+        _pixels("", size, rng, CALIBRATION_BATCH)[""]
+        if pixels
+        else rng.standard_normal((CALIBRATION_BATCH, size, size, 3))
+    )
+    share = make_informative(model, batch.astype(np.float32), keras)
+    fresh = _pixels("", size, rng, CALIBRATION_BATCH)[""] if pixels else rng.standard_normal(batch.shape)
+    spread = float(np.asarray(model(fresh.astype(np.float32), training=False)).std(axis=0).mean())
     path = directory / f"{name}.keras"
     model.save(path)
-    output_name = model.outputs[0]._keras_history.operation.name
-    # The conversion loads the file itself: free this copy so it does not count twice in peak RSS.
-    del model
-    keras.backend.clear_session()
-    gc.collect()
-    return Built(
-        options={"model-path": str(path)},
-        reference=partial(_reference, path, output_name),
-        labels=frozenset(),
-        note=f"{size}x{size}, randomised + BN calibrated, logit std {spread:.2f}",
-    )
+    facts = {
+        "path": str(path),
+        "size": size,
+        "pixels": pixels,
+        "input": model.inputs[0]._keras_history.operation.name,
+        "output": model.outputs[0]._keras_history.operation.name,
+        "note": f"{size}x{size}{', pixels 0-255' if pixels else ''}; logit spread {spread:.2f} on new inputs "
+        f"(input share before head calibration {share:.0%})",
+    }
+    if pixels:
+        samples = _pixels("", size, np.random.default_rng(SEED + 1), 16)[""]
+        np.save(directory / "pixels.npy", samples)
+        facts["sample_data"] = str(directory / "pixels.npy")
+    (directory / "facts.json").write_text(json.dumps(facts))
+
+
+def _pixels(name: str, size: int, rng: np.random.Generator, batch: int) -> Inputs:
+    return {name: rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)}
 
 
 def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
-    """Randomise constant-initialised weights, calibrate BatchNorm, scale the logits to unit std.
+    """Randomise constant-initialised weights, calibrate BatchNorm, centre and scale the logits.
 
-    Returns the mean over logits of their standard deviation across the batch (after scaling
-    it is ~1 unless the logits do not depend on the input).
+    Returns the input share: how much of the logits' variation (before the head is
+    calibrated) comes from the input, the mean over logits of their standard deviation
+    across the batch divided by their overall standard deviation.
     """
     rng = np.random.default_rng(SEED)
     layers = list(model._flatten_layers(include_self=False))
+    normalisations = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+    normalised = any(isinstance(layer, normalisations) for layer in layers)
     for layer in layers:
         for weight in layer.trainable_weights:
             if len(weight.shape) > 1:
@@ -142,7 +205,7 @@ def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
             shape = value.shape
             if value.flat[0] != 0:  # a scale
                 weight.assign(rng.uniform(0.5, 1.5, shape).astype(value.dtype))
-            else:  # an offset
+            elif normalised:  # an offset; VGG's would swamp a signal that halves at each layer
                 weight.assign(rng.normal(0.0, 0.2, shape).astype(value.dtype))
     norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     dropouts = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
@@ -157,13 +220,16 @@ def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
             layer.momentum = value
         else:
             layer.rate = value
-    logits = np.asarray(model(batch, training=False))
-    head = next(layer for layer in reversed(layers) if isinstance(layer, keras.layers.Dense))
-    scale = 1.0 / max(float(logits.std()), 1e-12)
-    head.kernel.assign(np.asarray(head.kernel) * scale)
-    head.bias.assign(np.asarray(head.bias) * scale)
-    logits = np.asarray(model(batch, training=False))
-    return float(logits.std(axis=0).mean())
+    logits = np.asarray(model(batch, training=False), dtype=np.float64)
+    spread = logits.std(axis=0).mean()  # how much the logits move with the input
+    share = spread / max(float(logits.std()), 1e-30)
+    # Calibrate the head as BatchNorm was: centre each logit on this batch, unit spread.
+    # The classifier: a Dense layer, or a 1x1 Conv2D in MobileNet and MobileNetV3.
+    head = next(layer for layer in reversed(layers) if getattr(layer, "bias", None) is not None)
+    scale = 1.0 / max(float(spread), 1e-30)
+    head.kernel.assign((np.asarray(head.kernel) * scale).astype(np.float32))
+    head.bias.assign(((np.asarray(head.bias) - logits.mean(axis=0)) * scale).astype(np.float32))
+    return float(share)
 
 
 def _reference(path: Path, output_name: str, inputs: Inputs, names: list[str]) -> Inputs:
@@ -172,3 +238,7 @@ def _reference(path: Path, output_name: str, inputs: Inputs, names: list[str]) -
     model = keras.saving.load_model(path, compile=False)
     (array,) = inputs.values()
     return {names[0] if len(names) == 1 else output_name: np.asarray(model(array, training=False))}
+
+
+if __name__ == "__main__":
+    build_and_save(sys.argv[1], Path(sys.argv[2]))
