@@ -282,3 +282,35 @@ def test_light_model_writes_its_held_initializers_into_one_valid_file(tmp_path: 
     x = np.ones((2, 3), dtype=np.float32)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ weight, rtol=1e-6)
+
+
+def test_light_model_over_the_limit_writes_page_aligned_external_data(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converter.frameworks.tensorflow_onnx import EXTERNAL_DATA_ALIGNMENT, LightModel
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((5, 2)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "a"], ["h"]), helper.make_node("MatMul", ["h", "b"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+            for n, s in (("x", [1, 3]), ("a", [3, 5]), ("b", [5, 2]))
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
+    light = LightModel(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    light.initializers.update(a=numpy_helper.from_array(a, "a"), b=numpy_helper.from_array(b, "b"))
+    extra = light.save(tmp_path / "m.onnx", external_over=0)
+
+    assert extra == [tmp_path / "m.onnx.data"]
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    pointers = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False).graph.initializer
+    offsets = [int(next(e.value for e in t.external_data if e.key == "offset")) for t in pointers]
+    assert [t.data_location for t in pointers] == [TensorProto.EXTERNAL] * 2
+    assert [o % EXTERNAL_DATA_ALIGNMENT for o in offsets] == [0, 0] and offsets[1] > 0
+    x = np.ones((1, 3), dtype=np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ a @ b, rtol=1e-6)

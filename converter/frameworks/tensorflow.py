@@ -323,8 +323,10 @@ class TensorFlowBackend(Backend):
                 )
             declare_input_dims(proto, specs)
             name_output_dims(proto)
-            exported.save(path)
-        return ExportResult(path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route)
+            extra_files = exported.save(path)
+        return ExportResult(
+            path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route, extra_files=extra_files
+        )
 
     def _serving_function(self, loaded: LoadedModel, specs: list[TensorSpec]) -> tuple[Any, list[Any]]:
         """The Keras model as a function of named tensors that returns a dict of named outputs."""
