@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -173,14 +173,14 @@ def _first_reproducing(
         folder.mkdir(exist_ok=True)
         started = time.perf_counter()
         try:
-            candidate = _export_and_load(
+            loaded_file = _export_and_load(
                 backend, loaded, specs, opset, folder / path.name, route, request, timings, log
             )
-            problems = _fixed_axis_problems(candidate.facts, specs, request.dynamic_batch)
+            problems = _fixed_axis_problems(loaded_file.facts, specs, request.dynamic_batch)
             runs = validation_runs()
             with _timed(timings, "validate"):
-                candidate.validation = validate(
-                    candidate.runner, runs, request.rtol, request.atol, loaded.label_outputs, problems, source
+                validation = validate(
+                    loaded_file.runner, runs, request.rtol, request.atol, loaded.label_outputs, problems, source
                 )
         except ConversionError as exc:
             if folder != path.parent:
@@ -189,14 +189,17 @@ def _first_reproducing(
             report.export_attempts.append(ExportAttempt(route or backend.name, "error", exc.one_line(), seconds))
             failures.append(exc)
             continue
-        passed = candidate.validation.passed
-        candidate.attempt = ExportAttempt(
-            candidate.exported.export_path or route,
+        passed = validation.passed
+        attempt = ExportAttempt(
+            loaded_file.exported.export_path or route,
             "passed" if passed else "mismatch",
-            "" if passed else _mismatch_reason(candidate.validation),
+            "" if passed else _mismatch_reason(validation),
             round(time.perf_counter() - started, 2),
         )
-        report.export_attempts.append(candidate.attempt)
+        report.export_attempts.append(attempt)
+        candidate = _Candidate(
+            loaded_file.exported, loaded_file.facts, loaded_file.runner, loaded_file.warnings, validation, attempt
+        )
         if chosen is None or passed:
             if chosen is not None:  # an earlier file that mismatched: this one wins
                 _discard(chosen, path.parent)
@@ -219,15 +222,25 @@ def _first_reproducing(
 
 
 @dataclass
+class _LoadedFile:
+    """One route's file, checked and loaded in onnxruntime, not yet validated."""
+
+    exported: ExportResult
+    facts: OnnxFacts
+    runner: OnnxRunner
+    warnings: list[str]
+
+
+@dataclass
 class _Candidate:
-    """One route's file, checked and loaded in onnxruntime; validated by the caller."""
+    """One route's validated file; its runner is dropped while later routes are tried."""
 
     exported: ExportResult
     facts: OnnxFacts
     runner: OnnxRunner | None
-    warnings: list[str] = field(default_factory=list)
-    validation: Validation | None = None
-    attempt: ExportAttempt | None = None
+    warnings: list[str]
+    validation: Validation
+    attempt: ExportAttempt
 
 
 def _export_and_load(
@@ -240,19 +253,18 @@ def _export_and_load(
     request: ConversionRequest,
     timings: dict[str, float],
     log: Log,
-) -> _Candidate:
+) -> _LoadedFile:
     if route:
         log(f"export route: {route}")
     with _timed(timings, "export"):
         exported = backend.export(loaded, specs, opset, path, request.dynamic_batch, route)
     with _timed(timings, "check"):
         facts = check_and_describe(exported.path)
-    candidate = _Candidate(exported=exported, facts=facts, runner=None, warnings=list(exported.warnings))
-    candidate.warnings += _opset_warnings(request.opset, facts)
+    warnings = list(exported.warnings) + _opset_warnings(request.opset, facts)
     log("validating in onnxruntime")
     with _timed(timings, "validate"):
-        candidate.runner = OnnxRunner(exported.path)
-    return candidate
+        runner = OnnxRunner(exported.path)
+    return _LoadedFile(exported, facts, runner, warnings)
 
 
 def _mismatch_reason(validation: Validation) -> str:
