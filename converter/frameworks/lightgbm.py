@@ -2,7 +2,7 @@
 
 Detected without importing lightgbm: a LightGBM text model starts with "tree\\nversion=".
 LGBMClassifier/LGBMRegressor inside a scikit-learn pipeline (.skops) go through the scikit-learn
-backend. The export is the scikit-learn backend's, as for XGBoost (converter/frameworks/xgboost.py).
+backend. What it shares with the XGBoost backend is in converter/frameworks/booster.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
-from converter.frameworks.base import ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.sklearn import SklearnBackend
-from converter.frameworks.xgboost import _versions, _via_onnxmltools
+from converter.frameworks.base import LoadedModel
+from converter.frameworks.booster import BoosterBackend, outputs_of_prediction
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -39,15 +38,15 @@ REGRESSOR_OBJECTIVES = (
 # it has no converter for cross_entropy, cross_entropy_lambda, mape.
 
 
-class LightGBMBackend(SklearnBackend):
+class LightGBMBackend(BoosterBackend):
     name = "lightgbm"
+    package = "lightgbm"
     requirements: ClassVar[dict[str, str]] = {
         "lightgbm": "lightgbm",
         "onnxmltools": "onnxmltools",
         "skl2onnx": "skl2onnx",
         "sklearn": "scikit-learn",
     }
-    image_variant = "full"  # every extra; the sklearn image has no boosters
     formats_help = "a LightGBM text model (.txt)"
 
     @classmethod
@@ -83,34 +82,19 @@ class LightGBMBackend(SklearnBackend):
                 f"{path.name}: LightGBM {problem}",
                 "train with binary, multiclass or a regression objective in gbdt mode",
             )
-        classifier = objective in CLASSIFIER_OBJECTIVES
-        plan = [("label", "argmax"), ("probabilities", "predict")] if classifier else [("variable", "predict")]
-        return LoadedModel(
-            model=wrap_booster("lightgbm", booster),
-            format=fmt,
-            description=f"LightGBM Booster ({objective}, {booster.num_trees()} trees)",
-            label_outputs=frozenset({"label"}) if classifier else frozenset(),
-            output_names=tuple(name for name, _ in plan),
-            extra={"plan": plan, "booster": booster},
+        return self.booster_model(
+            booster,
+            wrap_booster("lightgbm", booster),
+            fmt,
+            f"LightGBM Booster ({objective}, {booster.num_trees()} trees)",
+            classifier=objective in CLASSIFIER_OBJECTIVES,
         )
 
-    def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
-        return [TensorSpec(name="input", shape=(None, loaded.extra["booster"].num_feature()), dtype="float32")]
+    def feature_count(self, booster: Any) -> int:
+        return int(booster.num_feature())
 
     def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
-        prediction = loaded.extra["booster"].predict(inputs["input"].astype(np.float64))
-        if loaded.output_names == ("variable",):
-            return {"variable": prediction.reshape(len(prediction), -1)}
-        probabilities = np.stack([1 - prediction, prediction], axis=1) if prediction.ndim == 1 else prediction
-        return {"label": probabilities.argmax(axis=1), "probabilities": probabilities}
-
-    def export_impl(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
-    ) -> ExportResult:
-        return _via_onnxmltools(super().export_impl(loaded, specs, opset, path, dynamic_batch))
-
-    def versions(self) -> dict[str, str]:
-        return _versions("lightgbm")
+        return outputs_of_prediction(loaded, loaded.extra["booster"].predict(inputs["input"].astype(np.float64)))
 
 
 def _header(path: Path) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Detected without importing xgboost: a JSON model has "learner" at top level, a UBJSON model
 the same key in UBJSON's encoding. XGBClassifier/XGBRegressor inside a scikit-learn pipeline
 (.skops) go through the scikit-learn backend, which registers the same converter.
-The export, options and output naming are the scikit-learn backend's (this class extends it).
+What it shares with the LightGBM backend is in converter/frameworks/booster.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
-from converter.frameworks.base import ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.sklearn import SklearnBackend
+from converter.frameworks.base import LoadedModel
+from converter.frameworks.booster import BoosterBackend, outputs_of_prediction
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -43,15 +43,15 @@ _JSON_HEAD = re.compile(rb'^\s*\{\s*(?:"version"\s*:\s*\[[^\]]*\]\s*,\s*)?"learn
 _UBJ_LENGTH = {ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}
 
 
-class XGBoostBackend(SklearnBackend):
+class XGBoostBackend(BoosterBackend):
     name = "xgboost"
+    package = "xgboost-cpu"
     requirements: ClassVar[dict[str, str]] = {
         "xgboost": "xgboost-cpu",
         "onnxmltools": "onnxmltools",
         "skl2onnx": "skl2onnx",
         "sklearn": "scikit-learn",
     }
-    image_variant = "full"  # every extra; the sklearn image has no boosters
     formats_help = "an XGBoost .json or .ubj model"
 
     @classmethod
@@ -80,10 +80,8 @@ class XGBoostBackend(SklearnBackend):
         learner = json.loads(booster.save_config())["learner"]
         objective = learner["objective"]["name"]
         if objective in CLASSIFIER_OBJECTIVES:
-            plan = [("label", "argmax"), ("probabilities", "probabilities")]
             wrapped = wrap_booster("xgboost", booster, CLASSIFIER_OBJECTIVES[objective])
         elif objective in REGRESSOR_OBJECTIVES:
-            plan = [("variable", "predict")]
             wrapped = wrap_booster("xgboost", booster)
         else:
             why = (
@@ -97,17 +95,17 @@ class XGBoostBackend(SklearnBackend):
             )
         if int(learner["learner_model_param"].get("num_target", "1")) > 1:
             raise ConversionError(f"{path.name}: a multi-target XGBoost model is not converted", "train one per target")
-        return LoadedModel(
-            model=wrapped,
-            format=fmt,
-            description=f"XGBoost Booster ({objective}, {booster.num_boosted_rounds()} rounds)",
-            label_outputs=frozenset({"label"}) if len(plan) == 2 else frozenset(),
-            output_names=tuple(name for name, _ in plan),
-            extra={"plan": plan, "booster": booster, "objective": objective},
+        return self.booster_model(
+            booster,
+            wrapped,
+            fmt,
+            f"XGBoost Booster ({objective}, {booster.num_boosted_rounds()} rounds)",
+            classifier=objective in CLASSIFIER_OBJECTIVES,
+            objective=objective,
         )
 
-    def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
-        return [TensorSpec(name="input", shape=(None, loaded.extra["booster"].num_features()), dtype="float32")]
+    def feature_count(self, booster: Any) -> int:
+        return int(booster.num_features())
 
     def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         xgboost = self.require("xgboost")
@@ -117,34 +115,8 @@ class XGBoostBackend(SklearnBackend):
             margins = booster.predict(matrix, output_margin=True).astype(np.float64)
             exp = np.exp(margins - margins.max(axis=1, keepdims=True))
             probabilities = exp / exp.sum(axis=1, keepdims=True)
-        else:
-            prediction = booster.predict(matrix)
-            if loaded.output_names == ("variable",):
-                return {"variable": prediction.reshape(len(prediction), -1)}
-            probabilities = np.stack([1 - prediction, prediction], axis=1) if prediction.ndim == 1 else prediction
-        return {"label": probabilities.argmax(axis=1), "probabilities": probabilities}
-
-    def export_impl(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
-    ) -> ExportResult:
-        return _via_onnxmltools(super().export_impl(loaded, specs, opset, path, dynamic_batch))
-
-    def versions(self) -> dict[str, str]:
-        return _versions("xgboost-cpu")
-
-
-def _via_onnxmltools(result: ExportResult) -> ExportResult:
-    import importlib.metadata as md
-
-    result.exporter = f"onnxmltools {md.version('onnxmltools')} ({result.exporter})"
-    result.export_path = "onnxmltools converter in skl2onnx.convert_sklearn"
-    return result
-
-
-def _versions(package: str) -> dict[str, str]:
-    import importlib.metadata as md
-
-    return {pkg: md.version(pkg) for pkg in (package, "onnxmltools", "skl2onnx")}
+            return {"label": probabilities.argmax(axis=1), "probabilities": probabilities}
+        return outputs_of_prediction(loaded, booster.predict(matrix))
 
 
 def _ubj_first_key(head: bytes) -> bytes:
