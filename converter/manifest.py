@@ -56,10 +56,10 @@ def is_batch(model_path: str) -> bool:
         return True
     if not model_path.lower().endswith(MANIFEST_SUFFIXES):
         return False
-    # An XGBoost model is a .json too; it has "learner" at top level where a manifest has "models".
-    from converter.frameworks.xgboost import XGBoostBackend
+    # A model can be a .json too (XGBoost's): whatever a backend recognises is a model, not a manifest.
+    from converter.frameworks import detect
 
-    return XGBoostBackend.detect(Path(model_path)) is None
+    return detect(Path(model_path)) is None
 
 
 def load_entries(values: dict[str, str | None], base_dir: Path | None = None, select: str = "") -> list[Entry]:

@@ -43,13 +43,21 @@ def resolve_backend(framework: str, path: Path) -> tuple[Backend, str]:
                 _formats_hint(),
             )
         return cls(), fmt
-    for name in BACKENDS:
-        cls = backend_class(name)
-        fmt = cls.detect(path)
-        if fmt is not None:
-            return cls(), fmt
+    detected = detect(path)
+    if detected is not None:
+        name, fmt = detected
+        return backend_class(name)(), fmt
     what = "directory holds no model" if path.is_dir() else "file is not a model format this tool knows"
     raise UserError(f"{path}: the {what}", _formats_hint())
+
+
+def detect(path: Path) -> tuple[str, str] | None:
+    """The first backend, in detection order, that recognises ``path``: (framework, format)."""
+    for name in BACKENDS:
+        fmt = backend_class(name).detect(path)
+        if fmt is not None:
+            return name, fmt
+    return None
 
 
 def _formats_hint() -> str:
