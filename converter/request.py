@@ -50,7 +50,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "framework",
         "auto",
-        "auto, pytorch, tensorflow or sklearn; auto detects it from the path.",
+        "auto, sklearn, pytorch, tensorflow, xgboost or lightgbm; auto detects it from the file.",
     ),
     Option("output-dir", "onnx-models", "Directory for the .onnx file and the reports."),
     Option(
