@@ -439,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({row.wall_seconds or 0:.1f} s, {row.peak_rss_mb or 0:.0f} MB){detail}"[:400],
                 flush=True,
             )
+            if not args.no_write:  # a long run that is stopped keeps the rows it measured
+                write_results([r for r in rows if r.family == family], [family], some=True)
     for family in chosen:
         t = totals([r for r in rows if r.family == family])
         print(
