@@ -23,6 +23,17 @@ def sklearn_iris(models: Path) -> Path:
     return path
 
 
+def sklearn_forest(models: Path) -> Path:
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = load_iris(return_X_y=True)
+    path = models / "forest.skops"
+    sio.dump(RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y), path)
+    return path
+
+
 def pytorch_mlp(models: Path) -> Path:
     import torch
 
@@ -47,6 +58,7 @@ def keras_mlp(models: Path) -> Path:
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "sklearn-iris": sklearn_iris,
+    "sklearn-forest": sklearn_forest,
     "pytorch-mlp": pytorch_mlp,
     "keras-mlp": keras_mlp,
 }
