@@ -32,7 +32,7 @@ from sklearn.ensemble import (
 )
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.gaussian_process import GaussianProcessClassifier
-from sklearn.impute import MissingIndicator
+from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem, RBFSampler, SkewedChi2Sampler
 from sklearn.kernel_ridge import KernelRidge
@@ -160,6 +160,13 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] =
     "bernoulli_rbm": (lambda: fit(BernoulliRBM(random_state=0), X_IRIS_RAW / 8), None),
     "feature_agglomeration": (lambda: fit(FeatureAgglomeration(n_clusters=3), X_DIAB), None),
     "missing_indicator": (lambda: fit(MissingIndicator(), with_holes(100)), with_holes),
+    "knn_imputer_rows_missing_several_values": (
+        lambda: fit(
+            KNNImputer(add_indicator=True),
+            np.where(np.isnan(with_holes(150)), np.nan, X_IRIS + RNG.normal(0, 1e-3, X_IRIS.shape)),
+        ),
+        with_holes,
+    ),
     "radius_neighbors_transformer": (lambda: fit(RadiusNeighborsTransformer(), X_IRIS), near_iris),
     "k_neighbors_transformer": (lambda: fit(KNeighborsTransformer(), X_IRIS), None),
     "radius_neighbors_classifier": (lambda: fit(RadiusNeighborsClassifier(), X_IRIS, Y_IRIS), near_iris),
@@ -385,3 +392,68 @@ def test_forest_labels_follow_scikit_learn_when_class_votes_tie(tmp_path: Path, 
     assert (np.sort(expected, axis=1)[:, -1] == np.sort(expected, axis=1)[:, -2]).sum() > 0  # ties do occur
     np.testing.assert_array_equal(label, model.predict(x.astype(np.float64)))
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def on_the_radius(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows at distance ``radius`` from a training row, as float32 puts them: within 1e-7 of it,
+    on either side; kept where another training row is well inside (scikit-learn raises without one)."""
+    fit_x = model._fit_X
+    directions = rng.standard_normal((n, fit_x.shape[1]))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    x = (fit_x[rng.integers(0, len(fit_x), n)] + model.radius * directions).astype(np.float32)
+    distances = np.linalg.norm(x.astype(np.float64)[:, None, :] - fit_x[None], axis=2)
+    return x[(distances < 0.9 * model.radius).any(axis=1)]
+
+
+@pytest.mark.parametrize(
+    "name", ["radius_neighbors_transformer", "radius_neighbors_classifier", "radius_neighbors_regressor"]
+)
+def test_radius_neighbors_decide_rows_on_the_radius_as_scikit_learn_does(name: str, tmp_path: Path, run_cli) -> None:
+    # float32 distances are within 1e-7 of the double ones: rows on the boundary were inside in the
+    # file and outside in scikit-learn, or the reverse (957 of 2,000 such rows for the transformer)
+    model = fit(RadiusNeighborsRegressor(), X_IRIS, Y_IRIS * 1.5) if name.endswith("regressor") else CASES[name][0]()
+    path, _ = save(model, tmp_path, name)
+    np.save(tmp_path / "near.npy", near_iris(16))
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "near.npy"))
+    assert result.code == 0, result.stdout
+    assert result.report(name)["warnings"] == [
+        f"{type(model).__name__} is computed in double precision inside the graph: "
+        "whether a row is within the radius is a comparison of its distance with it, which float32 "
+        "rounding decides the other way for rows on the boundary"
+    ]
+    session = ort.InferenceSession(str(result.output_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    x = on_the_radius(model, 2000, np.random.default_rng(0))
+    names = [o.name for o in session.get_outputs()]
+    expected = sklearn_outputs(model, x, names)
+    for output, got in zip(names, session.run(None, {"input": x}), strict=True):
+        want = expected[output]
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-3, atol=1e-3, err_msg=output)
+
+
+def test_knn_imputer_takes_the_donors_scikit_learn_takes_on_unscaled_features(tmp_path: Path, run_cli) -> None:
+    # wine's proline reaches 1680. With it missing, skl2onnx's float32 x^2 + y^2 - 2xy adds and takes
+    # away ~1e6 per distance: donors whose distances differ by 0.2 % changed places (18 to 30 of
+    # 2,000 rows imputed with other donors' mean)
+    from sklearn.datasets import load_wine
+
+    rng = np.random.default_rng(0)
+    X, _ = load_wine(return_X_y=True)
+    train = X.copy()
+    rows = np.flatnonzero(rng.random(len(X)) < 0.3)
+    train[rows, rng.integers(0, X.shape[1], rows.size)] = np.nan
+    model = fit(KNNImputer(), train)
+    x = np.clip(rng.normal(X.mean(0), X.std(0), (2000, X.shape[1])), X.min(0), X.max(0)).astype(np.float32)
+    x[:, 12] = np.nan  # proline
+    x[::3, 0] = np.nan  # and alcohol in a third of the rows: two missing values
+    path, _ = save(model, tmp_path, "knn_imputer")
+    np.save(tmp_path / "rows.npy", x[:16])
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.npy"))
+    assert result.code == 0, result.stdout
+    assert result.report("knn_imputer")["warnings"] == [
+        "KNNImputer is computed in double precision inside the graph: its donors are the training rows "
+        "nearest in nan-euclidean distance, whose float32 rounding reorders rows at near-equal distances"
+    ]
+    session = ort.InferenceSession(str(result.output_dir / "knn_imputer.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        session.run(None, {"input": x})[0], model.transform(x.astype(np.float64)), rtol=1e-3, atol=1e-3
+    )

@@ -9,7 +9,8 @@ Three kinds:
 - ``NO_ONNX_EQUIVALENT``: why the remaining estimators cannot be converted, for the error message.
 
 Constants are computed in float64 by numpy and stored in the input's precision. Where the
-estimator's result depends on float64 range (exp underflow), the graph computes in double
+estimator's result depends on float64 range (exp underflow) or precision (distances compared with
+each other or with a radius, an ill-conditioned Nystroem), the graph computes in double
 internally and says so.
 """
 
@@ -48,6 +49,14 @@ DOUBLED: dict[str, str] = {}
 EXP_UNDERFLOW = "its rbf weights exp(-gamma d^2) underflow in float32 long before float64"
 # float32 keeps ~7 digits: a product summed over terms this much larger than the result loses them
 FLOAT32_BUDGET = 1e-4
+RADIUS_BOUNDARY = (
+    "whether a row is within the radius is a comparison of its distance with it, which float32 "
+    "rounding decides the other way for rows on the boundary"
+)
+NEAREST_DONORS = (
+    "its donors are the training rows nearest in nan-euclidean distance, whose float32 rounding "
+    "reorders rows at near-equal distances"
+)
 
 
 _registered = False
@@ -161,6 +170,7 @@ def _register_corrections() -> None:
     )
     from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.impute import KNNImputer
     from sklearn.preprocessing import KBinsDiscretizer
 
     def original(model: type) -> tuple[str, Any, Any, dict[str, Any] | None]:
@@ -199,6 +209,9 @@ def _register_corrections() -> None:
     # function/op"). L is the fitted Cholesky factor L_, a constant: v = inv(L) b instead.
     alias, shape, convert, options = original(GaussianProcessClassifier)
     update_registered_converter(GaussianProcessClassifier, alias, shape, _solve_by_inverse(convert), options=options)
+    # KNNImputer: distances in double, and the donors as scikit-learn picks them (see _convert_knn_imputer).
+    alias, _, _, options = original(KNNImputer)
+    update_registered_converter(KNNImputer, alias, _knn_imputer_shape, _convert_knn_imputer, options=options)
     # KMeans/MiniBatchKMeans: distances without cancellation (see _convert_kmeans).
     for model in (KMeans, MiniBatchKMeans):
         alias, shape, _, options = original(model)
@@ -350,6 +363,15 @@ def _missing_indicator_shape(operator: Any) -> None:
 
     batch = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = BooleanTensorType([batch, len(operator.raw_operator.features_)])
+
+
+def _knn_imputer_shape(operator: Any) -> None:
+    """[N, kept columns + indicator columns]; skl2onnx's copied the input's width."""
+    op = operator.raw_operator
+    kept = op.n_features_in_ if op.keep_empty_features else int(np.count_nonzero(op._valid_mask))
+    indicator = len(op.indicator_.features_) if op.add_indicator else 0
+    batch = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _float_type(operator)([batch, kept + indicator])
 
 
 def _targets(coef: np.ndarray) -> int:
@@ -616,35 +638,44 @@ def _convert_transformed_target(scope: Any, operator: Any, container: Any) -> No
     _add_to(scope, container, OnnxIdentity(y, op_version=opv, output_names=operator.outputs[:1]))
 
 
+def _radius_membership(x: Any, op: Any, opv: int) -> tuple[Any, Any]:
+    """Squared distances to the training rows and 1.0 where within the radius, both in double.
+
+    In float32 the distances are within ~1e-7 of scikit-learn's: rows that lie on the radius
+    were inside in the file and outside in scikit-learn, or the reverse (957 of 2,000 such rows
+    for RadiusNeighborsTransformer on iris). The comparison is squared distance <= radius^2,
+    as scikit-learn's trees make it.
+    """
+    from skl2onnx.algebra.complex_functions import onnx_cdist
+    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxLessOrEqual
+
+    DOUBLED[type(op).__name__] = RADIUS_BOUNDARY
+    squared = onnx_cdist(
+        _cast(x, np.float64, opv), _const(op._fit_X, np.float64), metric="sqeuclidean", dtype=np.float64, op_version=opv
+    )
+    radius = _const([float(op.radius) ** 2], np.float64)
+    inside = OnnxCast(OnnxLessOrEqual(squared, radius, op_version=opv), to=_onnx_float(np.float64), op_version=opv)
+    return squared, inside
+
+
 def _convert_radius_regressor(scope: Any, operator: Any, container: Any) -> None:
     """RadiusNeighborsRegressor: mean of the targets within the radius; NaN where there are none.
 
     skl2onnx's converter gathers neighbour index -1 when a sample has no neighbour and
     onnxruntime stops ("index is out of range"); scikit-learn returns NaN with a warning.
     """
-    from skl2onnx.algebra.complex_functions import onnx_cdist
-    from skl2onnx.algebra.onnx_ops import (
-        OnnxCast,
-        OnnxDiv,
-        OnnxIdentity,
-        OnnxLessOrEqual,
-        OnnxMatMul,
-        OnnxReduceSumApi11,
-    )
+    from skl2onnx.algebra.onnx_ops import OnnxDiv, OnnxMatMul, OnnxReduceSumApi11
 
     op = operator.raw_operator
     x, dtype, opv = _input(operator, container)
     if op.weights != "uniform" or op.effective_metric_ != "euclidean":
         raise NotImplementedError('RadiusNeighborsRegressor converts with weights="uniform" and the euclidean metric')
-    distances = onnx_cdist(x, _const(op._fit_X, dtype), metric="euclidean", dtype=dtype, op_version=opv)
-    inside = OnnxCast(
-        OnnxLessOrEqual(distances, _const([op.radius], dtype), op_version=opv), to=_onnx_float(dtype), op_version=opv
-    )
-    targets = _const(np.asarray(op._y).reshape(len(op._y), -1), dtype)
+    _, inside = _radius_membership(x, op, opv)
+    targets = _const(np.asarray(op._y).reshape(len(op._y), -1), np.float64)
     total = OnnxMatMul(inside, targets, op_version=opv)
     count = OnnxReduceSumApi11(inside, axes=[1], keepdims=1, op_version=opv)
     mean = OnnxDiv(total, count, op_version=opv)  # 0 / 0 is NaN, as in scikit-learn
-    _add_to(scope, container, OnnxIdentity(mean, op_version=opv, output_names=operator.outputs[:1]))
+    _add_to(scope, container, _cast(mean, dtype, opv, output_names=operator.outputs[:1]))
 
 
 def _convert_radius_classifier(scope: Any, operator: Any, container: Any) -> None:
@@ -654,15 +685,7 @@ def _convert_radius_classifier(scope: Any, operator: Any, container: Any) -> Non
     stops ("index is out of range") on some batches; this one masks the distance matrix instead.
     A sample without neighbours gets NaN probabilities where scikit-learn raises.
     """
-    from skl2onnx.algebra.complex_functions import onnx_cdist
-    from skl2onnx.algebra.onnx_ops import (
-        OnnxArgMax,
-        OnnxCast,
-        OnnxDiv,
-        OnnxLessOrEqual,
-        OnnxMatMul,
-        OnnxReduceSumApi11,
-    )
+    from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxDiv, OnnxMatMul, OnnxReduceSumApi11
 
     op = operator.raw_operator
     x, dtype, opv = _input(operator, container)
@@ -670,14 +693,11 @@ def _convert_radius_classifier(scope: Any, operator: Any, container: Any) -> Non
         raise NotImplementedError(
             'RadiusNeighborsClassifier converts with weights="uniform", the euclidean metric, one output and no outlier_label'
         )
-    distances = onnx_cdist(x, _const(op._fit_X, dtype), metric="euclidean", dtype=dtype, op_version=opv)
-    inside = OnnxCast(
-        OnnxLessOrEqual(distances, _const([op.radius], dtype), op_version=opv), to=_onnx_float(dtype), op_version=opv
-    )
+    _, inside = _radius_membership(x, op, opv)
     one_hot = np.eye(len(op.classes_))[np.asarray(op._y).ravel()]
-    votes = OnnxMatMul(inside, _const(one_hot, dtype), op_version=opv)
+    votes = OnnxMatMul(inside, _const(one_hot, np.float64), op_version=opv)
     total = OnnxReduceSumApi11(votes, axes=[1], keepdims=1, op_version=opv)
-    probabilities = OnnxDiv(votes, total, op_version=opv, output_names=operator.outputs[1:2])
+    probabilities = _cast(OnnxDiv(votes, total, op_version=opv), dtype, opv, output_names=operator.outputs[1:2])
     index = OnnxArgMax(votes, axis=1, keepdims=0, op_version=opv)
     _add_to(scope, container, probabilities, _labels(index, op.classes_, opv, operator.outputs[:1]))
 
@@ -997,20 +1017,123 @@ def _convert_missing_indicator(scope: Any, operator: Any, container: Any) -> Non
 
 def _convert_radius_transformer(scope: Any, operator: Any, container: Any) -> None:
     """RadiusNeighborsTransformer(mode="distance") as a dense matrix: distance within the radius, else 0."""
-    from skl2onnx.algebra.complex_functions import onnx_cdist
-    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxLessOrEqual, OnnxMul
+    from skl2onnx.algebra.onnx_ops import OnnxMul, OnnxSqrt
 
     op = operator.raw_operator
     x, dtype, opv = _input(operator, container)
     if op.mode != "distance" or op.effective_metric_ != "euclidean":
         raise NotImplementedError('RadiusNeighborsTransformer converts with mode="distance" and the euclidean metric')
-    distances = onnx_cdist(x, _const(op._fit_X, dtype), metric="euclidean", dtype=dtype, op_version=opv)
-    inside = OnnxCast(
-        OnnxLessOrEqual(distances, _const([op.radius], dtype), op_version=opv),
-        to=_onnx_float(dtype),
+    squared, inside = _radius_membership(x, op, opv)
+    distances = OnnxMul(OnnxSqrt(squared, op_version=opv), inside, op_version=opv)
+    _add_to(scope, container, _cast(distances, dtype, opv, output_names=operator.outputs[:1]))
+
+
+def _convert_knn_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """KNNImputer(weights="uniform"): each missing value is the mean of that column over the
+    n_neighbors training rows nearest in nan-euclidean distance that have it; the column's
+    training mean when no such row shares a present coordinate with the row.
+
+    skl2onnx's converter computes the distances as x^2 + y^2 - 2xy in float32: on unscaled
+    features (wine's proline, up to 1680) that cancels to errors of ~0.5 %, and donors whose
+    distances differ by 0.2 % changed places (18 to 30 of 2,000 rows with proline missing).
+    Here the distances are in double, as in scikit-learn. Rows at exactly equal distances still
+    tie: scikit-learn keeps whichever np.argpartition leaves in front, which depends on float64
+    rounding noise and on the CPU's SIMD (README); TopK keeps the lower training index.
+    """
+    from skl2onnx.algebra.onnx_ops import (
+        OnnxAdd,
+        OnnxConcat,
+        OnnxDiv,
+        OnnxEqual,
+        OnnxGather,
+        OnnxGreater,
+        OnnxIsNaN,
+        OnnxLess,
+        OnnxMatMul,
+        OnnxMax,
+        OnnxMul,
+        OnnxNot,
+        OnnxReduceSumApi11,
+        OnnxSub,
+        OnnxTopK,
+        OnnxWhere,
+    )
+
+    op = operator.raw_operator
+    x, dtype, opv = _input(operator, container)
+    if op.metric != "nan_euclidean" or op.weights != "uniform":
+        raise NotImplementedError('KNNImputer converts with weights="uniform" and metric="nan_euclidean"')
+    DOUBLED["KNNImputer"] = NEAREST_DONORS
+    f64 = np.float64
+    x64 = _cast(x, f64, opv)
+    value = op.missing_values
+    missing = (
+        OnnxIsNaN(x, op_version=opv)
+        if isinstance(value, float) and np.isnan(value)
+        else OnnxEqual(x64, _const([value], f64), op_version=opv)
+    )
+    zero = np.array([0.0], dtype=f64)
+    x0 = OnnxWhere(missing, zero, x64, op_version=opv)
+    present = _cast(OnnxNot(missing, op_version=opv), f64, opv)
+    fit_missing = np.asarray(op._mask_fit_X, dtype=bool)
+    fit0 = np.where(fit_missing, 0.0, np.asarray(op._fit_X, dtype=f64))
+    fit_present = (~fit_missing).astype(f64)
+    # sum over the coordinates both rows have of (x - y)^2, without the terms of the others
+    squares = OnnxAdd(
+        OnnxMatMul(OnnxMul(x0, x0, op_version=opv), fit_present.T, op_version=opv),
+        OnnxSub(
+            OnnxMatMul(present, (fit0 * fit0).T, op_version=opv),
+            OnnxMatMul(OnnxMul(x0, np.array([2.0], dtype=f64), op_version=opv), fit0.T, op_version=opv),
+            op_version=opv,
+        ),
         op_version=opv,
     )
-    _add_to(scope, container, OnnxMul(distances, inside, op_version=opv, output_names=operator.outputs[:1]))
+    shared = OnnxMatMul(present, fit_present.T, op_version=opv)
+    # scikit-learn scales by n_features / shared, the same for every row: order by squares / shared;
+    # no shared coordinate is no distance (NaN there), never a donor: +inf here
+    inf = np.array([np.inf], dtype=f64)
+    distance = OnnxWhere(
+        OnnxGreater(shared, zero, op_version=opv),
+        OnnxDiv(OnnxMax(squares, zero, op_version=opv), shared, op_version=opv),
+        inf,
+        op_version=opv,
+    )
+    k = np.array([min(op.n_neighbors, len(fit0))], dtype=np.int64)
+    columns = []
+    for col in range(op.n_features_in_):
+        if not op._valid_mask[col]:  # missing in every training row: dropped, or 0 (keep_empty_features)
+            columns.append(_rows_of(x, np.zeros(1), f64, opv))
+            continue
+        # only rows that have the column are donors for it
+        candidates = OnnxAdd(distance, np.where(fit_missing[:, col], np.inf, 0.0).astype(f64), op_version=opv)
+        top = OnnxTopK(candidates, k, largest=0, sorted=1, axis=-1, op_version=opv)
+        nearest, index = top[0], top[1]
+        weight = _cast(OnnxLess(nearest, inf, op_version=opv), f64, opv)
+        donated = OnnxGather(fit0[:, col], index, axis=0, op_version=opv)
+        total = OnnxReduceSumApi11(OnnxMul(weight, donated, op_version=opv), axes=[1], keepdims=1, op_version=opv)
+        count = OnnxReduceSumApi11(weight, axes=[1], keepdims=1, op_version=opv)
+        mean = np.array([fit0[~fit_missing[:, col], col].mean()], dtype=f64)
+        imputed = OnnxWhere(
+            OnnxGreater(count, zero, op_version=opv),
+            OnnxDiv(total, OnnxMax(count, np.array([1.0], dtype=f64), op_version=opv), op_version=opv),
+            mean,
+            op_version=opv,
+        )
+        pick = np.array([col], np.int64)
+        columns.append(
+            OnnxWhere(
+                OnnxGather(missing, pick, axis=1, op_version=opv),
+                imputed,
+                OnnxGather(x64, pick, axis=1, op_version=opv),
+                op_version=opv,
+            )
+        )
+    kept = columns if op.keep_empty_features else [c for c, valid in zip(columns, op._valid_mask, strict=True) if valid]
+    if op.add_indicator:
+        features = np.asarray(op.indicator_.features_, dtype=np.int64)
+        kept.append(_cast(OnnxGather(missing, features, axis=1, op_version=opv), f64, opv))
+    imputed_all = OnnxConcat(*kept, axis=1, op_version=opv)
+    _add_to(scope, container, _cast(imputed_all, dtype, opv, output_names=operator.outputs[:1]))
 
 
 # -- outlier detection and clustering -------------------------------------------------------------------------
