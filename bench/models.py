@@ -76,3 +76,65 @@ def mobilenet_v2(out_dir: Path) -> Path:
     path = out_dir / "mobilenet_v2.keras"
     keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3)).save(path)
     return path
+
+
+def small_sklearn_zoo(out_dir: Path) -> Path:
+    """20 small scikit-learn models of different kinds, each fitted and saved as .skops, and a
+    manifest (onnx-models.yml) that lists them; returns the manifest's path.
+
+    Classifiers, regressors, a pipeline, a transformer and a clusterer, on 300 rows of 8
+    features: the conversions are short, so a run's cost is mostly imports and per-model overhead.
+    """
+    import skops.io as sio
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge, SGDClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    xc, yc = make_classification(n_samples=300, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    xr, yr = make_regression(n_samples=300, n_features=8, noise=0.1, random_state=0)
+    classifiers = {
+        "logistic_regression": LogisticRegression(max_iter=1000),
+        "random_forest": RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+        "extra_trees": ExtraTreesClassifier(n_estimators=10, max_depth=6, random_state=0),
+        "gradient_boosting": GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0),
+        "linear_discriminant": LinearDiscriminantAnalysis(),
+        "decision_tree": DecisionTreeClassifier(max_depth=6, random_state=0),
+        "k_neighbors": KNeighborsClassifier(n_neighbors=5),
+        "gaussian_nb": GaussianNB(),
+        "mlp": MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0),
+        "sgd": SGDClassifier(loss="log_loss", random_state=0),
+        "scaled_logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+    }
+    regressors = {
+        "linear_regression": LinearRegression(),
+        "ridge": Ridge(),
+        "lasso": Lasso(alpha=0.1),
+        "random_forest_regressor": RandomForestRegressor(n_estimators=10, max_depth=6, random_state=0),
+        "decision_tree_regressor": DecisionTreeRegressor(max_depth=6, random_state=0),
+        "k_neighbors_regressor": KNeighborsRegressor(n_neighbors=5),
+        "gradient_boosting_regressor": GradientBoostingRegressor(n_estimators=10, max_depth=3, random_state=0),
+    }
+    unsupervised = {"pca": PCA(n_components=4), "kmeans": KMeans(n_clusters=3, n_init=3, random_state=0)}
+    lines = ["models:"]
+    for group, (x, y) in ((classifiers, (xc, yc)), (regressors, (xr, yr)), (unsupervised, (xc, None))):
+        for name, estimator in group.items():
+            sio.dump(estimator.fit(x, y), out_dir / f"{name}.skops")
+            lines += [f"  - name: {name}", f"    model-path: {name}.skops"]
+    manifest = out_dir / "onnx-models.yml"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest

@@ -5,7 +5,9 @@ each from process start to exit, and the median of at least 5 runs is compared, 
 these machines are noisy. Peak memory is the child's max RSS (os.wait4). Results are
 printed and written to bench/RESULTS.md with the machine and versions.
 
-    python bench/run.py [--runs 5] [--only e2e,import,memory,docker,samples]
+    python bench/run.py [--runs 5] [--only e2e,import,docker,samples,many]
+
+With --only, the sections measured replace theirs in bench/RESULTS.md and the others stay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime
 import importlib.metadata as md
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -36,6 +39,7 @@ BIN = Path(sys.executable).parent
 ONNX_CONVERT = str(BIN / "onnx-convert")
 RESULTS = ROOT / "bench" / "RESULTS.md"
 DOCKER_IMAGE = os.environ.get("BENCH_IMAGE", "onnx-convert-action:full")
+ALL = ("e2e", "import", "docker", "samples", "many")
 
 
 @dataclass
@@ -129,6 +133,68 @@ def import_cost(work: Path, runs: int) -> Pair:
         return run_process([sys.executable, "-c", "import sklearn, skl2onnx, onnxruntime"])
 
     return side_by_side(Pair("sklearn conversion vs `import sklearn, skl2onnx, onnxruntime`", 1.5), ours, imports, runs)
+
+
+@dataclass
+class ManyModels:
+    """One onnx-convert run over a manifest against the import plus the bare conversions."""
+
+    models: int
+    ours: list[Run] = field(default_factory=list)  # onnx-convert --model-path manifest, fresh process
+    imports: list[Run] = field(default_factory=list)  # import sklearn, skl2onnx, onnxruntime, fresh process
+    bare: list[float] = field(default_factory=list)  # seconds of the bare conversions, in one process
+
+    def medians(self) -> tuple[float, float, float]:
+        """(import, bare conversions, onnx-convert), median seconds of each."""
+        return (
+            statistics.median(r.seconds for r in self.imports),
+            statistics.median(self.bare),
+            statistics.median(r.seconds for r in self.ours),
+        )
+
+    def ratio(self) -> float:
+        imports, bare, ours = self.medians()
+        return ours / (imports + bare)
+
+
+def many_models(work: Path, runs: int) -> ManyModels:
+    """6: 20 small scikit-learn models in one run against the import plus 20 bare conversions."""
+    print("- 20 small scikit-learn models in one run", flush=True)
+    zoo = work / "zoo"
+    zoo.mkdir()
+    manifest = models.small_sklearn_zoo(zoo)
+    result = ManyModels(models=len(list(zoo.glob("*.skops"))))
+    out, bare_out = work / "many-out", work / "many-bare"
+
+    def ours() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        result.ours.append(
+            run_process([ONNX_CONVERT, "--model-path", str(manifest), "--output-dir", str(out), "--quiet"])
+        )
+
+    def baseline() -> None:
+        result.imports.append(run_process([sys.executable, "-c", "import sklearn, skl2onnx, onnxruntime"]))
+        shutil.rmtree(bare_out, ignore_errors=True)
+        recipe = ROOT / "bench" / "bare" / "sklearn_many_recipe.py"
+        done = subprocess.run(
+            [sys.executable, str(recipe), str(zoo), str(bare_out)], capture_output=True, text=True, check=False
+        )
+        match = re.search(r"([0-9.]+) seconds, (\d+) of (\d+) agree", done.stdout)
+        if done.returncode != 0 or not match:
+            raise SystemExit(f"the bare recipe failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+        if match.group(2) != match.group(3):
+            print(f"  ! bare recipe: only {match.group(2)} of {match.group(3)} models agree", file=sys.stderr)
+        result.bare.append(float(match.group(1)))
+
+    for i in range(runs):
+        for side in (ours, baseline) if i % 2 == 0 else (baseline, ours):
+            side()
+    if failed := sum(1 for r in result.ours if r.code):
+        print(
+            f"  ! onnx-convert exited non-zero in {failed} of {runs} runs: a model of the manifest failed",
+            file=sys.stderr,
+        )
+    return result
 
 
 def docker_cold_start(work: Path, runs: int) -> Pair | str:
@@ -228,7 +294,14 @@ def machine() -> str:
     )
 
 
-def render(e2e: list[Pair], imports: Pair | None, docker: Pair | str | None, samples: list | None, runs: int) -> str:
+def render(
+    e2e: list[Pair],
+    imports: Pair | None,
+    docker: Pair | str | None,
+    samples: list | None,
+    runs: int,
+    many: ManyModels | None = None,
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -296,13 +369,59 @@ def render(e2e: list[Pair], imports: Pair | None, docker: Pair | str | None, sam
             f"Growth from 256 to 4096 samples (16x the samples): {growth:.1f}x the time ({'at most linear ✅' if growth <= 16 else 'worse than linear ❌'}).",
             "",
         ]
+    if many:
+        import_s, bare_s, ours_s = many.medians()
+        ok = "✅" if many.ratio() < 1.5 else "❌"
+        lines += [
+            "## 6. Many models in one run",
+            "",
+            f"{many.models} small scikit-learn models (11 classifiers, 7 regressors, PCA and KMeans; 300 rows, 8 features; "
+            "`bench/models.py` `small_sklearn_zoo`) in one manifest. onnx-convert converts each, validates it at two "
+            "batch sizes, measures its latency, writes its reports, then the index. The bare recipe "
+            "(`bench/bare/sklearn_many_recipe.py`) loads each file, exports it with `skl2onnx.to_onnx`, opens an "
+            "onnxruntime session, runs it once and compares; it times its own loop, so its imports are not counted twice.",
+            "",
+            "| | seconds |",
+            "|---|---|",
+            f'| `python -c "import sklearn, skl2onnx, onnxruntime"` (fresh process) | {import_s:.2f} |',
+            f"| {many.models} bare conversions in one process (imports not counted) | {bare_s:.2f} |",
+            f"| baseline: import + {many.models} bare conversions | {import_s + bare_s:.2f} |",
+            f"| `onnx-convert --model-path onnx-models.yml` (fresh process, imports included) | {ours_s:.2f} |",
+            f"| ratio (target < 1.5x) | {many.ratio():.2f}x {ok} |",
+            "",
+            "Every run, in seconds (the host is shared, so single runs vary): onnx-convert "
+            + ", ".join(f"{r.seconds:.1f}" for r in many.ours)
+            + "; import "
+            + ", ".join(f"{r.seconds:.1f}" for r in many.imports)
+            + "; bare conversions "
+            + ", ".join(f"{s:.1f}" for s in many.bare)
+            + ".",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def merge_sections(old: str, new: str, note: str) -> str:
+    """``old`` (RESULTS.md) with the ``## `` sections of ``new`` put in place of theirs (or
+    appended); each section taken from ``new`` gets ``note`` under its heading."""
+
+    def split(text: str) -> tuple[str, dict[str, str]]:
+        parts = re.split(r"^(## .*)$", text, flags=re.M)
+        return parts[0], {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+    old_head, old_sections = split(old)
+    new_head, new_sections = split(new)
+    merged = dict(old_sections)
+    for heading, body in new_sections.items():
+        merged[heading] = f"\n\n{note}\n" + body.removeprefix("\n")
+    head = old_head if old_sections else new_head
+    return head + "".join(f"{heading}{body}" for heading, body in merged.items())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="e2e,import,docker,samples")
+    parser.add_argument("--only", default=",".join(ALL))
     args = parser.parse_args()
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="onnx-convert-bench-") as tmp:
@@ -311,9 +430,16 @@ def main() -> int:
         imports = import_cost(work, args.runs) if "import" in only else None
         docker = docker_cold_start(work, args.runs) if "docker" in only else None
         samples = validation_cost(work, args.runs) if "samples" in only else None
-    text = render(e2e, imports, docker, samples, args.runs)
+        many = many_models(work, args.runs) if "many" in only else None
+    text = render(e2e, imports, docker, samples, args.runs, many)
     print(text)
-    RESULTS.write_text(text + "\n", encoding="utf-8")
+    if only != set(ALL) and RESULTS.exists():
+        note = (
+            f"Measured {datetime.date.today().isoformat()} with `python bench/run.py --only {args.only}` "
+            f"(median of {args.runs} runs per side, A and B alternating)."
+        )
+        text = merge_sections(RESULTS.read_text(encoding="utf-8"), text, note)
+    RESULTS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 
