@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,18 @@ def test_a_manifest_in_one_job_uploads_one_combined_artifact(action, server) -> 
     ]
     assert done.summary.startswith("## ✅ 2 models converted and validated")
     assert done.outputs["report-path"] == "onnx-models/index.json"
+
+
+@pytest.mark.parametrize("select", ["knn", ""], ids=["matrix job", "one job"])
+def test_retention_over_the_repository_limit_is_cut_to_it_with_a_warning(action, server, select: str) -> None:
+    env = {**server.env(), "GITHUB_RETENTION_DAYS": "30"}
+    done = action(env=env, model_path="onnx-models.yml", select=select, retention_days="400")
+    assert done.code == 0, done.stdout
+    assert done.commands("warning") == [
+        "::warning title=onnx-convert::retention-days 400 is over the repository's limit; keeping the artifact 30 days"
+    ]
+    expires = datetime.strptime(server.create_requests[0]["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(hours=1)
 
 
 def test_a_failing_model_in_a_manifest_fails_the_step_and_names_it(action, server, workspace: Path) -> None:

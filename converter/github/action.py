@@ -63,14 +63,9 @@ def _upload(report: Report, settings: ActionSettings) -> UploadedArtifact | None
             "artifact upload skipped: not running in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)", title="onnx-convert"
         )
         return None
-    retention = settings.retention_days
-    if retention and context.max_retention_days and retention > context.max_retention_days:
-        gha.warning(
-            f"retention-days {retention} is over the repository's limit; keeping the artifact "
-            f"{context.max_retention_days} days",
-            title="onnx-convert",
-        )
-        retention = context.max_retention_days
+    retention, cut = context.retention(settings.retention_days)
+    if cut:
+        gha.warning(cut, title="onnx-convert")
     files = [Path(p) for p in (report.onnx.files if report.onnx else [])]
     files += [Path(report.reports[kind]) for kind in ("json", "markdown") if kind in report.reports]
     name = settings.artifact_name or f"{_stem(report)}-onnx"

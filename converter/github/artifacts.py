@@ -114,6 +114,19 @@ class RuntimeContext:
             max_retention_days=int(retention) if retention.isdigit() and int(retention) > 0 else None,
         )
 
+    def retention(self, requested: int | None) -> tuple[int | None, str]:
+        """The retention to ask for, and a warning when the repository's limit cut it.
+
+        As ``@actions/artifact`` does (``getExpiration``): more days than the repository keeps
+        are cut to its limit before ``CreateArtifact``.
+        """
+        if requested and self.max_retention_days and requested > self.max_retention_days:
+            return self.max_retention_days, (
+                f"retention-days {requested} is over the repository's limit; "
+                f"keeping the artifact {self.max_retention_days} days"
+            )
+        return requested, ""
+
     def artifact_url(self, artifact_id: str) -> str:
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}/artifacts/{artifact_id}"
 

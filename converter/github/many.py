@@ -158,8 +158,11 @@ def _upload_many(
     if not files:
         gha.warning("nothing to upload: no model wrote any file", title="onnx-convert")
         return None
+    retention, cut = context.retention(settings.retention_days)
+    if cut:
+        gha.warning(cut, title="onnx-convert")
     with gha.group(f"upload artifact {name}"):
-        return client.upload(name, files, settings.retention_days, root=root)
+        return client.upload(name, files, retention, root=root)
 
 
 def _outputs(
