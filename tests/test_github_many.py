@@ -112,6 +112,20 @@ def test_a_failing_model_in_a_manifest_fails_the_step_and_names_it(action, serve
     assert "❌ 1 of 2 models failed" in done.summary
 
 
+def test_a_forgiven_mismatch_is_a_warning_not_an_error(action, server, workspace: Path) -> None:
+    lenient = MANIFEST.replace(
+        "models/logreg.skops\n", "models/logreg.skops\n    atol: 0\n    rtol: 0\n    fail-on-mismatch: false\n"
+    )
+    (workspace / "onnx-models.yml").write_text(lenient)
+    done = action(env=server.env(), model_path="onnx-models.yml", select="logreg", upload_artifact="false")
+    assert done.code == 0
+    assert done.commands("error") == []
+    warnings = done.commands("warning")
+    assert len(warnings) == 1 and "logreg: failed: probabilities" in warnings[0]
+    assert warnings[0].endswith("(fail-on-mismatch is false)")
+    assert done.outputs["passed"] == "false"
+
+
 def test_merge_builds_the_index_from_the_runs_artifacts(action, server, workspace: Path) -> None:
     (workspace / "onnx-models.yml").write_text(MANIFEST + "  - name: missing-one\n    model-path: models/knn.skops\n")
     for name in ("logreg", "knn"):  # two matrix jobs; the third never uploaded
