@@ -56,31 +56,62 @@ COPY pyproject.toml README.md /src/
 COPY converter/ /src/converter/
 RUN pip wheel --no-deps --wheel-dir /dist /src
 
-# --- images: the base, one virtualenv, the project ---------------------------------------------
-FROM base AS sklearn
+# --- trimming: test suites, C++ headers and symbol tables out of the virtualenv ---------------
+# docker/trim.sh runs in a stage of its own (venv-*) on a copy of the installed virtualenv; an
+# image copies only the trimmed /opt/venv, so none of its layers holds the deleted files, and
+# binutils (strip) is not shipped.
+FROM base AS trim
+# DL3008 (pin apt versions): binutils only runs strip in this builder stage and never reaches an
+# image; a pin would break whenever the base image's Debian release moves on.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
+COPY docker/trim.sh /src/trim.sh
+
+# --- images: the base, one trimmed virtualenv, the project --------------------------------------
+# Each image right after its venv stage: the classic builder stops at --target, so building
+# sklearn does not copy and trim the larger virtualenvs.
+FROM trim AS venv-sklearn
 COPY --from=deps-sklearn /opt/venv /opt/venv
+RUN sh /src/trim.sh
+
+FROM base AS sklearn
+COPY --from=venv-sklearn /opt/venv /opt/venv
 COPY --from=project /dist/ /tmp/dist/
 RUN pip install --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
 COPY entrypoint.py /opt/onnx-convert/entrypoint.py
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/onnx-convert/entrypoint.py"]
+
+FROM trim AS venv-pytorch
+COPY --from=deps-pytorch /opt/venv /opt/venv
+RUN sh /src/trim.sh
 
 FROM base AS pytorch
-COPY --from=deps-pytorch /opt/venv /opt/venv
+COPY --from=venv-pytorch /opt/venv /opt/venv
 COPY --from=project /dist/ /tmp/dist/
 RUN pip install --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
 COPY entrypoint.py /opt/onnx-convert/entrypoint.py
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/onnx-convert/entrypoint.py"]
 
-FROM base AS tensorflow
+FROM trim AS venv-tensorflow
 COPY --from=deps-tensorflow /opt/venv /opt/venv
+RUN sh /src/trim.sh
+
+FROM base AS tensorflow
+COPY --from=venv-tensorflow /opt/venv /opt/venv
 COPY --from=project /dist/ /tmp/dist/
 RUN pip install --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
 COPY entrypoint.py /opt/onnx-convert/entrypoint.py
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/onnx-convert/entrypoint.py"]
 
 # Last stage, so the default: the GitHub Action builds this one.
-FROM base AS full
+FROM trim AS venv-full
 COPY --from=deps-full /opt/venv /opt/venv
+RUN sh /src/trim.sh
+
+FROM base AS full
+COPY --from=venv-full /opt/venv /opt/venv
 COPY --from=project /dist/ /tmp/dist/
 RUN pip install --no-deps /tmp/dist/*.whl && rm -rf /tmp/dist
 COPY entrypoint.py /opt/onnx-convert/entrypoint.py
