@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import joblib
@@ -211,3 +212,15 @@ def test_debug_keeps_the_traceback(model_dir: Path, tmp_path: Path) -> None:
 
     with pytest.raises(UserError):
         main(["--model-path", str(model_dir / "good.pkl"), "--output-dir", str(tmp_path / "o"), "--debug"])
+
+
+def test_a_missing_framework_names_the_image_that_holds_it(run_cli, model_dir: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)  # as in the pytorch and tensorflow images
+    result = run_cli("--model-path", str(model_dir / "good.skops"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: the sklearn backend needs skl2onnx, which is not installed (skl2onnx); "
+        "pip install 'onnx-convert-action[sklearn]', or use the sklearn image "
+        "(docker build --target sklearn; released as onnx-convert-action:<version>-sklearn)",
+    )

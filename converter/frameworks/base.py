@@ -22,6 +22,17 @@ from converter.errors import ConversionError, ConverterError, MissingFrameworkEr
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
 
+
+def image_hint(variant: str) -> str:
+    """The Docker image that holds a framework: its build target and its release tag.
+
+    release.yml tags the full image ``onnx-convert-action:<version>`` and the others
+    ``<version>-<variant>``; there is no tag named after the variant alone.
+    """
+    tag = "<version>" if variant == "full" else f"<version>-{variant}"
+    return f"the {variant} image (docker build --target {variant}; released as onnx-convert-action:{tag})"
+
+
 Dim = int | str | None
 """A dimension: fixed size, dynamic name, or None (dynamic, unnamed)."""
 
@@ -91,8 +102,7 @@ class Backend(ABC):
             package = self.requirements.get(module.split(".")[0], module)
             raise MissingFrameworkError(
                 f"the {self.name} backend needs {package}, which is not installed ({exc.name or module})",
-                f"pip install 'onnx-convert-action[{self.name}]', or use the "
-                f"onnx-convert-action:{self.image_variant or 'latest'} image",
+                f"pip install 'onnx-convert-action[{self.name}]', or use {image_hint(self.image_variant or 'full')}",
             ) from None
 
     # -- the pipeline's questions ----------------------------------------------------------

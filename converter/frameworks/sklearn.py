@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
-from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
+from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -107,7 +107,7 @@ class SklearnBackend(Backend):
             if importlib.util.find_spec(root) is None:
                 raise MissingFrameworkError(
                     f"{path.name} holds a {root} model and {root} is not installed",
-                    f"pip install 'onnx-convert-action[{root}]', or use the onnx-convert-action:full image",
+                    f"pip install 'onnx-convert-action[{root}]', or use {image_hint('full')}",
                 )
         if unknown:
             raise UserError(
