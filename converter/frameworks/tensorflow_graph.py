@@ -303,10 +303,12 @@ def _read_from_value(
 def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> LightModel:
     """tf2onnx on a prepared graph: grappler, then ``to_onnx`` with the held-out weights."""
     placeholders = list(prepared.weights)
+    shapes = _unshape_placeholders(prepared.graph_def, placeholders)
     with tf.device("/cpu:0"), tf.Graph().as_default():  # grappler goes through a v1 meta graph: graph mode
         graph_def = tf_loader.tf_optimize(
             prepared.input_names + placeholders, prepared.output_names, prepared.graph_def
         )
+    _reshape_placeholders(graph_def, shapes)
     return to_onnx(
         graph_def,
         prepared.input_names,
@@ -316,6 +318,32 @@ def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> LightMod
         weights=prepared.weights,
         renames=prepared.tensors_to_rename,
     )
+
+
+def _unshape_placeholders(graph_def: graph_pb2.GraphDef, placeholders: list[str]) -> dict[str, Any]:
+    """Hide the weight placeholders' dimensions from grappler; return their shapes.
+
+    Grappler allocates a zero-filled tensor for every placeholder whose shape it knows (a
+    fake feed, ``grappler_item_builder.cc``): a transient copy of every weight (ConvNeXtXLarge:
+    1.4 GB). With unknown dimensions it allocates nothing; it folds the same graph.
+    """
+    names = {_split(name)[0] for name in placeholders}
+    shapes = {}
+    for node in graph_def.node:
+        if node.op == "Placeholder" and node.name in names:
+            shape = node.attr["shape"].shape
+            shapes[node.name] = type(shape)()
+            shapes[node.name].CopyFrom(shape)
+            for dim in shape.dim:
+                dim.size = -1
+    return shapes
+
+
+def _reshape_placeholders(graph_def: graph_pb2.GraphDef, shapes: dict[str, Any]) -> None:
+    """Give the placeholders (which grappler keeps: they are fed) their shapes back."""
+    for node in graph_def.node:
+        if node.name in shapes:
+            node.attr["shape"].shape.CopyFrom(shapes[node.name])
 
 
 def convert_frozen(
@@ -348,7 +376,7 @@ def to_onnx(
     """What ``tf2onnx.convert._convert_common`` does, with the weights kept light.
 
     ``weights`` (Placeholder tensor name -> variable or tensor) become Const nodes of
-    tf2onnx's graph before its op handlers run; large Consts are held out of it while its
+    tf2onnx's graph before its op handlers run (each is taken out of the dict as it does); large Consts are held out of it while its
     ONNX optimizers run, and the model keeps them apart until it is written.
     """
     weights = weights or {}
@@ -361,11 +389,14 @@ def to_onnx(
         for g in [main_g, *subgraphs]:
             g.set_config(None, opset, None)
         for placeholder in placeholders:
-            _placeholder_to_const(main_g, placeholder, np.asarray(weights[placeholder].numpy()))
-        g = tfonnx.process_graphs(main_g, subgraphs, None, [], [], continue_on_error, None, tables, renames)
+            # Taken out of ``weights``: a variable nothing else holds (the backend released
+            # the model) is freed as soon as its value is in tf2onnx's graph.
+            _placeholder_to_const(main_g, placeholder, np.asarray(weights.pop(placeholder).numpy()))
+        held = _process_holding_out(main_g, subgraphs, tables, renames, continue_on_error)
+        g = main_g
         del main_g, subgraphs
         _scalar_addends_as_vectors(g)
-        held = _hold_out_large_consts(g)
+        held.update(_hold_out_large_consts(g))  # none left, unless tf2onnx stopped calling update_proto
         g = tf2onnx_optimizer.optimize_graph(g, catch_errors=True)
         model = g.make_model(f"converted from {name}")
         del g
@@ -393,6 +424,33 @@ def _scalar_addends_as_vectors(g: Any) -> None:
             g.replace_input(node, node.input[1], vector.output[0], 1)
 
 
+def _process_holding_out(
+    main_g: Any, subgraphs: list[Any], tables: Any, renames: Any, continue_on_error: bool
+) -> dict[str, onnx.TensorProto]:
+    """``tfonnx.process_graphs`` (tf2onnx's op handlers), with the large constants held out
+    just before its last step, ``update_proto``.
+
+    ``update_proto`` copies every node's attributes into its NodeProto, so it would add a
+    second copy of every weight, which the held-out tensor (a part of the node's protobuf
+    arena) would keep alive (ConvNeXtLarge, 790 MB of weights: 1.55 GB held instead of 0.8).
+    """
+    held: dict[str, onnx.TensorProto] = {}
+    update = main_g.update_proto
+
+    def hold_out_then_update(*args: Any, **kwargs: Any) -> None:
+        held.update(_hold_out_large_consts(main_g))
+        update(*args, **kwargs)
+
+    main_g.update_proto = hold_out_then_update
+    try:
+        g = tfonnx.process_graphs(main_g, subgraphs, None, [], [], continue_on_error, None, tables, renames)
+    finally:
+        del main_g.update_proto
+    if g is not main_g:
+        raise GraphSurgeryError("tf2onnx returned a graph other than the one it was given")
+    return held
+
+
 def _hold_out_large_consts(g: Any) -> dict[str, onnx.TensorProto]:
     """Swap large Const nodes for graph inputs while tf2onnx's optimizers run.
 
@@ -402,15 +460,21 @@ def _hold_out_large_consts(g: Any) -> dict[str, onnx.TensorProto]:
     of every weight behind (ConvNeXt-T, 108 MB of weights: 5.4 GB), and the deep copy
     before each pass copies them again. The op handlers have run by now (they transposed
     the convolution kernels they needed constant); the optimizers rewrite activations.
-    The tensors are kept as they are (no copy) and named after the Const's output.
+    Each tensor is copied out of its node (one at a time; the node and its arena are then
+    freed) and named after the Const's output.
     """
     held: dict[str, onnx.TensorProto] = {}
-    for node in list(g.get_nodes()):
-        if not node.is_const():
+    # By name, not a list of the nodes, which would keep every removed node alive to the end.
+    for node_name in [n.name for n in g.get_nodes() if n.is_const()]:
+        node = g.get_node_by_name(node_name)
+        value = node.get_attr("value").t
+        if value.ByteSize() <= FREEZE_LIMIT_BYTES or value.data_type == onnx.TensorProto.STRING:
             continue
-        tensor = node.get_attr("value").t
-        if tensor.ByteSize() <= FREEZE_LIMIT_BYTES or tensor.data_type == onnx.TensorProto.STRING:
-            continue
+        # A copy of its own: the attribute is part of the node's protobuf arena, which would
+        # stay alive, with whatever else the arena holds, as long as the tensor does.
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(value)
+        del value
         name = node.output[0]
         dtype, shape = g.get_dtype(name), g.get_shape(name)
         g.remove_node(node.name)
