@@ -235,6 +235,39 @@ def test_a_route_whose_file_mismatches_loses_to_the_next_one(run_cli, models: Pa
     assert result.written() == ["big.onnx", "big.report.json", "big.report.md"]
 
 
+def test_the_model_is_freed_before_onnxruntime_loads_the_file_and_loaded_again_for_the_next_route(
+    run_cli, models: Path, lossy_registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras and onnxruntime never hold the weights at once: every run of the original model
+    (both batch sizes, latency) comes before the export, which frees it; a later route loads it again."""
+    from converter.validate import OnnxRunner
+
+    lossy_registry([LOSSY, INITIALIZERS])
+    backend = globals()["LossyBackend"]
+    events: list[str] = []
+
+    def record(cls: Any, method: str, event: str) -> None:
+        original = getattr(cls, method)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            events.append(event if result is not False else "kept")  # release_impl: False = kept
+            return result
+
+        monkeypatch.setattr(cls, method, wrapper)
+
+    record(backend, "load_impl", "load")
+    record(backend, "run_impl", "run")
+    record(backend, "release_impl", "release")
+    record(OnnxRunner, "__init__", "session")
+    report = _passed(run_cli("--model-path", str(models / "big.keras")), "big")
+    assert [a["outcome"] for a in report["export_attempts"]] == ["mismatch", "passed"]
+    first_session = events.index("session")
+    assert events[0] == "load" and set(events[1 : first_session - 1]) == {"run"}
+    assert events.count("run") >= 2 + 3  # batch 16 and 8, then three or more timed runs
+    assert events[first_session - 1 :] == ["release", "session", "load", "release", "session"]
+
+
 def test_when_every_route_mismatches_the_first_file_is_kept_and_reported(
     run_cli, models: Path, lossy_registry: Any
 ) -> None:

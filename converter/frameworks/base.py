@@ -62,6 +62,7 @@ class LoadedModel:
     output_names: tuple[str, ...] = ()  # names the export will give the outputs, when known
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # backend-private state
+    released: bool = False  # the backend freed the model (``Backend.release``); load it again to use it
 
 
 @dataclass
@@ -119,6 +120,8 @@ class Backend(ABC):
 
     def run(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the original model; outputs keyed by the names the ONNX file will use."""
+        if loaded.released:
+            raise ConversionError(f"the {self.name} model was released and cannot run (a bug)")
         try:
             outputs = self.run_impl(loaded, inputs)
         except ConverterError:
@@ -132,6 +135,17 @@ class Backend(ABC):
         if not isinstance(outputs, dict) or not outputs:
             raise ConversionError(f"the {self.name} backend returned no named outputs")
         return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def release(self, loaded: LoadedModel) -> None:
+        """Free the model's memory: the pipeline has run it and exported it, and onnxruntime
+        is about to load the file. A backend that can (``release_impl``) marks it released;
+        the pipeline loads the model again if a later export route needs it."""
+        if not loaded.released and self.release_impl(loaded):
+            loaded.released = True
+
+    def release_impl(self, loaded: LoadedModel) -> bool:
+        """Drop the model's memory, return True; or keep it (the default: small models)."""
+        return False
 
     def export_routes(self, loaded: LoadedModel) -> list[str]:
         """The export routes to try for this model, preferred first.

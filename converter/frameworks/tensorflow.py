@@ -13,6 +13,7 @@ TensorFlow is imported inside the methods only, never by ``detect``.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata as md
 import logging
 import os
@@ -281,6 +282,18 @@ class TensorFlowBackend(Backend):
                 return {name: value.numpy() for name, value in outputs.items()}
             return _run_tflite(loaded, inputs)
 
+    # -- release ------------------------------------------------------------------------------
+    def release_impl(self, loaded: LoadedModel) -> bool:
+        """Drop the Keras model or SavedModel, so that its weights are gone before onnxruntime
+        loads the file's (ConvNeXtLarge: 790 MB). A TFLite interpreter is kept: it is small."""
+        if loaded.extra["kind"] == "tflite":
+            return False
+        loaded.model = None
+        for key in ("input_structure", "module"):  # Keras tensors refer to their layers
+            loaded.extra.pop(key, None)
+        gc.collect()  # a Keras model's layers and tracked functions refer to each other
+        return True
+
     # -- export -------------------------------------------------------------------------------
     def export_routes(self, loaded: LoadedModel) -> list[str]:
         return list(ROUTES[loaded.extra["kind"]])
@@ -357,8 +370,13 @@ class TensorFlowBackend(Backend):
         serve, signature = self._serving_function(loaded, specs)
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         prepared = graphs.prepare_function(function)
-        del function
-        return graphs.convert_prepared(prepared, opset, loaded.model.name)
+        del function, serve
+        # Traced, and ``prepared`` holds the variables: the model can go now rather than after
+        # the export (the pipeline releases it then), so that ``to_onnx`` frees each variable
+        # as its value enters tf2onnx's graph and the weights are never held twice.
+        name = loaded.model.name
+        self.release(loaded)
+        return graphs.convert_prepared(prepared, opset, name)
 
     def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """``tf2onnx.convert.from_function``: variables frozen into the TensorFlow graph first."""
@@ -383,6 +401,7 @@ class TensorFlowBackend(Backend):
         """Preferred SavedModel route: the signature's graph; variables become ONNX initializers."""
         graphs = self._import("converter.frameworks.tensorflow_graph")
         prepared = graphs.prepare_function(loaded.model)
+        self.release(loaded)  # as in export_keras_initializers
         return graphs.convert_prepared(prepared, opset, loaded.extra["path"].name)
 
     def export_saved_model(self, directory: Path, signature: str, opset: int) -> LightModel:
