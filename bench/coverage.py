@@ -172,6 +172,7 @@ def recheck(onnx_path: Path, built: Built, rtol: float, atol: float) -> tuple[st
     feed = {name: np.asarray(raw[name]).astype(_numpy_type(declared[name].type)) for name in declared}
     names = [o.name for o in session.get_outputs()]
     actual = dict(zip(names, session.run(None, feed), strict=True))
+    del session  # the original model is loaded next: not both at once (ConvNeXtLarge: 4.1 GB with both)
     reference = built.reference(feed, names)
     problems: list[str] = []
     worst = 0.0
