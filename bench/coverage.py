@@ -141,20 +141,7 @@ def _convert_and_recheck(case: ModelCase, workdir: Path, row: Row) -> None:
 
 
 def _failure_text(report: Any) -> str:
-    validation = report.validation
-    parts = list(validation.problems)
-    for batch in validation.batches:
-        if batch.problem:
-            parts.append(f"batch {batch.batch_size}: {batch.problem}")
-        for out in batch.outputs:
-            if not out.passed:
-                detail = out.problem or (
-                    f"{out.failing} of {out.elements} elements over tolerance, max abs diff {out.max_abs_diff:.3g}"
-                    if out.label_agreement is None
-                    else f"{out.label_agreement:.1%} labels agree"
-                )
-                parts.append(f"batch {batch.batch_size} {out.name}: {detail}")
-    return "; ".join(dict.fromkeys(parts)) or "validation failed"
+    return "; ".join(report.validation.failures()) or "validation failed"
 
 
 def recheck(onnx_path: Path, built: Built, rtol: float, atol: float) -> tuple[str, float]:

@@ -277,20 +277,7 @@ def _export_and_load(
 
 def _mismatch_reason(validation: Validation) -> str:
     """What a failed validation found, in one line: the first problem or failing output."""
-    if validation.problems:
-        return validation.problems[0]
-    for batch in validation.batches:
-        if batch.problem:
-            return f"batch {batch.batch_size}: {batch.problem}"
-        for out in batch.outputs:
-            if not out.passed:
-                detail = out.problem or (
-                    f"{out.failing:,} of {out.elements:,} elements over tolerance, max abs diff {out.max_abs_diff:.3g}"
-                    if out.label_agreement is None
-                    else f"{out.label_agreement:.1%} of labels agree"
-                )
-                return f"output {out.name} at batch {batch.batch_size}: {detail}"
-    return "validation failed"
+    return next(iter(validation.failures()), "validation failed")
 
 
 def _discard(candidate: _Candidate, staging: Path) -> None:

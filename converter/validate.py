@@ -66,6 +66,23 @@ class Validation:
             names += [o.name for o in batch.outputs if not o.passed and o.name not in names]
         return names
 
+    def failures(self) -> list[str]:
+        """Every problem found, one line each, file-level problems first; empty when it passed."""
+        found = list(self.problems)
+        for batch in self.batches:
+            if batch.problem:
+                found.append(f"batch {batch.batch_size}: {batch.problem}")
+            for out in batch.outputs:
+                if not out.passed:
+                    detail = out.problem or (
+                        f"{out.failing:,} of {out.elements:,} elements over tolerance, "
+                        f"max abs diff {out.max_abs_diff:.3g}"
+                        if out.label_agreement is None
+                        else f"{out.label_agreement:.1%} of labels agree"
+                    )
+                    found.append(f"output {out.name} at batch {batch.batch_size}: {detail}")
+        return list(dict.fromkeys(found))
+
     def worst(self, stat: str) -> float:
         values = [getattr(o, stat) for b in self.batches for o in b.outputs if o.label_agreement is None]
         return max(values, default=0.0)

@@ -12,7 +12,7 @@ from converter.frameworks.base import TensorSpec
 from converter.onnx_file import check_and_describe
 from converter.pipeline import _fixed_axis_problems
 from converter.report import ModelInfo, Report
-from converter.validate import OnnxRunner, compare, validate
+from converter.validate import BatchCheck, OnnxRunner, Validation, compare, validate
 
 
 def test_element_fails_when_diff_exceeds_atol_plus_rtol_times_reference() -> None:
@@ -88,6 +88,32 @@ def _fixed_batch_model(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, path)
     return path
+
+
+def test_failures_name_every_problem_in_one_line_each() -> None:
+    ref = {"probabilities": np.linspace(0, 1, 2000), "label": np.arange(10)}
+    out = {"probabilities": ref["probabilities"] + np.where(np.arange(2000) < 3, 0.5, 0.0), "label": np.zeros(10)}
+    outputs = compare(ref, out, rtol=0.0, atol=1e-3, label_outputs=frozenset({"label"}))
+    validation = Validation(
+        rtol=0.0,
+        atol=1e-3,
+        samples=16,
+        input_source="generated (seed 0)",
+        passed=False,
+        batches=[
+            BatchCheck(batch_size=16, passed=False, outputs=outputs),
+            BatchCheck(batch_size=8, passed=False, problem="onnxruntime refused batch 8"),
+        ],
+        problems=["the file fixes the batch axis to 16"],
+    )
+    assert validation.failures() == [
+        "the file fixes the batch axis to 16",
+        "output probabilities at batch 16: 3 of 2,000 elements over tolerance, max abs diff 0.5",
+        "output label at batch 16: 10.0% of labels agree",
+        "batch 8: onnxruntime refused batch 8",
+    ]
+    outputs = compare(ref, ref, rtol=0.0, atol=1e-3, label_outputs=frozenset({"label"}))
+    assert Validation(0.0, 1e-3, 16, "x", True, [BatchCheck(16, True, outputs)]).failures() == []
 
 
 def test_fixed_batch_axis_is_reported_as_failure(tmp_path: Path) -> None:
