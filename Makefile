@@ -58,6 +58,7 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/constraints.txt
 
 # make coverage: convert whole model families and re-check each (long; not part of CI).
 # FAMILIES=sklearn,xgboost make coverage runs a subset; results in bench/COVERAGE.md.
+# COVERAGE_JOBS=2 converts two models at a time (shorter; seconds get noisier, peak RSS does not).
 .PHONY: coverage
 coverage: $(BENCH_STAMP)
 	$(PY) bench/coverage.py --families "$(FAMILIES)"

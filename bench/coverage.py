@@ -11,8 +11,10 @@ code path, which validates at two batch sizes), and re-checks every pass indepen
 onnxruntime session on new random inputs, compared with the original framework by numpy here,
 not through ``converter.validate``. A pass the re-check contradicts is reported as such (a bug).
 
-The parent reads each child's peak RSS with ``os.wait4``, stops it after ``--timeout`` seconds,
-and writes bench/COVERAGE.md and bench/coverage.json (rows of families not run are kept).
+The parent reads each child's peak RSS with ``os.wait4`` (the child and the processes it waited
+for: a model's build and reference runs), stops it after ``--timeout`` seconds, runs ``--jobs``
+children at a time, and writes bench/COVERAGE.md and bench/coverage.json after every model
+(rows of families and models not run are kept).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,7 +311,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_results(rows: list[Row], ran: list[str], some: bool = False) -> None:
+def write_results(rows: list[Row], ran: list[str], some: bool = False, jobs: int = 1) -> None:
     """Merge into bench/coverage.json (families not run keep their rows) and render COVERAGE.md.
 
     ``some``: only some models of each family ran (--only); they replace their own rows.
@@ -324,7 +327,7 @@ def write_results(rows: list[Row], ran: list[str], some: bool = False) -> None:
             family_rows = [fresh.pop(r.name, r) for r in old] + list(fresh.values())
         families[family] = {
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {jobs} model{'s' if jobs > 1 else ''} at a time",
             "versions": versions(),
             "totals": totals(family_rows),
             "models": [asdict(r) for r in family_rows],
@@ -395,6 +398,30 @@ def _markdown_row(row: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def run_all(families: list[str], only: set[str], timeout: float, jobs: int, write: bool) -> list[Row]:
+    """Every chosen case, ``jobs`` children at a time; rows come back in the families' order.
+
+    Results are written after each model (from this thread only), so a stopped run keeps them.
+    """
+    cases = [(family, case) for family in families for case in family_cases(family) if not only or case.name in only]
+    counts = {family: sum(f == family for f, _ in cases) for family in families}
+    done: dict[int, Row] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each thread waits on one child
+        futures = {pool.submit(run_case, family, case, timeout): i for i, (family, case) in enumerate(cases)}
+        for future in as_completed(futures):
+            row = done[futures[future]] = future.result()
+            finished = sum(r.family == row.family for r in done.values())
+            detail = f": {row.reason}" if row.reason else ""
+            print(
+                f"[{row.family} {finished}/{counts[row.family]}] {row.result.upper():12} {row.name} "
+                f"({row.wall_seconds or 0:.1f} s, {row.peak_rss_mb or 0:.0f} MB){detail}"[:400],
+                flush=True,
+            )
+            if write:  # a long run that is stopped keeps the rows it measured
+                write_results([row], [row.family], some=True, jobs=jobs)
+    return [done[i] for i in sorted(done)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default=os.environ.get("FAMILIES", ""), help="comma-separated; default all")
@@ -402,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help="comma-separated model names (default all); their rows replace the recorded ones"
     )
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("COVERAGE_TIMEOUT", "600")))
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("COVERAGE_JOBS", "1")),
+        help="models converted at a time (default 1; more shortens the run, and makes seconds noisier)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("FAMILY", "NAME", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print rows only; leave COVERAGE.md as it is")
     args = parser.parse_args(argv)
@@ -415,27 +448,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no family {', '.join(unknown)}; the families are {', '.join(available)}", file=sys.stderr)
         return 2
     only = {n.strip() for n in args.only.split(",") if n.strip()}
-    rows: list[Row] = []
-    for family in chosen:
-        cases = [c for c in family_cases(family) if not only or c.name in only]
-        for index, case in enumerate(cases, 1):
-            row = run_case(family, case, args.timeout)
-            rows.append(row)
-            detail = f": {row.reason}" if row.reason else ""
-            print(
-                f"[{family} {index}/{len(cases)}] {row.result.upper():12} {case.name} "
-                f"({row.wall_seconds or 0:.1f} s, {row.peak_rss_mb or 0:.0f} MB){detail}"[:400],
-                flush=True,
-            )
-            if not args.no_write:  # a long run that is stopped keeps the rows it measured
-                write_results([r for r in rows if r.family == family], [family], some=True)
+    rows = run_all(chosen, only, args.timeout, args.jobs, write=not args.no_write)
     for family in chosen:
         t = totals([r for r in rows if r.family == family])
         print(
             f"{family}: {t['reproduce']} of {t['models']} reproduce ({t['converted']} converted, {t['skipped']} skipped)"
         )
     if not args.no_write:
-        write_results(rows, chosen, some=bool(only))
+        write_results(rows, chosen, some=bool(only), jobs=args.jobs)
         print(f"wrote {BENCH / 'COVERAGE.md'} and {BENCH / 'coverage.json'}")
     return 1 if any(r.result == "contradicted" for r in rows) else 0
 
