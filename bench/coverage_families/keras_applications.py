@@ -16,7 +16,9 @@ that squash differences below atol) and, with a fixed seed:
    in VGG, which normalises nothing (its signal halves at each layer and offsets would swamp
    it); kernels keep Keras's own random initialisers;
 2. every BatchNormalization gets the statistics of one batch of the inputs the CLI will feed
-   (see below), as training would give it (momentum 0, dropout off, one forward pass);
+   (see below), as training would give it (momentum 0, dropout off, one forward pass); the
+   batch has 16 images, more where a feature map is so small that a channel would see fewer
+   than 64 values (64 images for InceptionV3 and InceptionResNetV2, which end at 1x1);
 3. the classifier (the last Dense, or MobileNet's 1x1 convolution) is calibrated the same way:
    each logit centred on that batch and scaled to unit spread across it. Without this the
    input-dependent part of the logits is small beside constant offsets (6% for ConvNeXt-T, whose
@@ -66,6 +68,7 @@ from bench.coverage_families import Built, Inputs, ModelCase
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 0
 CALIBRATION_BATCH = 16
+VALUES_PER_CHANNEL = 64  # the fewest values a BatchNormalization's statistics are taken over
 ARCHITECTURES = (
     "ConvNeXtBase",
     "ConvNeXtLarge",
@@ -170,14 +173,11 @@ def build_and_save(name: str, directory: Path) -> None:
     scalers = (keras.layers.Rescaling, keras.layers.Normalization)
     pixels = any(isinstance(layer, scalers) for layer in model._flatten_layers())
     rng = np.random.default_rng(SEED)
-    batch = (
-        _pixels("", size, rng, CALIBRATION_BATCH)[""]
-        if pixels
-        else rng.standard_normal((CALIBRATION_BATCH, size, size, 3))
-    )
+    count = calibration_batch(model, keras)
+    batch = _pixels("", size, rng, count)[""] if pixels else rng.standard_normal((count, size, size, 3))
     share = make_informative(model, batch.astype(np.float32), keras)
     fresh = _pixels("", size, rng, CALIBRATION_BATCH)[""] if pixels else rng.standard_normal(batch.shape)
-    spread = float(np.asarray(model(fresh.astype(np.float32), training=False)).std(axis=0).mean())
+    spread = float(_infer(model, fresh.astype(np.float32)).std(axis=0).mean())
     path = directory / f"{name}.keras"
     model.save(path)
     facts = {
@@ -198,6 +198,22 @@ def build_and_save(name: str, directory: Path) -> None:
 
 def _pixels(name: str, size: int, rng: np.random.Generator, batch: int) -> Inputs:
     return {name: rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)}
+
+
+def calibration_batch(model: Any, keras: Any) -> int:
+    """CALIBRATION_BATCH images, or more where a BatchNormalization sees a small feature map.
+
+    InceptionV3 and InceptionResNetV2 at 75x75 end at 1x1: 16 images gave their last
+    BatchNormalizations 16 values per channel, statistics that new inputs overshoot (logit spread
+    2.2 instead of 1), and Keras float32 was 9.3e-04 from float64 (0.90 of the tolerance, one
+    re-check element over it); at 64 images 4.9e-04 and spread 1.2.
+    """
+    cells = [
+        int(np.prod(layer.output.shape[1:-1]))
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and len(layer.output.shape) == 4
+    ]
+    return max(CALIBRATION_BATCH, -(-VALUES_PER_CHANNEL // min(cells, default=VALUES_PER_CHANNEL)))
 
 
 def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
@@ -234,13 +250,13 @@ def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
         layer.momentum = 0.0
     for layer in dropouts:
         layer.rate = 0.0
-    model(batch, training=True)  # each BatchNormalization keeps this batch's statistics
+    _train_forward(model, batch)  # each BatchNormalization keeps this batch's statistics
     for layer, value in saved:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = value
         else:
             layer.rate = value
-    logits = np.asarray(model(batch, training=False), dtype=np.float64)
+    logits = _infer(model, batch).astype(np.float64)
     spread = logits.std(axis=0).mean()  # how much the logits move with the input
     share = spread / max(float(logits.std()), 1e-30)
     # Calibrate the head as BatchNorm was: centre each logit on this batch, unit spread.
@@ -250,6 +266,20 @@ def make_informative(model: Any, batch: np.ndarray, keras: Any) -> float:
     head.kernel.assign((np.asarray(head.kernel) * scale).astype(np.float32))
     head.bias.assign(((np.asarray(head.bias) - logits.mean(axis=0)) * scale).astype(np.float32))
     return float(share)
+
+
+def _train_forward(model: Any, batch: np.ndarray) -> None:
+    """One forward pass in training mode, as one graph: called eagerly, Keras keeps every
+    intermediate output of the functional model until the call ends (NASNetLarge at 331x331,
+    batch 16: past 19 GB; as a tf.function 2 GB)."""
+    import tensorflow as tf
+
+    tf.function(lambda x: model(x, training=True))(batch)
+
+
+def _infer(model: Any, batch: np.ndarray) -> np.ndarray:
+    """Inference as one graph (model.predict), for the memory reason of ``_train_forward``."""
+    return np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))
 
 
 def _producers(layer: Any) -> list[Any]:
