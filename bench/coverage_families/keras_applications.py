@@ -45,8 +45,9 @@ EfficientNetV2, ConvNeXt, MobileNetV3) get images of uniform pixels in [0, 255],
 ``x / 255`` and ImageNet normalisation. The others get the CLI's generated N(0, 1) inputs.
 
 Each model is built in a child process (``python -m bench.coverage_families.keras_applications
-NAME DIR``), so the conversion starts from the saved file, as a user's would, and the peak RSS is
-the converter's. The note of each row gives the logit spread on a fresh batch (the standard
+NAME DIR``), so the conversion starts from the saved file, as a user's would, in a process that
+holds none of the build's memory (the row's peak RSS is the largest of the build, the conversion
+and the re-check's reference run, each in its own process). The note of each row gives the logit spread on a fresh batch (the standard
 deviation of each logit across it, averaged: ~1, where 0 would mean outputs independent of the
 input) and the input's share of the logits' variation before step 3.
 """
@@ -140,17 +141,9 @@ def _keras() -> Any:
 
 
 def _build(name: str, directory: Path) -> Built:
-    """Build in a child process: the conversion then starts from a file, as a user's would,
-    and the peak RSS measured is the converter's (Python keeps freed tensors' memory)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.coverage_families.keras_applications", name, str(directory)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"building {name} failed: {done.stderr.strip().splitlines()[-1:]}")
+    """Build in a child process: the conversion then starts from a file, as a user's would, in a
+    process that holds none of the build's memory (Python keeps freed tensors' memory)."""
+    _run_this_module([name, str(directory)], f"building {name} failed")
     facts = json.loads((directory / "facts.json").read_text())
     options = {"model-path": facts["path"]}
     inputs = None
@@ -165,6 +158,19 @@ def _build(name: str, directory: Path) -> Built:
         note=facts["note"],
         recheck_batch=RECHECK_ROWS.get(facts["size"], 37),
     )
+
+
+def _run_this_module(arguments: list[str], failure: str) -> None:
+    """Run this module's ``__main__`` in a child process; raise with its last line of stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.coverage_families.keras_applications", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{failure}: {done.stderr.strip().splitlines()[-1:]}")
 
 
 def build_and_save(name: str, directory: Path) -> None:
@@ -337,15 +343,7 @@ def _reference(path: Path, output_name: str, inputs: Inputs, names: list[str]) -
     (array,) = inputs.values()
     with tempfile.TemporaryDirectory(prefix="keras-reference-") as tmp:
         np.save(Path(tmp) / "inputs.npy", array)
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.coverage_families.keras_applications", "--reference", str(path), tmp],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"the Keras reference run failed: {done.stderr.strip().splitlines()[-1:]}")
+        _run_this_module(["--reference", str(path), tmp], "the Keras reference run failed")
         output = np.load(Path(tmp) / "outputs.npy")
     return {names[0] if len(names) == 1 else output_name: output}
 
