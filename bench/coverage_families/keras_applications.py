@@ -44,12 +44,13 @@ EfficientNetV2, ConvNeXt, MobileNetV3) get images of uniform pixels in [0, 255],
 (16 images) and in the re-check; N(0, 1) values would all become about the same colour after
 ``x / 255`` and ImageNet normalisation. The others get the CLI's generated N(0, 1) inputs.
 
-Each model is built in a child process (``python -m bench.coverage_families.keras_applications
-NAME DIR``), so the conversion starts from the saved file, as a user's would, in a process that
-holds none of the build's memory (the row's peak RSS is the largest of the build, the conversion
-and the re-check's reference run, each in its own process). The note of each row gives the logit spread on a fresh batch (the standard
-deviation of each logit across it, averaged: ~1, where 0 would mean outputs independent of the
-input) and the input's share of the logits' variation before step 3.
+Each model is built in a child process
+(``python -m bench.coverage_families.keras_applications NAME DIR``), so the conversion starts from
+the saved file, as a user's would, in a process that holds none of the build's memory (the row's
+peak RSS is the largest of the build, the conversion and the re-check's reference run, each in its
+own process). The note of each row gives the logit spread on a fresh batch (the standard deviation
+of each logit across it, averaged: ~1, where 0 would mean outputs independent of the input) and the
+input's share of the logits' variation before step 3.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def build_and_save(name: str, directory: Path) -> None:
     count = calibration_batch(model, keras)
     batch = _pixels("", size, rng, count)[""] if pixels else rng.standard_normal((count, size, size, 3))
     share = make_informative(model, batch.astype(np.float32), keras)
-    fresh = _pixels("", size, rng, CALIBRATION_BATCH)[""] if pixels else rng.standard_normal(batch.shape)
+    fresh = _pixels("", size, rng, len(batch))[""] if pixels else rng.standard_normal(batch.shape)
     spread = float(_infer(model, fresh.astype(np.float32)).std(axis=0).mean())
     path = directory / f"{name}.keras"
     model.save(path)
