@@ -236,6 +236,6 @@ def test_a_custom_objective_function_in_a_skops_file_is_still_refused(tmp_path: 
     result = run_cli("--model-path", str(tmp_path / "custom.skops"))
     assert result.code == 2
     assert (
-        "contains types outside scikit-learn, numpy and scipy: tests.test_xgboost_lightgbm.squared_error;"
+        "custom.skops holds what this tool does not load from a .skops file: tests.test_xgboost_lightgbm.squared_error;"
         in result.errors
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import re
 import sys
 import zipfile
@@ -14,30 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
+from converter.frameworks import skops_trust
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
-# Types from these packages are trusted when loading .skops files; anything else is listed.
-TRUSTED_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins")
-# The XGBoost and LightGBM scikit-learn wrappers, trusted by exact name when their package is
-# installed. skops rebuilds them with __new__ and __setstate__, and their __setstate__ only hands
-# the model bytes to the library's own parser (XGBoosterUnserializeFromBuffer,
-# LGBM_BoosterLoadModelFromString), the one that reads their native model files: no code from
-# the file runs. A custom objective or callback would be a separate, refused type.
-BOOSTER_TYPES = {
-    "xgboost": (
-        "xgboost.core.Booster",
-        "xgboost.sklearn.XGBClassifier",
-        "xgboost.sklearn.XGBRegressor",
-        "xgboost.sklearn.XGBRFClassifier",
-        "xgboost.sklearn.XGBRFRegressor",
-    ),
-    "lightgbm": ("lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor"),
-}
-TRUSTED_TYPES = ("collections.OrderedDict",)  # LightGBM keeps its parameters in one
 # Encoders whose categories tell us an input column holds strings.
 STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
@@ -65,7 +49,11 @@ class SklearnBackend(Backend):
     def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel:
         sklearn_base = self.require("sklearn.base")
         path = request.model_path
-        model = self._load_skops(path) if fmt == "skops" else self._load_pickle(path, request.allow_unsafe_load)
+        notes: list[str] = []
+        if fmt == "skops":
+            model, notes = self._load_skops(path, request.allow_unsafe_load)
+        else:
+            model = self._load_pickle(path, request.allow_unsafe_load)
         if not isinstance(model, sklearn_base.BaseEstimator):
             raise UserError(
                 f"{path.name} holds a {type(model).__name__}, not a scikit-learn estimator",
@@ -83,43 +71,41 @@ class SklearnBackend(Backend):
             description=_describe(model),
             label_outputs=frozenset(name for name, _ in plan if name == "label"),
             output_names=tuple(name for name, _ in plan),
+            notes=notes,
             extra={"plan": plan},
         )
 
-    def _load_skops(self, path: Path) -> Any:
+    def _load_skops(self, path: Path, allow_unsafe: bool) -> tuple[Any, list[str]]:
+        """The model, and the notes for the report (what --allow-unsafe-load let in)."""
         with _without_estimator_walk(self.require("sklearn.utils")):
             sio = self.require("skops.io")
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        data = path.read_bytes()  # audited and loaded from the same bytes
+        tree, trusted = _skops_tree(path, data)
+        refused = skops_trust.refusals(tree)
+        del tree
+        self._check_booster_packages(path, trusted)
+        if refused and not allow_unsafe:
             raise UserError(
-                f"{path.name} is not a readable .skops file ({describe(exc, 120)})", "save it again with skops.io.dump"
-            ) from None
-        boosters = {root for root, names in BOOSTER_TYPES.items() for t in untrusted if t in names}
-        unknown = [
-            t
-            for t in untrusted
-            if t.split(".")[0] not in TRUSTED_MODULE_ROOTS
-            and t not in TRUSTED_TYPES
-            and not any(t in BOOSTER_TYPES[root] for root in boosters)
-        ]
-        for root in sorted(boosters):
-            if importlib.util.find_spec(root) is None:
-                raise MissingFrameworkError(
-                    f"{path.name} holds a {root} model and {root} is not installed",
-                    f"pip install 'onnx-convert-action[{root}]', or use {image_hint('full')}",
-                )
-        if unknown:
-            raise UserError(
-                f"{path.name} contains types outside scikit-learn, numpy and scipy: {', '.join(sorted(unknown))}",
-                "save the model with scikit-learn types only, or review the file and convert the model from a pickle with --allow-unsafe-load true",
+                f"{path.name} holds what this tool does not load from a .skops file: {', '.join(refused)}",
+                "a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the "
+                "functions the README lists (scikit-learn); save the model without the others, or pass "
+                "--allow-unsafe-load true if you trust the file",
             )
         try:
-            return sio.load(path, trusted=untrusted)
+            model = sio.loads(data, trusted=trusted)
         except Exception as exc:  # skops raises many types for a damaged file
             raise UserError(
                 f"{path.name} could not be loaded by skops ({describe(exc, 160)})", "save it again with skops.io.dump"
             ) from None
+        return model, [f"loaded with --allow-unsafe-load, which let in: {', '.join(refused)}"] if refused else []
+
+    def _check_booster_packages(self, path: Path, trusted: list[str]) -> None:
+        for root, names in sorted(skops_trust.BOOSTER_TYPES.items()):
+            if set(names) & set(trusted) and importlib.util.find_spec(root) is None:
+                raise MissingFrameworkError(
+                    f"{path.name} holds a {root} model and {root} is not installed",
+                    f"pip install 'onnx-convert-action[{root}]', or use {image_hint('full')}",
+                )
 
     def _load_pickle(self, path: Path, allowed: bool) -> Any:
         if not allowed:
@@ -256,6 +242,23 @@ def _without_estimator_walk(sklearn_utils: Any) -> Iterator[None]:
         yield
     finally:
         sklearn_utils.all_estimators = walk
+
+
+def _skops_tree(path: Path, data: bytes) -> tuple[Any, list[str]]:
+    """skops' tree of the file's nodes (what it would build, nothing built yet), and the names
+    skops itself wants trusted before it builds them."""
+    from skops.io._audit import get_tree
+    from skops.io._utils import read_schema
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema, context = read_schema(archive)
+            tree = get_tree(schema, context, trusted=None)
+        return tree, sorted(tree.get_unsafe_set())
+    except Exception as exc:  # a hostile or damaged file raises nearly anything (KeyError, RecursionError, ...)
+        raise UserError(
+            f"{path.name} is not a readable .skops file ({describe(exc, 120)})", "save it again with skops.io.dump"
+        ) from None
 
 
 def _walk(estimator: Any) -> list[Any]:

@@ -1,0 +1,202 @@
+""".skops files: what is loaded, and what is refused before anything runs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import operator
+import os
+import subprocess
+import warnings
+import zipfile
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+import xgboost
+from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_array
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+REFUSED = "holds what this tool does not load from a .skops file: "
+HINT = (
+    "; a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the functions the "
+    "README lists (scikit-learn); save the model without the others, or pass --allow-unsafe-load true if you "
+    "trust the file\n"
+)
+
+
+def _dump(model: object, path: Path) -> Path:
+    sio.dump(model, path)
+    return path
+
+
+def _eval_column_transformer(marker: Path) -> Pipeline:
+    """A ColumnTransformer that feeds a string column both to a OneHotEncoder and to
+    FunctionTransformer(numpy.vectorize(builtins.eval)): the encoder's categories make the
+    generated inputs carry the payload, which the reference run then evaluates."""
+    payload = f"__import__('pathlib').Path({str(marker)!r}).write_text('pwned')"
+    frame = pd.DataFrame({"cmd": [payload, "1"] * 10, "size": np.arange(20.0)})
+    columns = ColumnTransformer(
+        [("enc", OneHotEncoder(), ["cmd"]), ("len", FunctionTransformer(np.vectorize(len)), ["cmd"])]
+    )
+    model = Pipeline([("columns", columns), ("model", LogisticRegression())]).fit(frame, np.arange(20) % 2)
+    for _, transformer, _ in [columns.transformers[1], model.named_steps["columns"].transformers_[1]]:
+        transformer.func = np.vectorize(eval)  # swapped in after fitting
+    return model
+
+
+def test_a_column_transformer_that_evaluates_its_categories_is_refused_before_anything_runs(
+    tmp_path: Path, run_cli
+) -> None:
+    marker = tmp_path / "marker"
+    path = _dump(_eval_column_transformer(marker), tmp_path / "hostile.skops")
+    result = run_cli("--model-path", str(path))
+    assert result.code == 2
+    assert result.errors == f"error: hostile.skops {REFUSED}builtins.eval, numpy.vectorize{HINT}"
+    assert not marker.exists()
+    assert result.written() == []
+
+
+def _method() -> object:
+    return StandardScaler().fit(X_IRIS).transform
+
+
+@pytest.mark.parametrize(
+    "func,refused",
+    [
+        (exec, "builtins.exec"),
+        (os.system, "posix.system"),
+        (np.vectorize(np.log1p), "numpy.vectorize"),
+        (np.frompyfunc(len, 1, 1), "__main__.len (vectorized)"),
+        (subprocess.check_output, "subprocess.check_output"),
+        (getattr, "builtins.getattr"),
+        (__import__, "builtins.__import__"),
+        (operator.methodcaller("system", "true"), "operator.methodcaller (stored as a skops OperatorFuncNode, "
+         "which this tool does not load)"),
+        (functools.partial(eval, "1"), "builtins.eval, functools.partial of builtins.eval"),
+        (functools.partial(np.log1p), "functools.partial of numpy.log1p"),
+        (functools.partial(check_array, copy=True), "functools.partial of sklearn.utils.validation.check_array "
+         "with copy, sklearn.utils.validation.check_array"),
+        (check_array, "sklearn.utils.validation.check_array"),  # trusted inside HistGradientBoosting's partial only
+        (_method(), "sklearn.preprocessing._data.StandardScaler.transform (a bound method)"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)  # fmt: skip
+def test_a_function_outside_the_allow_list_is_refused(func: object, refused: str, tmp_path: Path, run_cli) -> None:
+    path = _dump(make_pipeline(FunctionTransformer(func), StandardScaler()), tmp_path / "func.skops")
+    result = run_cli("--model-path", str(path))
+    assert result.errors == f"error: func.skops {REFUSED}{refused}{HINT}"
+    assert result.code == 2
+    assert result.written() == []
+
+
+def _with_attribute(path: Path, key: str, state: dict) -> Path:
+    """The .skops file with one more attribute on its top-level object, written by hand: what
+    skops.io.dump never writes, a hostile file can."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    attrs = schema["content"]
+    attrs["content"][key] = state
+    attrs["key_types"]["content"].append({"__class__": "str", "__module__": "builtins", "__loader__": "TypeNode"})
+    members["schema.json"] = json.dumps(schema).encode()
+    crafted = path.with_name(f"crafted{path.suffix}")
+    with zipfile.ZipFile(crafted, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return crafted
+
+
+def _call(module: str, name: str, argument: str) -> dict:
+    """skops' ConstructorFromReduceNode: loading calls module.name(argument)."""
+    text = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode", "content": json.dumps(argument)}
+    args = {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": [text]}
+    return {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode", "content": args}
+
+
+def test_a_crafted_file_that_calls_exec_while_loading_is_refused(tmp_path: Path, run_cli) -> None:
+    marker = tmp_path / "marker"
+    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    path = _with_attribute(model, "x", _call("builtins", "exec", f"open({str(marker)!r}, 'w').write('pwned')"))
+    result = run_cli("--model-path", str(path))
+    assert result.errors == f"error: crafted.skops {REFUSED}builtins.exec{HINT}"
+    assert result.code == 2
+    assert not marker.exists()
+
+
+def test_a_name_from_the_file_is_printed_without_line_breaks_or_markup(tmp_path: Path, run_cli) -> None:
+    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    path = _with_attribute(model, "x", _call("builtins", "x\n::warning::<b>", "1"))
+    result = run_cli("--model-path", str(path))
+    assert result.errors == f"error: crafted.skops {REFUSED}builtins.x???warning???b?{HINT}"
+
+
+def test_allow_unsafe_load_loads_a_refused_function_and_says_so(tmp_path: Path, run_cli) -> None:
+    model = make_pipeline(FunctionTransformer(np.vectorize(np.log1p)), StandardScaler()).fit(X_IRIS)
+    result = run_cli("--model-path", str(_dump(model, tmp_path / "v.skops")), "--allow-unsafe-load", "true")
+    report = result.report("v")
+    assert "loaded with --allow-unsafe-load, which let in: numpy.vectorize" in report["warnings"]
+
+
+def _frame(category: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": rng.choice(["oslo", "rome", "lima"], 200), "size": rng.normal(50, 10, 200)})
+    target = ((frame["city"] == "rome") ^ (frame["size"] > 50)).to_numpy().astype(int)
+    if category:
+        frame["city"] = frame["city"].astype("category")
+    return frame, target
+
+
+def _fitted(model: object, data: tuple) -> tuple[object, object]:
+    return model.fit(*data), data[0]  # type: ignore[attr-defined]
+
+
+LEGIT = {
+    "onehot_scaler_logistic": lambda: _fitted(
+        make_pipeline(
+            ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("size", StandardScaler(), ["size"])]),
+            LogisticRegression(),
+        ),
+        _frame(),
+    ),
+    # scikit-learn stores partial(check_array, dtype=[float64], ensure_all_finite=False) in it
+    "hist_gradient_boosting_from_dtype": lambda: _fitted(
+        HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10), _frame(category=True)
+    ),
+    "log1p": lambda: _fitted(make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()), (X_IRIS, Y_IRIS)),
+    "random_forest": lambda: _fitted(RandomForestClassifier(10, random_state=0), (X_IRIS, Y_IRIS)),
+    "kmeans": lambda: _fitted(KMeans(3, n_init=2, random_state=0), (X_IRIS,)),
+    "mlp": lambda: _fitted(MLPClassifier((8,), max_iter=20, random_state=0), (X_IRIS, Y_IRIS)),
+    "xgboost_pipeline": lambda: _fitted(
+        make_pipeline(StandardScaler(), xgboost.XGBClassifier(n_estimators=5)), (X_IRIS, Y_IRIS)
+    ),
+    "lightgbm_pipeline": lambda: _fitted(
+        make_pipeline(StandardScaler(), lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)), (X_IRIS, Y_IRIS)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGIT))
+def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) -> None:
+    from converter.frameworks.sklearn import SklearnBackend
+    from converter.request import ConversionRequest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence
+        model, rows = LEGIT[name]()
+    path = _dump(model, tmp_path / f"{name}.skops")
+    loaded = SklearnBackend().load(ConversionRequest.from_mapping({"model-path": str(path)}), "skops")
+    assert type(loaded.model) is type(model)
+    np.testing.assert_array_equal(loaded.model.predict(rows), model.predict(rows))
+    assert loaded.notes == []
