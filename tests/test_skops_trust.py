@@ -1,8 +1,9 @@
-""".skops files: what is loaded, and what is refused before anything runs."""
+""".skops files: what is loaded, what is refused before anything runs, and archive bounds."""
 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import operator
 import os
@@ -200,3 +201,27 @@ def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) ->
     assert type(loaded.model) is type(model)
     np.testing.assert_array_equal(loaded.model.predict(rows), model.predict(rows))
     assert loaded.notes == []
+
+
+def test_a_zip_bomb_is_refused_before_skops_reads_it(tmp_path: Path, run_cli) -> None:
+    """A coefficient array whose member inflates from ~150 kB to 150 MB."""
+    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    path = tmp_path / "bomb.skops"
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        schema = json.loads(source.read("schema.json"))
+        array = schema["content"]["content"]["coef_"]["file"]
+        for name in source.namelist():
+            if name != array:
+                bomb.writestr(name, source.read(name))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (3, 6_250_000)})
+        with bomb.open(array, "w") as member:
+            member.write(header.getvalue())
+            for _ in range(150):
+                member.write(bytes(1_000_000))
+    result = run_cli("--model-path", str(path))
+    size = path.stat().st_size
+    assert result.errors.startswith(f"error: --model-path: bomb.skops would inflate from {size:,} to 150,")
+    assert f"({array!r} alone to 150,000,128); this tool reads at most 64 MiB plus 100x" in result.errors
+    assert result.code == 2
+    assert result.written() == []

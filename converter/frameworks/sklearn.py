@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
 from converter.frameworks import skops_trust
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
@@ -79,6 +80,7 @@ class SklearnBackend(Backend):
         """The model, and the notes for the report (what --allow-unsafe-load let in)."""
         with _without_estimator_walk(self.require("sklearn.utils")):
             sio = self.require("skops.io")
+        check_archive_bounds(path, "--model-path")
         data = path.read_bytes()  # audited and loaded from the same bytes
         tree, trusted = _skops_tree(path, data)
         refused = skops_trust.refusals(tree)
