@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +54,25 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err, output_dir)
 
     return run
+
+
+def sha256_of_two_runs(manifest: Path, output_dir: Path) -> dict[str, list[str]]:
+    """Convert every model of ``manifest`` in two processes, each with its own string hash seed
+    (set orders differ between them, as between two runs anywhere); the sha256 of each model's
+    .onnx in the two runs, by model name."""
+    digests: dict[str, list[str]] = {}
+    # seeds whose set orders differ where it matters: skl2onnx lists the opsets of a LightGBM
+    # multiclass model as "", ai.onnx.ml under seed 3 and ai.onnx.ml, "" under seed 4
+    for seed in ("3", "4"):
+        run = output_dir / f"run{seed}"
+        done = subprocess.run(
+            [sys.executable, "-m", "converter", "--model-path", str(manifest), "--output-dir", str(run), "--quiet"],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        for onnx in sorted(run.glob("*/*.onnx")):
+            digests.setdefault(onnx.parent.name, []).append(hashlib.sha256(onnx.read_bytes()).hexdigest())
+    return digests

@@ -15,11 +15,13 @@ import skops.io as sio
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
+
+from tests.conftest import sha256_of_two_runs
 
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
@@ -211,3 +213,26 @@ def test_python_dash_m_converter_is_the_same_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "o" / "kmeans.report.json").read_text())["passed"] is True
+
+
+def test_the_same_model_converts_to_the_same_bytes_in_another_process(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("logistic_regression", "random_forest", "column_transformer", "scaler_svc_pipeline"):
+        sio.dump(MODELS[name](), models / f"{name}.skops")
+    sio.dump(HistGradientBoostingClassifier(max_iter=10).fit(X_IRIS, Y_IRIS), models / "hist_gradient_boosting.skops")
+    joblib.dump(MODELS["logistic_regression"](), models / "pickled.joblib")
+    entries = [{"model-path": str(path)} for path in sorted(models.glob("*.skops"))]
+    entries.append({"model-path": str(models / "pickled.joblib"), "allow-unsafe-load": "true"})
+    manifest = tmp_path / "onnx-models.json"
+    manifest.write_text(json.dumps({"models": entries}))
+    digests = sha256_of_two_runs(manifest, tmp_path / "out")
+    assert sorted(digests) == [
+        "column_transformer",
+        "hist_gradient_boosting",
+        "logistic_regression",
+        "pickled",
+        "random_forest",
+        "scaler_svc_pipeline",
+    ]
+    assert {name: len(set(runs)) for name, runs in digests.items()} == dict.fromkeys(digests, 1)

@@ -17,6 +17,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests.conftest import sha256_of_two_runs
+
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 X_CANCER, Y_CANCER = load_breast_cancer(return_X_y=True)
 X_CANCER = X_CANCER[:, :8]
@@ -239,3 +241,28 @@ def test_a_custom_objective_function_in_a_skops_file_is_still_refused(tmp_path: 
         "custom.skops holds what this tool does not load from a .skops file: tests.test_xgboost_lightgbm.squared_error;"
         in result.errors
     )
+
+
+def test_the_same_booster_converts_to_the_same_bytes_in_another_process(tmp_path: Path) -> None:
+    models = [
+        (xgb_file(tmp_path, "multiclass", "multi:softprob"), X_IRIS),
+        (xgb_file(tmp_path, "binary", "binary:logistic", suffix="ubj"), X_CANCER),
+        (lgb_file(tmp_path, "multiclass", "multiclass"), X_IRIS),
+        (lgb_file(tmp_path, "regression", "regression"), X_DIAB),
+    ]
+    for name, estimator in [
+        ("xgb_pipeline", xgboost.XGBClassifier(n_estimators=5, max_depth=3)),
+        ("lgb_pipeline", lightgbm.LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1)),
+    ]:
+        pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)]).fit(X_IRIS, Y_IRIS)
+        sio.dump(pipeline, tmp_path / f"{name}.skops")
+        models.append((tmp_path / f"{name}.skops", X_IRIS))
+    entries = []
+    for path, X in models:
+        np.save(tmp_path / f"{path.stem}_rows.npy", like(X, 16, 0))
+        entries.append({"model-path": str(path), "sample-data": str(tmp_path / f"{path.stem}_rows.npy")})
+    manifest = tmp_path / "onnx-models.json"
+    manifest.write_text(json.dumps({"models": entries}))
+    digests = sha256_of_two_runs(manifest, tmp_path / "out")
+    assert sorted(digests) == sorted(path.stem for path, _ in models)
+    assert {name: len(set(runs)) for name, runs in digests.items()} == dict.fromkeys(digests, 1)

@@ -187,6 +187,7 @@ class SklearnBackend(Backend):
         try:
             onx = skl2onnx.convert_sklearn(
                 loaded.model,
+                name=loaded.description,  # skl2onnx's default is a random uuid4: two runs, two files
                 initial_types=initial_types,
                 target_opset={"": opset, "ai.onnx.ml": ml_opset(opset)},
                 options=_plain_tensor_options(estimators) or None,
@@ -194,6 +195,7 @@ class SklearnBackend(Backend):
         except Exception as exc:
             raise ConversionError(*_conversion_message(loaded.model, exc)) from None
         _name_outputs(onx, loaded)
+        _sort_opset_imports(onx)
         path.write_bytes(onx.SerializeToString())
         return ExportResult(
             path=path,
@@ -485,6 +487,14 @@ def _rename_value(graph: Any, old: str, new: str) -> None:
     for value in [*graph.output, *graph.input]:
         if value.name == old:
             value.name = new
+
+
+def _sort_opset_imports(onx: Any) -> None:
+    """List the opsets by domain: skl2onnx writes them in the order of a set of (domain, version)
+    pairs, which follows the process's string hash seed (PYTHONHASHSEED): seen with LightGBM."""
+    ordered = sorted(onx.opset_import, key=lambda o: o.domain)
+    del onx.opset_import[:]
+    onx.opset_import.extend(ordered)
 
 
 def _final_estimator(model: Any) -> Any:
