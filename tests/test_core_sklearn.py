@@ -17,6 +17,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
@@ -221,6 +222,9 @@ def test_the_same_model_converts_to_the_same_bytes_in_another_process(tmp_path: 
     for name in ("logistic_regression", "random_forest", "column_transformer", "scaler_svc_pipeline"):
         sio.dump(MODELS[name](), models / f"{name}.skops")
     sio.dump(HistGradientBoostingClassifier(max_iter=10).fit(X_IRIS, Y_IRIS), models / "hist_gradient_boosting.skops")
+    # skl2onnx names the nodes of manhattan and minkowski distances after memory addresses
+    sio.dump(KNeighborsClassifier(metric="manhattan").fit(X_IRIS, Y_IRIS), models / "knn_manhattan.skops")
+    sio.dump(KNeighborsRegressor(p=3).fit(X_DIAB, Y_DIAB), models / "knn_minkowski.skops")
     joblib.dump(MODELS["logistic_regression"](), models / "pickled.joblib")
     entries = [{"model-path": str(path)} for path in sorted(models.glob("*.skops"))]
     entries.append({"model-path": str(models / "pickled.joblib"), "allow-unsafe-load": "true"})
@@ -230,6 +234,8 @@ def test_the_same_model_converts_to_the_same_bytes_in_another_process(tmp_path: 
     assert sorted(digests) == [
         "column_transformer",
         "hist_gradient_boosting",
+        "knn_manhattan",
+        "knn_minkowski",
         "logistic_regression",
         "pickled",
         "random_forest",

@@ -16,7 +16,7 @@ import numpy as np
 
 from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
-from converter.frameworks import skops_trust
+from converter.frameworks import sklearn_stable, skops_trust
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class SklearnBackend(Backend):
         except Exception as exc:
             raise ConversionError(*_conversion_message(loaded.model, exc)) from None
         _name_outputs(onx, loaded)
-        _sort_opset_imports(onx)
+        sklearn_stable.make_reproducible(onx)
         path.write_bytes(onx.SerializeToString())
         return ExportResult(
             path=path,
@@ -487,14 +487,6 @@ def _rename_value(graph: Any, old: str, new: str) -> None:
     for value in [*graph.output, *graph.input]:
         if value.name == old:
             value.name = new
-
-
-def _sort_opset_imports(onx: Any) -> None:
-    """List the opsets by domain: skl2onnx writes them in the order of a set of (domain, version)
-    pairs, which follows the process's string hash seed (PYTHONHASHSEED): seen with LightGBM."""
-    ordered = sorted(onx.opset_import, key=lambda o: o.domain)
-    del onx.opset_import[:]
-    onx.opset_import.extend(ordered)
 
 
 def _final_estimator(model: Any) -> Any:
