@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import json
 import operator
 import os
+import pickle
 import subprocess
 import warnings
 import zipfile
@@ -83,6 +85,9 @@ def _method() -> object:
         (subprocess.check_output, "subprocess.check_output"),
         (getattr, "builtins.getattr"),
         (__import__, "builtins.__import__"),
+        (compile, "builtins.compile"),
+        (importlib.import_module, "importlib.import_module"),
+        (pickle.loads, "_pickle.loads"),
         (operator.methodcaller("system", "true"), "operator.methodcaller (stored as a skops OperatorFuncNode, "
          "which this tool does not load)"),
         (functools.partial(eval, "1"), "builtins.eval, functools.partial of builtins.eval"),
