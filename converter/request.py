@@ -83,7 +83,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-unsafe-load",
         "false",
-        "Allow pickle-based model files (.pkl, .joblib, full torch pickles, Keras unsafe layers).",
+        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript, Keras unsafe layers).",
     ),
     Option(
         "model-class",

@@ -120,6 +120,19 @@ class Eigenvalues(nn.Module):
         return torch.linalg.eigvals(self.fc(x).reshape(-1, 4, 4)).real
 
 
+class ShapeGuarded(nn.Module):
+    """Exported with two dynamic batches, it carries what torch evaluates when it loads a .pt2: shape
+    expressions (FloorDiv, Pow), a guard on both inputs' sizes, and a torch.cond (a higher-order operator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = torch.cond(x.sum() > 0, lambda t: self.linear(t), lambda t: -t, (x,))
+        return torch.cat([z, y], 0)[: x.shape[0] * 2 // 3] + x.shape[0] ** 2
+
+
 class NeedsArguments(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()

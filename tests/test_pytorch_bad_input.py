@@ -9,12 +9,9 @@ import pytest
 import torch
 
 from tests import pytorch_models as pm
-from tests.pytorch_helpers import ModelFiles, assert_one_line_error, model_class, session_model_files
+from tests.pytorch_helpers import TRUSTED, ModelFiles, assert_one_line_error, model_class, session_model_files
 
-SAFE_FORMATS = (
-    "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
-    "or as a state_dict (.pt or .safetensors) with --model-class"
-)
+SAFE_FORMATS = "save it as a torch.export program (.pt2), or as a state_dict (.pt or .safetensors) with --model-class"
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +196,7 @@ def test_shapes_that_do_not_fit_the_model_show_the_forward_error(run_cli, model_
 def test_shapes_that_do_not_fit_a_torchscript_model_show_its_error_not_its_traceback(
     run_cli, model_files: ModelFiles
 ) -> None:
-    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), "--input-shapes", "batchx7x5")
+    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), *TRUSTED, "--input-shapes", "batchx7x5")
     assert_one_line_error(
         result,
         2,
@@ -256,7 +253,7 @@ def test_damaged_files(run_cli, model_files: ModelFiles, tmp_path: Path) -> None
     with zipfile.ZipFile(damaged, "w") as archive:
         for name, data in [("code/__torch__.py", "def forward(self"), ("constants.pkl", "junk"), ("data.pkl", "junk")]:
             archive.writestr(f"damaged/{name}", data)
-    result = run_cli("--model-path", str(damaged), "--input-shapes", "batchx7x6")
+    result = run_cli("--model-path", str(damaged), *TRUSTED, "--input-shapes", "batchx7x6")
     assert result.code == 2
     assert result.stderr.splitlines()[-1].startswith("error: damaged.pt could not be loaded by torch.jit.load (")
     assert result.stderr.splitlines()[-1].endswith("; save it again with torch.jit.save")

@@ -1,5 +1,6 @@
-"""PyTorch backend: TorchScript archives, torch.export programs (.pt2), state_dicts with --model-class
-(.pt/.pth or .safetensors), and whole pickled modules (only with --allow-unsafe-load).
+"""PyTorch backend: torch.export programs (.pt2, read without unpickling or evaluating anything:
+pytorch_pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and, only with
+--allow-unsafe-load since both run code from the file, TorchScript archives and whole pickled modules.
 
 Export goes through torch.onnx: the torch.export-based exporter first, the TorchScript exporter
 when it fails, when it cannot honour an explicit --opset, or when the model is a ScriptModule.
@@ -21,6 +22,7 @@ from converter.errors import ConversionError, UserError
 from converter.frameworks import pytorch_export as px
 from converter.frameworks import pytorch_load as pl
 from converter.frameworks.base import Backend, Dim, ExportResult, LoadedModel, TensorSpec
+from converter.frameworks.pytorch_pt2 import load_program
 from converter.inputs import BATCH
 from converter.request import SINGLE_INPUT
 
@@ -49,12 +51,7 @@ class PytorchBackend(Backend):
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
         notes: list[str] = []
-        if fmt in ("torchscript", "exported_program") and request.model_class:
-            kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
-            raise UserError(
-                f"{path.name} is a {kind}, which carries its own code; --model-class is only for state_dict files",
-                "remove --model-class",
-            )
+        pl.check_before_loading(path, fmt, request.model_class, request.allow_unsafe_load)
         with px.quiet():
             if fmt == "torchscript":
                 model, kind = self._load_torchscript(torch, path), "script"
@@ -63,7 +60,7 @@ class PytorchBackend(Backend):
                     f"the program returns or takes {name}, which is not importable here: read as a dict of its keys"
                     for name in pl.register_missing_pytree_types(torch, path)
                 ]
-                model, kind = self._load_program(torch, path), "program"
+                model, kind = self._load_program(torch, path, request.allow_unsafe_load), "program"
             else:
                 (model, notes), kind = self._load_module(torch, request, fmt), "module"
         if kind != "program":
@@ -87,12 +84,14 @@ class PytorchBackend(Backend):
                 "save it again with torch.jit.save",
             ) from None
 
-    def _load_program(self, torch: Any, path: Path) -> Any:
+    def _load_program(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
-            return torch.export.load(str(path))
+            return load_program(torch, path, allow_unsafe)
+        except UserError:
+            raise
         except Exception as exc:
             raise UserError(
-                f"{path.name} could not be loaded by torch.export.load ({px.summarize(exc, 160)})",
+                f"{path.name} could not be loaded as a torch.export program ({px.summarize(exc, 160)})",
                 "save it again with torch.export.save from the same torch version",
             ) from None
 

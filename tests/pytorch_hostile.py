@@ -1,0 +1,160 @@
+"""Hostile PyTorch files for the trust tests: real archives, each with one payload in one place.
+
+Every payload, if anything ran it, would create a marker file; the tests assert it does not exist.
+The archives are rewritten member by member with zipfile, as an attacker would, from files that
+torch itself saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class Payload:
+    """Unpickling this runs ``os.system("touch <marker>")``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+class ExecPayload(Payload):
+    """The same through ``builtins.exec``: a global that a scan of module names alone would let through."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def payload(marker: Path) -> bytes:
+    return pickle.dumps(Payload(marker), protocol=2)
+
+
+class Program(nn.Module):
+    """A parameter, a buffer and a tensor constant: one member of each kind in the .pt2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.register_buffer("scale", torch.ones(3))
+        self.offset = torch.tensor([2.0, 3.0, 4.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale + self.offset
+
+
+def save_program(path: Path) -> Path:
+    torch.manual_seed(0)
+    program = torch.export.export(
+        Program().eval(), (torch.randn(4, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
+    torch.export.save(program, str(path))
+    return path
+
+
+Change = Callable[[str, bytes], "dict[str, bytes]"]
+
+
+def rewrite(source: Path, target: Path, change: Change) -> Path:
+    """Copy the archive; ``change(name, data)`` returns the members to write in place of one (names under the root)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as new:
+        for info in old.infolist():
+            root, _, name = info.filename.partition("/")
+            for new_name, data in change(name, old.read(info.filename)).items():
+                new.writestr(f"{root}/{new_name}", data)
+    return target
+
+
+def edit_json(data: bytes, edit: Callable[[dict], None]) -> bytes:
+    document = json.loads(data)
+    edit(document)
+    return json.dumps(document).encode()
+
+
+def pickled_payload(config: str, member: str, fqn: str, marker: Path, new_member: str = "") -> Change:
+    """A payload in place of one weight or constant, its config saying use_pickle (as torch writes subclasses)."""
+
+    def change(name: str, data: bytes) -> dict[str, bytes]:
+        if name == config:
+
+            def edit(document: dict) -> None:
+                document["config"][fqn]["use_pickle"] = True
+                document["config"][fqn]["path_name"] = (new_member or member).rsplit("/", 1)[-1]
+
+            return {name: edit_json(data, edit)}
+        if name == member:
+            return {new_member or member: payload(marker)}
+        return {name: data}
+
+    return change
+
+
+def program_json(edit: Callable[[dict], None]) -> Change:
+    """An edit of models/model.json, the program torch deserializes."""
+
+    def change(name: str, data: bytes) -> dict[str, bytes]:
+        return {name: edit_json(data, edit) if name == "models/model.json" else data}
+
+    return change
+
+
+def replace_node(document: dict, target: str, node: dict) -> None:
+    """Put ``node`` (target and inputs) in place of the first node calling ``target``, keeping its output."""
+    for existing in document["graph_module"]["graph"]["nodes"]:
+        if existing["target"] == target:
+            existing.update(node)
+            return
+    raise AssertionError(f"no node calls {target}")
+
+
+def rename(value: object, old: str, new: str) -> object:
+    """``value`` with every string and key equal to ``old`` replaced by ``new`` (a name, everywhere it is used)."""
+    if isinstance(value, dict):
+        return {(new if k == old else k): rename(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rename(v, old, new) for v in value]
+    return new if value == old else value
+
+
+def rename_spec_key(spec: str, old: str, new: str) -> str:
+    """A pytree spec (JSON, each node's context JSON again) with the dict key ``old`` renamed."""
+    document = json.loads(spec)
+    stack: list = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("context"), str):
+                node["context"] = json.dumps(rename(json.loads(node["context"]), old, new))
+            stack.extend(node.get("children_spec", []))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return json.dumps(document)
+
+
+def add_member(name: str, data: bytes) -> Change:
+    def change(existing: str, old: bytes) -> dict[str, bytes]:
+        return {existing: old, name: data} if existing == "archive_format" else {existing: old}
+
+    return change
+
+
+class FileWriter(nn.Module):
+    """TorchScript that adds 1 to the first three floats of a file: torch.from_file maps it shared."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__()
+        self.victim = str(victim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mapped = torch.from_file(self.victim, True, 3, dtype=torch.float32)
+        mapped.add_(1.0)
+        return x + mapped
