@@ -147,6 +147,21 @@ def add_member(name: str, data: bytes) -> Change:
     return change
 
 
+def zip_bomb(source: Path, target: Path, inflated: int = 128 * 1024**2) -> Path:
+    """``source`` plus one member of ``inflated`` zero bytes, deflated to about a thousandth of that."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        root = old.namelist()[0].split("/", 1)[0]
+        for name in old.namelist():
+            new.writestr(name, old.read(name))
+        padding = zipfile.ZipInfo(f"{root}/padding")
+        padding.compress_type = zipfile.ZIP_DEFLATED
+        with new.open(padding, "w", force_zip64=True) as member:
+            block = bytes(1024**2)
+            for _ in range(inflated // len(block)):
+                member.write(block)
+    return target
+
+
 class FileWriter(nn.Module):
     """TorchScript that adds 1 to the first three floats of a file: torch.from_file maps it shared."""
 

@@ -1,4 +1,4 @@
-"""PyTorch files run nothing from the file without --allow-unsafe-load.
+"""PyTorch files run nothing from the file without --allow-unsafe-load, and no archive inflates unbounded.
 
 Each hostile file is a real archive that torch saved, with one payload put where torch would run it.
 A payload creates a marker file if it runs: the tests assert it does not exist, and that the run
@@ -8,11 +8,13 @@ them when the user allows it.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from converter.archives import FREE_INFLATED_BYTES, MAX_INFLATE_RATIO
 from tests import pytorch_hostile as ph
 from tests import pytorch_models as pm
 from tests.pytorch_helpers import TRUSTED, assert_one_line_error
@@ -299,4 +301,38 @@ def test_torch_save_file_is_loaded_weights_only(
         marker,
         f"error: weights.pt is {what}, and unpickling it runs any code it contains; {SAFE_FORMATS}; "
         "or pass --allow-unsafe-load true if you trust the file",
+    )
+
+
+# -- zip bombs -------------------------------------------------------------------------------------
+
+
+def _build(kind: str, path: Path) -> Path:
+    if kind == "pt2":
+        return ph.save_program(path)
+    if kind == "torchscript":
+        torch.jit.save(torch.jit.script(pm.MLP().eval()), str(path))
+    else:
+        torch.save(pm.MLP().state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["pt2", "torchscript", "state_dict"])
+def test_zip_bomb_is_refused_before_torch_reads_it(run_cli, tmp_path: Path, kind: str) -> None:
+    name = f"{kind}.pt2" if kind == "pt2" else f"{kind}.pt"
+    bomb = ph.zip_bomb(_build(kind, tmp_path / "model.zip"), tmp_path / name)
+    with zipfile.ZipFile(bomb) as archive:
+        inflated = sum(info.file_size for info in archive.infolist())
+        padding = next(info for info in archive.infolist() if info.filename.endswith("/padding"))
+    compressed = bomb.stat().st_size
+    assert inflated > FREE_INFLATED_BYTES + MAX_INFLATE_RATIO * compressed, "not a bomb by the tool's own bound"
+    extra = ["--model-class", f"{pm.__file__}:MLP"] if kind == "state_dict" else []
+    result = run_cli("--model-path", str(bomb), *extra, *TRUSTED, "--input-shapes", "batchx4")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: --model-path: {name} would inflate from {compressed:,} to {inflated:,} bytes "
+        f"({padding.filename!r} alone to {padding.file_size:,}); this tool reads at most 64 MiB plus 100x the file's "
+        "size from an archive, so it looks like a zip bomb; save the model again with its framework (weights do not "
+        "compress that well)",
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 
 # The formats that run nothing from the file (a TorchScript archive runs its code: not one of them).
@@ -44,6 +45,7 @@ def detect_format(path: Path) -> str | None:
     if path.suffix.lower() == ".safetensors":
         return "safetensors"
     if zipfile.is_zipfile(path):
+        check_archive_bounds(path, "--model-path")  # detection reads data.pkl: not from a zip bomb
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -144,13 +146,14 @@ def describe_pickled_class(path: Path) -> str:
 
 
 def check_before_loading(path: Path, fmt: str, model_class: str, allow_unsafe: bool) -> None:
-    """Refuse (exit 2) what must not reach torch: untrusted TorchScript, a needless --model-class."""
+    """Refuse (exit 2) what must not reach torch: a zip bomb, untrusted TorchScript, a needless --model-class."""
     if fmt in ("torchscript", "exported_program") and model_class:
         kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
         raise UserError(
             f"{path.name} is a {kind}, which carries its own code; --model-class is only for state_dict files",
             "remove --model-class",
         )
+    check_archive_bounds(path, "--model-path")  # torch's zip readers inflate what the members declare
     if fmt == "torchscript" and not allow_unsafe:
         # PyTorch's SECURITY.md: treat a TorchScript model as code from its author (pytorch#152336).
         raise UserError(
