@@ -12,6 +12,7 @@ Formats:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import pickletools
@@ -257,7 +258,7 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
             "not in the form path/to/file.py:Name",
             "give the file and the class, e.g. models/net.py:Net",
         )
-    module_name = f"_onnx_convert_model_class_{abs(hash(str(path.resolve())))}"
+    module_name = _module_name(path)
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -288,6 +289,17 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
             "name the nn.Module class or a zero-argument factory function in that file",
         )
     return factory, f"{path.name}:{name}"
+
+
+def _module_name(path: Path) -> str:
+    """The name the class file is imported under: the same for the same file, in every process and folder.
+
+    It ends up in the ONNX file (node metadata names each node's module class), so it may not
+    depend on hash() (randomised per process) or on where the file is.
+    """
+    stem = re.sub(r"\W", "_", path.stem)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"_onnx_convert_model_class_{stem}_{digest}"
 
 
 def build_module(torch: Any, factory: Callable[[], Any], spec: str) -> Any:
