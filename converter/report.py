@@ -113,6 +113,9 @@ class Report:
         if not self.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
+        non_finite = self.validation.non_finite_outputs()
+        if non_finite:  # equal NaN and Inf pass; say they were there
+            text += f"; NaN or Inf in outputs {', '.join(non_finite)} (see the report)"
         return text
 
     # -- markdown ----------------------------------------------------------------------------
@@ -256,6 +259,7 @@ def render_markdown(report: Report, max_rows: int) -> str:
             "rows",
         )
         lines.append("")
+        lines += _non_finite_lines(val, max_rows)
 
     if report.timings or report.latency:
         timing_rows = [[stage.replace("_", " "), f"{seconds:.3f} s"] for stage, seconds in report.timings.items()]
@@ -278,6 +282,26 @@ def render_markdown(report: Report, max_rows: int) -> str:
     if report.command:
         lines += ["### Reproduce", "", "```sh", report.command, "```", ""]
     return "\n".join(lines)
+
+
+def _non_finite_lines(val: Validation, max_rows: int) -> list[str]:
+    """Where outputs held NaN or Inf: equal ones count as equal, so the table alone would not show them."""
+    found = [
+        f"{_code(out.name)} at batch {batch.batch_size}: {out.non_finite_text()}"
+        for batch in val.batches
+        for out in batch.outputs
+        if out.non_finite_text()
+    ]
+    if not found:
+        return []
+    more = f"; {len(found) - max_rows} more in the JSON report" if len(found) > max_rows else ""
+    return [
+        "**Non-finite values** (NaN on both sides, or the same infinity, count as equal): "
+        + "; ".join(found[:max_rows])
+        + more
+        + ".",
+        "",
+    ]
 
 
 def _shape(shape: list[Any]) -> str:
