@@ -213,6 +213,11 @@ def check_samples_fit(samples: dict[str, np.ndarray], specs: list[TensorSpec]) -
                 f"--sample-data: input {spec.name} has shape {format_shape(array.shape)} but the model expects {format_shape(spec.shape)}",
                 "give arrays whose shape fits the model (the first axis is the batch)",
             )
+        if fixed and fixed[0][0] == 0 and array.shape[0] != fixed[0][1]:
+            raise UserError(
+                f"--sample-data: input {spec.name} has {array.shape[0]:,} rows but its batch axis is fixed at {fixed[0][1]}",
+                f"give {fixed[0][1]} {'row' if fixed[0][1] == 1 else 'rows'}, or pass --dynamic-batch true",
+            )
         if spec.dtype == "string":
             fitted[spec.name] = array.astype(str).astype(object)
         elif array.dtype.kind in STRING_KINDS:
