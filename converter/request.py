@@ -255,6 +255,8 @@ def parse_opset(value: str) -> int | None:
 
 def parse_tolerance(option: str, value: str) -> float:
     number = ascii_float(value)
+    if number is None and value.strip().lower().lstrip("+-") in {"nan", "inf", "infinity"}:
+        number = float("nan")  # refused below as not finite, as it always was
     if number is None:
         raise UserError.bad_value(option, value, "not a number", "use a non-negative number such as 1e-3")
     if not 0 <= number < float("inf"):  # 1e999 parses as inf
