@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from converter.errors import ConverterError
+from converter.escape import markdown_code, markdown_text, table_cell
 from converter.manifest import Entry
 from converter.report import Report
 
@@ -56,6 +57,23 @@ class IndexRow:
             report=report.reports.get("json", ""),
         )
 
+    def to_markdown(self) -> str:
+        """This model's row of the index table; every value escaped (names come from the repository)."""
+        result = "✅ pass" if self.passed else f"❌ {markdown_text(self.status)}"
+        if not self.passed and self.error:
+            result += f": {markdown_text(self.error)}"
+        cells = [
+            markdown_code(self.name),
+            markdown_text(self.framework or "-"),
+            markdown_text(self.format or "-"),
+            str(self.opset) if self.opset is not None else "-",
+            f"{self.onnx_bytes:,} bytes" if self.onnx_bytes is not None else "-",
+            f"{self.max_abs_diff:.3g}" if self.max_abs_diff is not None else "-",
+            result,
+            f"{self.seconds:.1f} s",
+        ]
+        return "| " + " | ".join(table_cell(cell) for cell in cells) + " |"
+
 
 @dataclass
 class BatchIndex:
@@ -85,24 +103,7 @@ class BatchIndex:
             "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for row in self.rows:
-            result = "✅ pass" if row.passed else f"❌ {row.status}" + (f": {row.error}" if row.error else "")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        f"`{row.name}`",
-                        row.framework or "-",
-                        row.format or "-",
-                        str(row.opset) if row.opset is not None else "-",
-                        f"{row.onnx_bytes:,} bytes" if row.onnx_bytes is not None else "-",
-                        f"{row.max_abs_diff:.3g}" if row.max_abs_diff is not None else "-",
-                        result.replace("|", "\\|"),
-                        f"{row.seconds:.1f} s",
-                    ]
-                )
-                + " |"
-            )
+        lines += [row.to_markdown() for row in self.rows]
         return "\n".join(lines) + "\n"
 
     def write(self, output_dir: Path) -> tuple[Path, Path]:

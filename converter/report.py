@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from converter.escape import markdown_block, markdown_code, markdown_text, table_cell
 from converter.validate import Validation
 
 SCHEMA_VERSION = 1
@@ -141,24 +142,21 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _code(text: object) -> str:
-    return "`" + str(text).replace("`", "'") + "`"
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Every value below may come from the model file or its name: escaped (converter/escape.py).
+_code = markdown_code
+_text = markdown_text
 
 
 def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows[:limit]]
+    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
     if len(rows) > limit:
         lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
     return lines
 
 
 def render_markdown(report: Report, max_rows: int) -> str:
-    name = report.model.path.rsplit("/", 1)[-1]
+    name = _text(report.model.path.rsplit("/", 1)[-1])
     if report.status == "error":
         head = f"## ❌ {name}: conversion failed"
     elif report.passed:
@@ -167,21 +165,21 @@ def render_markdown(report: Report, max_rows: int) -> str:
         head = f"## ❌ {name}: ONNX output differs from the original"
     lines = [head, ""]
     if report.error:
-        lines += [f"**Error:** {report.error}", ""]
+        lines += [f"**Error:** {_text(report.error)}", ""]
     if report.validation and not report.passed:
         failing = report.validation.failing_outputs()
         if failing:
             lines += [f"**Failing outputs:** {', '.join(_code(n) for n in failing)}", ""]
-        lines += [f"**Problem:** {p}" for p in report.validation.problems]
+        lines += [f"**Problem:** {_text(p)}" for p in report.validation.problems]
         if report.validation.problems:
             lines.append("")
     for warning in report.warnings:
-        lines += [f"> ⚠️ {warning}", ""]
+        lines += [f"> ⚠️ {_text(warning)}", ""]
 
     model_rows = [
         ["Model", _code(report.model.path)],
-        ["Framework / format", f"{report.model.framework} / {report.model.format}"],
-        ["Model class", report.model.description],
+        ["Framework / format", f"{_text(report.model.framework)} / {_text(report.model.format)}"],
+        ["Model class", _text(report.model.description)],
         ["Model size", f"{report.model.bytes:,} bytes"],
         ["Model sha256", _code(report.model.sha256)],
     ]
@@ -192,20 +190,27 @@ def render_markdown(report: Report, max_rows: int) -> str:
             ["ONNX size", f"{onnx_info.bytes:,} bytes"],
             ["ONNX sha256", _code(onnx_info.sha256)],
             ["Opset / IR version", f"{onnx_info.opset} / {onnx_info.ir_version}"],
-            ["Exporter", f"{onnx_info.exporter} ({onnx_info.export_path})"],
+            ["Exporter", f"{_text(onnx_info.exporter)} ({_text(onnx_info.export_path)})"],
         ]
         if onnx_info.fallback_reason:
-            model_rows.append(["Fallback reason", onnx_info.fallback_reason])
+            model_rows.append(["Fallback reason", _text(onnx_info.fallback_reason)])
         if len(onnx_info.files) > 1:
             model_rows.append(["Files", ", ".join(_code(f) for f in onnx_info.files)])
         model_rows += [
-            ["Inputs", "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {i['dtype']}" for i in onnx_info.inputs)],
-            ["Outputs", "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {o['dtype']}" for o in onnx_info.outputs)],
+            [
+                "Inputs",
+                "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {_text(i['dtype'])}" for i in onnx_info.inputs),
+            ],
+            [
+                "Outputs",
+                "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {_text(o['dtype'])}" for o in onnx_info.outputs),
+            ],
         ]
     lines += ["### Model", "", *_table(["", ""], model_rows, max_rows, "rows"), ""]
     if len(report.export_attempts) > 1:
         attempt_rows = [
-            [_code(a.route), a.outcome, a.reason or "-", f"{a.seconds:.1f} s"] for a in report.export_attempts
+            [_code(a.route), _text(a.outcome), _text(a.reason) or "-", f"{a.seconds:.1f} s"]
+            for a in report.export_attempts
         ]
         lines += [
             "### Export routes tried",
@@ -220,13 +225,13 @@ def render_markdown(report: Report, max_rows: int) -> str:
             "### Comparison",
             "",
             f"Tolerance: an element fails when |onnx − original| > atol + rtol·|original|, "
-            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {val.input_source}.",
+            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {_text(val.input_source)}.",
             "",
         ]
         rows = []
         for batch in val.batches:
             if batch.problem:
-                rows.append([str(batch.batch_size), "—", "❌", batch.problem, "", "", "", "", ""])
+                rows.append([str(batch.batch_size), "—", "❌", _text(batch.problem), "", "", "", "", ""])
             for out in batch.outputs:
                 agreement = "" if out.label_agreement is None else f"{out.label_agreement:.2%} labels agree"
                 rows.append(
@@ -234,7 +239,7 @@ def render_markdown(report: Report, max_rows: int) -> str:
                         str(batch.batch_size),
                         _code(out.name),
                         "✅" if out.passed else "❌",
-                        out.problem or agreement or _shape(out.shape),
+                        _text(out.problem) or agreement or _shape(out.shape),
                         _num(out.max_abs_diff),
                         _num(out.mean_abs_diff),
                         _num(out.p99_abs_diff),
@@ -278,9 +283,9 @@ def render_markdown(report: Report, max_rows: int) -> str:
         lines += ["### Timings", "", *_table(["Stage", "Time"], timing_rows, max_rows, "rows"), ""]
 
     if report.versions:
-        lines += ["### Versions", "", " · ".join(f"{k} {v}" for k, v in report.versions.items()), ""]
+        lines += ["### Versions", "", " · ".join(_text(f"{k} {v}") for k, v in report.versions.items()), ""]
     if report.command:
-        lines += ["### Reproduce", "", "```sh", report.command, "```", ""]
+        lines += ["### Reproduce", "", markdown_block(report.command, "sh"), ""]
     return "\n".join(lines)
 
 
@@ -307,4 +312,4 @@ def _non_finite_lines(val: Validation, max_rows: int) -> list[str]:
 def _shape(shape: list[Any]) -> str:
     if not shape:
         return "scalar"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    return "[" + ", ".join("?" if d is None else _text(d) for d in shape) + "]"

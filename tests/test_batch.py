@@ -12,7 +12,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import LocallyLinearEmbedding
 
-from converter.batch import BatchIndex
+from converter.batch import BatchIndex, IndexRow
 from converter.errors import UserError
 from converter.manifest import load_entries
 
@@ -174,3 +174,19 @@ def test_merge_without_reports_is_refused(run_cli, tmp_path: Path) -> None:
     result = run_cli("merge", "--output-dir", str(tmp_path / "empty"))
     assert result.code == 2
     assert "holds no *.report.json" in result.errors
+
+
+def test_index_rows_show_hostile_names_and_errors_as_text() -> None:
+    row = IndexRow(
+        name="a|b`c",
+        model="models/x.skops",
+        passed=False,
+        status="error",
+        framework="sklearn",
+        error="cannot read m\n::warning::x <script>alert(1)</script> | [a](http://e.example)",
+    )
+    line = BatchIndex([row]).to_markdown().splitlines()[-1]
+    assert line == (
+        "| ``a\\|b`c`` | sklearn | - | - | - | - | ❌ error: cannot read m\\\\n::warning::x "
+        "&lt;script&gt;alert(1)&lt;/script&gt; &#124; \\[a\\](http://e.example) | 0.0 s |"
+    )

@@ -165,3 +165,12 @@ def test_a_bad_mode_is_refused(action) -> None:
     done = action(mode="deploy", model_path="onnx-models.yml")
     assert done.code == 2
     assert 'mode "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
+
+
+def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, workspace: Path) -> None:
+    hostile = "models/<script>alert(1)<b>|`x`.skops"
+    (workspace / hostile).write_bytes((workspace / "models" / "knn.skops").read_bytes())
+    (workspace / "onnx-models.yml").write_text(f"models:\n  - name: evil\n    model-path: '{hostile}'\n")
+    done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
+    assert done.code == 0, done.stdout
+    assert done.summary.rstrip("\n").splitlines()[-1] == "| `evil` | ``models/<script>alert(1)<b>\\|`x`.skops`` |"

@@ -15,6 +15,7 @@ import github_action_utils as gha
 
 from converter.batch import BatchIndex, IndexRow, run_batch
 from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError
+from converter.escape import markdown_code, markdown_text, table_cell
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
 from converter.github.inputs import ActionSettings
 from converter.github.outputs import relative_path, write_outputs
@@ -36,7 +37,7 @@ def run_plan(values: dict[str, str | None], workspace: Path) -> int:
     write_outputs({"matrix": json.dumps(matrix)})
     _summary(
         f"## onnx-convert plan: {len(entries)} models\n\n| Name | Model |\n|---|---|\n"
-        + "".join(f"| `{e.name}` | `{e.model}` |\n" for e in entries)
+        + "".join(f"| {table_cell(markdown_code(e.name))} | {table_cell(markdown_code(e.model))} |\n" for e in entries)
     )
     print(json.dumps(matrix), flush=True)
     return EXIT_OK
@@ -199,7 +200,8 @@ def _worst(values: list[float | None]) -> str:
 def _artifact_line(artifact: UploadedArtifact | None) -> str:
     if not artifact:
         return ""
-    return f"\n**Artifact:** [{artifact.name}]({artifact.url}) ({artifact.size:,} bytes, {len(artifact.files)} files)\n"
+    name = markdown_text(artifact.name)
+    return f"\n**Artifact:** [{name}]({artifact.url}) ({artifact.size:,} bytes, {len(artifact.files)} files)\n"
 
 
 def _summary(markdown: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import github_action_utils as gha
 
+from converter.escape import markdown_code, markdown_text
 from converter.github.artifacts import UploadedArtifact
 from converter.report import MARKDOWN_LIMIT, Report
 
@@ -59,7 +60,10 @@ def write_summary(report: Report, artifact: UploadedArtifact | None) -> None:
         return
     footer = ""
     if artifact:
-        footer = f"\n**Artifact:** [{artifact.name}]({artifact.url}) ({artifact.size:,} bytes: {', '.join(artifact.files)})\n"
+        files = ", ".join(markdown_code(name) for name in artifact.files)
+        footer = (
+            f"\n**Artifact:** [{markdown_text(artifact.name)}]({artifact.url}) ({artifact.size:,} bytes: {files})\n"
+        )
     gha.append_job_summary(report.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer)
 
 
