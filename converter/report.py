@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from converter.escape import markdown_block, markdown_code, markdown_text, table_cell
+from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
 from converter.validate import Validation
 
 SCHEMA_VERSION = 1
@@ -101,6 +101,10 @@ class Report:
         return self.validation.worst("max_rel_diff") if self.validation else None
 
     def headline(self) -> str:
+        """One line for the log and annotations: a name in it cannot start a workflow command."""
+        return printable(self._headline())
+
+    def _headline(self) -> str:
         name = self.model.path.rsplit("/", 1)[-1]
         if self.status == "error":
             return f"FAIL {name}: {self.error}"

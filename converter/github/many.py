@@ -16,6 +16,7 @@ import github_action_utils as gha
 from converter.batch import BatchIndex, IndexRow, run_batch
 from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError
 from converter.escape import markdown_code, markdown_text, table_cell
+from converter.github import commands
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
 from converter.github.inputs import ActionSettings
 from converter.github.outputs import relative_path, write_outputs
@@ -47,22 +48,22 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
     """Convert every entry (or the selected one) and upload one artifact."""
     entries = load_entries(values, base_dir=workspace, select=select)  # all checked before any conversion
     output_dir = _output_dir(values, workspace)
-    with gha.group(f"onnx-convert: {len(entries)} model(s)"):
-        index = run_batch(entries, log=lambda message: print(f"onnx-convert: {message}", flush=True))
+    with commands.group(f"onnx-convert: {len(entries)} model(s)"):
+        index = run_batch(entries, log=lambda message: commands.log(f"onnx-convert: {message}"))
     index.write(output_dir)
     for row, entry in zip(index.rows, entries, strict=True):
         if row.status == "failed" and not entry.request.fail_on_mismatch:
             # As a single model: a mismatch the user forgave is a warning, the step passes.
-            gha.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
+            commands.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
         elif not row.passed:
-            gha.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
+            commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
     artifact = None
     upload_failed = False
     if settings.upload_artifact:
         try:
             artifact = _upload_many(entries, output_dir, settings, single=bool(select))
         except ConverterError as exc:
-            gha.error(f"artifact upload failed: {exc.one_line()}", title="onnx-convert")
+            commands.error(f"artifact upload failed: {exc.one_line()}", title="onnx-convert")
             upload_failed = True
     reports = [Report.from_json(Path(r.report).read_text()) for r in index.rows if r.report]
     if settings.summary:
@@ -72,7 +73,7 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
             _summary(index.to_markdown() + _artifact_line(artifact))
     write_outputs(_outputs(index, reports, output_dir, workspace, artifact, single=bool(select)))
     for row in index.rows:
-        print(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}", flush=True)
+        commands.log(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}")
     forgiven = all(
         row.passed or (row.status == "failed" and not entry.request.fail_on_mismatch)
         for row, entry in zip(index.rows, entries, strict=True)
@@ -89,11 +90,11 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "mode merge downloads this run's artifacts, so it runs only in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)",
             "outside Actions, download the reports and run onnx-convert merge --output-dir DIR",
         )
-    client = ArtifactClient(context, log=lambda message: print(message, flush=True))
+    client = ArtifactClient(context, log=commands.log)
     available = {a.name for a in client.list_artifacts()}
     output_dir = _output_dir(values, workspace)
     index = BatchIndex()
-    with gha.group(f"download the reports of {len(entries)} model(s)"):
+    with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
             name = artifact_name_for(entry)
             if name not in available:
@@ -119,7 +120,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
     index.write(output_dir)
     for row in index.rows:
         if not row.passed:
-            gha.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
+            commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
     if settings.summary:
         _summary(index.to_markdown())
     write_outputs(
@@ -144,11 +145,11 @@ def _upload_many(
 ) -> UploadedArtifact | None:
     context = RuntimeContext.from_env(os.environ)
     if context is None:
-        gha.notice(
+        commands.notice(
             "artifact upload skipped: not running in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)", title="onnx-convert"
         )
         return None
-    client = ArtifactClient(context, log=lambda message: print(message, flush=True))
+    client = ArtifactClient(context, log=commands.log)
     if single:
         # One matrix job, one model: the artifact merge looks for.
         folder = entries[0].request.output_dir
@@ -160,12 +161,12 @@ def _upload_many(
         files = sorted(p for p in output_dir.rglob("*") if p.is_file())
         root = output_dir
     if not files:
-        gha.warning("nothing to upload: no model wrote any file", title="onnx-convert")
+        commands.warning("nothing to upload: no model wrote any file", title="onnx-convert")
         return None
     retention, cut = context.retention(settings.retention_days)
     if cut:
-        gha.warning(cut, title="onnx-convert")
-    with gha.group(f"upload artifact {name}"):
+        commands.warning(cut, title="onnx-convert")
+    with commands.group(f"upload artifact {name}"):
         return client.upload(name, files, retention, root=root)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import github_action_utils as gha
 
 from converter.escape import markdown_code, markdown_text
+from converter.github import commands
 from converter.github.artifacts import UploadedArtifact
 from converter.report import MARKDOWN_LIMIT, Report
 
@@ -70,16 +71,16 @@ def write_summary(report: Report, artifact: UploadedArtifact | None) -> None:
 def annotate(report: Report, fail_on_mismatch: bool) -> None:
     """Notable warnings (exporter fallback, opset change) and the verdict, as annotations."""
     for warning in report.warnings[:MAX_WARNINGS]:
-        gha.warning(warning, title="onnx-convert")
+        commands.warning(warning, title="onnx-convert")
     if len(report.warnings) > MAX_WARNINGS:
-        gha.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
+        commands.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
     if report.status == "error":
-        gha.error(report.headline(), title="ONNX conversion failed")
+        commands.error(report.headline(), title="ONNX conversion failed")
     elif not report.passed:
         if fail_on_mismatch:
-            gha.error(report.headline(), title="ONNX output differs from the original")
+            commands.error(report.headline(), title="ONNX output differs from the original")
         else:
-            gha.warning(
+            commands.warning(
                 report.headline() + " (fail-on-mismatch is false)", title="ONNX output differs from the original"
             )
 

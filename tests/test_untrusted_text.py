@@ -1,5 +1,6 @@
-"""Names from the repository (files, tensors, manifest entries) and messages are text in the markdown
-reports, never markup: no HTML, no broken table, no link, no code span they can close."""
+"""Names from the repository (files, tensors, manifest entries) and messages are text where they are
+shown: in the markdown reports never markup (no HTML, no broken table, no link, no code span they
+can close), in the CLI's output never a workflow command (the action's is in test_github_action)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
 from converter.report import ModelInfo, OnnxInfo, Report
+from tests.conftest import read_as_runner
 
 HOSTILE = "m\n::warning::x <script>alert(1)</script> | `t` [a](http://e.example) ![i](http://e.example/i.png) # *b*"
 # A file name cannot hold "/", and "[", "*" or "?" make --model-path a glob: the same without them.
@@ -150,3 +152,21 @@ def test_hostile_tensor_names_and_messages_are_text_in_every_section() -> None:
     assert "python" not in markdown and "| Outputs | `<b>y</b>` [?] float32 |" in markdown
     assert "torch &lt;i&gt;2&lt;/i&gt;" in markdown
     assert "```sh\nonnx-convert --model-path 'm\n::warning::x <script>" in markdown
+
+
+@pytest.mark.parametrize("glob", [False, True], ids=["one model", "a glob"])
+def test_the_cli_prints_hostile_names_on_lines_that_hold_no_workflow_command(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch, glob: bool
+) -> None:
+    # Under `docker run` in a workflow step, the runner reads the CLI's output for commands.
+    x, y = load_iris(return_X_y=True)
+    sio.dump(LogisticRegression(max_iter=1000).fit(x, y), tmp_path / "m\n::warning::injected\r::error::x.skops")
+    monkeypatch.chdir(tmp_path)
+
+    result = run_cli("--model-path", "*.skops" if glob else "m\n::warning::injected\r::error::x.skops")
+
+    assert result.code == 0, result.errors
+    for output in (result.stdout, result.stderr):
+        runner = read_as_runner(output)
+        assert runner.commands == [] and runner.ignored == []
+    assert "m\\n::warning::injected\\r::error::x.skops: sklearn model (skops)\n" in result.stderr
