@@ -292,6 +292,36 @@ def test_a_failed_upload_fails_the_step_but_keeps_the_outputs(action, server) ->
     ]
     assert result.outputs["passed"] == "true"
     assert result.outputs["artifact-id"] == ""
+    # Nothing converted is lost: the files stay, and the summary says where.
+    assert (result.workspace / "onnx-models" / "iris.onnx").is_file()
+    assert result.summary.rstrip("\n").endswith(
+        "re-run the job, or set upload-artifact: false. The files are in `onnx-models` on the runner, "
+        "for a later step to upload."
+    )
+
+
+def test_a_summary_that_cannot_be_written_still_leaves_the_outputs_and_fails_the_step(action, tmp_path) -> None:
+    (tmp_path / "summary-is-a-folder").mkdir()
+
+    result = action(env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary-is-a-folder")}, model_path="models/iris.skops")
+
+    assert result.code == 1
+    assert result.commands("error") == [
+        f"::error title=onnx-convert::job summary failed: [Errno 21] Is a directory: '{tmp_path}/summary-is-a-folder'"
+    ]
+    assert result.outputs["passed"] == "true" and result.outputs["onnx-path"] == "onnx-models/iris.onnx"
+
+
+def test_outputs_that_cannot_be_written_still_leave_the_summary_and_fail_the_step(action, tmp_path) -> None:
+    (tmp_path / "output-is-a-folder").mkdir()
+
+    result = action(env={"GITHUB_OUTPUT": str(tmp_path / "output-is-a-folder")}, model_path="models/iris.skops")
+
+    assert result.code == 1
+    assert result.commands("error") == [
+        f"::error title=onnx-convert::step outputs failed: [Errno 21] Is a directory: '{tmp_path}/output-is-a-folder'"
+    ]
+    assert result.summary.startswith("## ✅ iris.skops: converted and validated")
 
 
 def test_entrypoint_with_arguments_is_the_cli_in_the_workspace(

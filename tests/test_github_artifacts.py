@@ -23,6 +23,7 @@ from converter.github.artifacts import (
     RuntimeContext,
     backend_ids_from_token,
     expires_at,
+    files_under,
     validate_artifact_name,
 )
 from tests.test_github_fake_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
@@ -283,3 +284,22 @@ def test_a_server_that_always_trickles_fails_the_upload_within_its_bound(server,
         failure.value.one_line(),
     ), failure.value.one_line()
     assert "finalize" not in server.calls
+
+
+def test_links_are_listed_apart_and_never_zipped(server, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "m.onnx").write_bytes(b"onnx")
+    (tmp_path / "secret").write_text("token")
+    (folder / "secret").symlink_to(tmp_path / "secret")
+    (folder / "home").symlink_to(tmp_path)
+
+    files, links = files_under(folder)
+
+    assert files == [folder / "model" / "m.onnx"]
+    assert links == [folder / "home", folder / "secret"]
+    with pytest.raises(ArtifactError, match=f"^{folder}/secret is not a regular file, so it is not uploaded$"):
+        client_for(server).upload("out", [*files, folder / "secret"], root=folder)
+    with pytest.raises(ArtifactError, match=f"^{tmp_path}/secret is outside {folder}, so it is not uploaded$"):
+        client_for(server).upload("out", [tmp_path / "secret"], root=folder)
+    assert server.calls == []

@@ -174,3 +174,57 @@ def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, work
     done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
     assert done.code == 0, done.stdout
     assert done.summary.rstrip("\n").splitlines()[-1] == "| `evil` | ``models/<script>alert(1)<b>\\|`x`.skops`` |"
+
+
+def test_links_under_the_output_dir_are_never_followed_and_the_run_still_reports(
+    action, server, workspace: Path, tmp_path: Path
+) -> None:
+    # A pull request can commit links in the output folder to the runner's files.
+    (tmp_path / "runner-secret.txt").write_text("ghs_secret")
+    links = workspace / "onnx-models"
+    links.mkdir()
+    (links / "leak.txt").symlink_to(tmp_path / "runner-secret.txt")
+    (links / "etc").symlink_to("/etc")
+    (links / "inside.skops").symlink_to("../models/knn.skops")
+
+    done = action(env=server.env(), model_path="onnx-models.yml")
+
+    assert done.code == 0, done.stdout
+    assert members(server, "onnx-models") == [
+        "index.json",
+        "index.md",
+        "knn/knn.onnx",
+        "knn/knn.report.json",
+        "knn/knn.report.md",
+        "logreg/logreg.onnx",
+        "logreg/logreg.report.json",
+        "logreg/logreg.report.md",
+    ]
+    assert done.commands("warning") == [
+        "::warning title=onnx-convert::not uploaded: 3 symbolic link(s) in onnx-models (etc -> /etc, "
+        f"inside.skops -> ../models/knn.skops, leak.txt -> {tmp_path}/runner-secret.txt); links are never "
+        "followed, the artifact holds the files the conversion wrote"
+    ]
+    assert done.summary.startswith("## ✅ 2 models converted and validated")
+    assert done.outputs["artifact-id"] == server.artifacts["onnx-models"].artifact_id
+
+
+def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_files(
+    action, server, workspace: Path
+) -> None:
+    from tests.test_github_fake_server import Fault
+
+    server.inject("create", Fault(status=403))
+
+    done = action(env=server.env(), model_path="onnx-models.yml")
+
+    assert done.code == 1
+    assert [line.split("::")[2][:40] for line in done.commands("error")] == ["artifact upload failed: CreateArtifact t"]
+    assert done.summary.rstrip("\n").endswith(
+        f"**Artifact:** not uploaded: CreateArtifact to {server.url}/twirp/github.actions.results.api.v1."
+        "ArtifactService/CreateArtifact failed: HTTP 403 (unavailable: injected fault); the artifact was not "
+        "finalized; re-run the job, or set upload-artifact: false. The files are in `onnx-models` on the "
+        "runner, for a later step to upload."
+    )
+    assert done.outputs["passed"] == "true" and done.outputs["artifact-id"] == ""
+    assert (workspace / "onnx-models" / "knn" / "knn.onnx").is_file()

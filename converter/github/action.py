@@ -9,14 +9,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from converter.errors import EXIT_FAILED, ConverterError, exit_code_for
+from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, exit_code_for
 from converter.github import commands
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
 from converter.github.inputs import ActionSettings, read_input, read_inputs, read_values
 from converter.github.many import run_many, run_merge, run_plan
-from converter.github.outputs import annotate, outputs_for, write_outputs, write_summary
+from converter.github.outputs import (
+    annotate,
+    artifact_footer,
+    attempt,
+    outputs_for,
+    relative_path,
+    write_outputs,
+    write_summary,
+)
 from converter.manifest import is_batch
 from converter.report import Report
+from converter.request import ConversionRequest
 
 
 def run(workspace: Path) -> int:
@@ -50,18 +59,21 @@ def _run(workspace: Path) -> int:
     annotate(report, request.fail_on_mismatch)
     # As the CLI: a model that could not be converted fails even with fail-on-mismatch false.
     code = EXIT_FAILED if report.status == "error" else exit_code_for(report.passed, request.fail_on_mismatch)
-    artifact = None
+    return _publish(report, request, settings, workspace) or code
+
+
+def _publish(report: Report, request: ConversionRequest, settings: ActionSettings, workspace: Path) -> int:
+    """Upload, summary and outputs, each attempted whatever happened to the others: exit 1 if one failed."""
+    artifact, upload_failed = None, ""
     if settings.upload_artifact:
-        try:
-            artifact = _upload(report, settings)
-        except ConverterError as exc:
-            commands.error(f"artifact upload failed: {exc.one_line()}", title="onnx-convert")
-            code = code or EXIT_FAILED
+        artifact, upload_failed = attempt("artifact upload", lambda: _upload(report, settings))
+    failed = [upload_failed]
     if settings.summary:
-        write_summary(report, artifact)
-    write_outputs(outputs_for(report, workspace, artifact))
+        footer = artifact_footer(artifact, upload_failed, relative_path(str(request.output_dir), workspace))
+        failed.append(attempt("job summary", lambda: write_summary(report, footer))[1])
+    failed.append(attempt("step outputs", lambda: write_outputs(outputs_for(report, workspace, artifact)))[1])
     commands.log(report.headline())
-    return code
+    return EXIT_FAILED if any(failed) else EXIT_OK
 
 
 def _upload(report: Report, settings: ActionSettings) -> UploadedArtifact | None:

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import random
 import re
 import tempfile
@@ -415,11 +416,28 @@ def _field(answer: Mapping[str, Any], snake: str) -> Any:
     return answer.get(snake, answer.get(head + "".join(part.title() for part in rest)))
 
 
+def files_under(root: Path) -> tuple[list[Path], list[Path]]:
+    """The regular files below ``root``, and the symbolic links there, which are never followed.
+
+    The output folder is in the repository, so a pull request can put a link in it to a file or
+    folder of the runner's: a link is not uploaded, wherever it points.
+    """
+    files, links = [], []
+    for folder, subfolders, names in os.walk(root):  # a linked folder is listed, never entered
+        for name in subfolders + names:
+            path = Path(folder) / name
+            if path.is_symlink():
+                links.append(path)
+            elif name in names and path.is_file():
+                files.append(path)
+    return sorted(files), sorted(links)
+
+
 def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -> list[str]:
     members: list[str] = []
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for path in files:
-            arcname = path.resolve().relative_to(root.resolve()).as_posix() if root else path.name
+            arcname = _member_name(path, root)
             if arcname in members:
                 continue
             zf.write(path, arcname=arcname)
@@ -427,6 +445,19 @@ def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
     return members
+
+
+def _member_name(path: Path, root: Path | None) -> str:
+    """``path``'s name in the zip: below ``root`` when given. A link, or anything outside ``root``,
+    is refused rather than followed (callers list files with ``files_under``)."""
+    if path.is_symlink() or not path.is_file():
+        raise ArtifactError(f"{path} is not a regular file, so it is not uploaded")
+    if root is None:
+        return path.name
+    resolved, base = path.resolve(), root.resolve()
+    if not resolved.is_relative_to(base):
+        raise ArtifactError(f"{path} is outside {root}, so it is not uploaded")
+    return resolved.relative_to(base).as_posix()
 
 
 def _where(url: str) -> str:
