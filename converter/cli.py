@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if command == "plan":
-            print(json.dumps(plan(load_entries(args, select=batch_values["select"]))))
+            entries = load_entries(args, select=batch_values["select"])
+            print(json.dumps(plan(entries, str(args["model-path"]))))
             return EXIT_OK
         if command == "merge":
             return _merge(Path(args.get("output-dir") or "onnx-models"), quiet)

@@ -228,3 +228,18 @@ def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_
     )
     assert done.outputs["passed"] == "true" and done.outputs["artifact-id"] == ""
     assert (workspace / "onnx-models" / "knn" / "knn.onnx").is_file()
+
+
+def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, workspace: Path) -> None:
+    entries = "".join(f"  - name: m{i}\n    model-path: models/knn.skops\n" for i in range(300))
+    (workspace / "onnx-models.yml").write_text("models:\n" + entries)
+
+    done = action(mode="plan", model_path="onnx-models.yml")
+
+    assert done.code == 2
+    assert done.commands("error") == [
+        '::error title=onnx-convert::--model-path "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
+        "runs at most 256 jobs; split the models into manifests of at most 256 (a plan job and a matrix for each), "
+        "or convert them in one job (model-path without mode plan)"
+    ]
+    assert done.output_file.read_text() == ""

@@ -41,7 +41,7 @@ def artifact_name_for(entry: Entry) -> str:
 
 def run_plan(values: dict[str, str | None], workspace: Path) -> int:
     entries = load_entries(values, base_dir=workspace)
-    matrix = plan(entries)
+    matrix = plan(entries, str(values.get("model-path") or ""))
     write_outputs({"matrix": json.dumps(matrix)})
     write_job_summary(
         f"## onnx-convert plan: {len(entries)} models\n\n| Name | Model |\n|---|---|\n"
@@ -110,7 +110,7 @@ def _publish_many(run: _Converted, settings: ActionSettings) -> bool:
 def _many_summary(run: _Converted, footer: str) -> str:
     if run.single and run.reports:
         return run.reports[0].to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
-    return run.index.to_markdown() + footer
+    return run.index.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
 
 
 def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSettings) -> int:
