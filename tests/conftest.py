@@ -145,3 +145,14 @@ def _command_name(line: str, registered: frozenset[str] | set[str]) -> str | Non
         if name in registered:
             return name
     return None
+
+
+def markdown_html(markdown: str) -> tuple[str, list[str]]:
+    """GitHub-flavoured markdown (tables, strikethrough) as HTML, and the raw-HTML pieces it holds."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = parser.parse(markdown)
+    raw = [t.content for t in tokens if t.type == "html_block"]
+    raw += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
+    return parser.render(markdown), raw

@@ -8,26 +8,16 @@ from pathlib import Path
 
 import pytest
 import skops.io as sio
-from markdown_it import MarkdownIt
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
 from converter.report import ModelInfo, OnnxInfo, Report
-from tests.conftest import read_as_runner
+from tests.conftest import markdown_html, read_as_runner
 
 HOSTILE = "m\n::warning::x <script>alert(1)</script> | `t` [a](http://e.example) ![i](http://e.example/i.png) # *b*"
 # A file name cannot hold "/", and "[", "*" or "?" make --model-path a glob: the same without them.
 HOSTILE_FILE = "m\n::warning::x <script>alert(1)<img src=x onerror=alert(1)> | `t` # _b_.skops"
-
-
-def render(markdown: str) -> tuple[str, list[str]]:
-    """GitHub-flavoured markdown (tables, strikethrough) as HTML, and the raw-HTML tokens it holds."""
-    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-    tokens = parser.parse(markdown)
-    raw = [t.content for t in tokens if t.type == "html_block"]
-    raw += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
-    return parser.render(markdown), raw
 
 
 @pytest.mark.parametrize(
@@ -64,7 +54,7 @@ def test_markdown_code_has_a_fence_no_content_can_close(text: str, escaped: str)
 
 def test_a_fenced_block_cannot_be_closed_by_its_content() -> None:
     assert markdown_block("a\n```\n<script>", "sh") == "````sh\na\n```\n<script>\n````"
-    html, raw = render(markdown_block("a\n```\n<script>", "sh") + "\n\nafter")
+    html, raw = markdown_html(markdown_block("a\n```\n<script>", "sh") + "\n\nafter")
     assert raw == [] and "&lt;script&gt;" in html and "<p>after</p>" in html
 
 
@@ -75,7 +65,7 @@ def test_printable_is_one_line_without_a_command_marker() -> None:
 def test_hostile_values_in_a_table_keep_its_columns_and_make_no_html() -> None:
     cells = [markdown_code(HOSTILE), markdown_text(HOSTILE)]
     table = "| a | b |\n|---|---|\n| " + " | ".join(table_cell(c) for c in cells) + " |\n"
-    html, raw = render(table)
+    html, raw = markdown_html(table)
     assert raw == []
     assert html.count("<td>") == 2
     assert "<script" not in html and "<a " not in html and "<img" not in html and "<em>" not in html
@@ -100,7 +90,7 @@ def test_a_hostile_model_file_name_is_text_in_the_markdown_report(tmp_path: Path
         f"| Model | ``{tmp_path}/m\\n::warning::x <script>alert(1)<img src=x onerror=alert(1)> \\| `t` # _b_.skops`` |"
         in markdown
     )
-    html, raw = render(markdown)
+    html, raw = markdown_html(markdown)
     assert raw == []
     assert "<script" not in html and "<img" not in html and "<a " not in html and "<em>" not in html
     assert "<h2>" in html and html.count("<h2>") == 1  # the name cannot start a heading of its own
@@ -135,7 +125,7 @@ def test_hostile_tensor_names_and_messages_are_text_in_every_section() -> None:
 
     markdown = report.to_markdown()
 
-    html, raw = render(markdown)
+    html, raw = markdown_html(markdown)
     assert raw == []
     for element in ("<script", "<img", "<a ", "<em>", "<b>", "<i>", "<u>", "<strong>b"):
         assert element not in html
