@@ -217,11 +217,13 @@ def test_each_zip_holds_an_onnx_that_onnxruntime_loads_and_the_report_with_its_s
 
 def test_a_hostile_file_name_issues_no_workflow_command_and_is_text_in_the_summary(e2e: E2ERun) -> None:
     log = e2e.logs["hostile-name"]
-    # What act acted on: the stop, each resume and stop around our two groups; no warning, no
-    # error, nothing act had to ignore.
+    # What act acted on: the stop, each resume and stop around our two groups, and the outputs
+    # (act logs each GITHUB_OUTPUT value as a set-output entry); no warning, no error, nothing
+    # act had to ignore.
     kinds = {entry["command"] for entry in log.commands}
-    assert not kinds & {"warning", "error", "notice", "add-mask", "set-output", "debug", "ignored"}, log.commands
+    assert not kinds & {"warning", "error", "notice", "add-mask", "debug", "ignored"}, log.commands
     assert "stop-commands" in kinds
+    assert {entry["name"] for entry in log.commands if entry["command"] == "set-output"} <= set(OUTPUTS)
     assert log.result == "success"
     shown = printable(HOSTILE_NAME)
     assert any(line.startswith(f"PASS {shown} (sklearn/skops) -> ") for line in log.lines), log.lines
