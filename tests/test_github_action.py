@@ -428,7 +428,8 @@ def printing_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_what_the_model_itself_prints_is_not_acted_on(action, workspace, printing_model: Path) -> None:
     (workspace / "models" / "printer.pt").write_bytes(printing_model.read_bytes())
 
-    result = action(model_path="models/printer.pt", input_shapes="1x8")
+    # The flag: whether a TorchScript file that prints may load without it is the loader's business, not this test's.
+    result = action(model_path="models/printer.pt", input_shapes="1x8", allow_unsafe_load="true")
 
     assert result.code == 0, result.stdout
     assert "::warning title=pwned::printed by the model" in result.runner.ignored
