@@ -128,7 +128,7 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
         defaults_node = parts.get("defaults", (None, None))[1]
         models_node = parts["models"][1]
     else:
-        raise UserError(f"{path.name} is not a manifest", "write a models: list (see the README)")
+        raise UserError(f"{path.name} is not a manifest", "write a models: list (see docs/cli.md)")
     if not isinstance(models_node, yaml.SequenceNode):
         raise UserError(
             f"{path.name}:{models_node.start_mark.line + 1}: models must be a list", "write one - entry per model"

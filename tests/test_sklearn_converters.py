@@ -200,7 +200,7 @@ def save(model: Any, directory: Path, name: str) -> tuple[Path, list[str]]:
 
 
 def sklearn_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """What the README promises each output name holds."""
+    """What docs/sklearn.md promises each output name holds."""
     x = x.astype(np.float64)
     if isinstance(model, IsotonicRegression):
         x = x.ravel()

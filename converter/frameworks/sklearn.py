@@ -90,7 +90,7 @@ class SklearnBackend(Backend):
             raise UserError(
                 f"{path.name} holds what this tool does not load from a .skops file: {', '.join(refused)}",
                 "a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the "
-                "functions the README lists (scikit-learn); save the model without the others, or pass "
+                "functions listed in docs/sklearn.md; save the model without the others, or pass "
                 "--allow-unsafe-load true if you trust the file",
             )
         try:
