@@ -195,7 +195,7 @@ LEGIT = {
 
 @pytest.mark.parametrize("name", sorted(LEGIT))
 def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) -> None:
-    from converter.frameworks.sklearn import SklearnBackend
+    from converter.frameworks.sklearn.backend import SklearnBackend
     from converter.request import ConversionRequest
 
     with warnings.catch_warnings():

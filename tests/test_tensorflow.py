@@ -272,7 +272,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     """The route used when from_function fails, run on its own and checked in onnxruntime."""
     import onnxruntime as ort
 
-    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.frameworks.tensorflow.backend import TensorFlowBackend
     from converter.inputs import generate_inputs, resolve_specs
     from converter.request import ConversionRequest
 
@@ -404,7 +404,7 @@ def test_lambda_layer_converts_with_allow_unsafe_load(run_cli, models: Path) -> 
 
 
 def test_format_is_detected_from_content_not_suffix(run_cli, models: Path, tmp_path: Path) -> None:
-    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.frameworks.tensorflow.backend import TensorFlowBackend
 
     renamed = {"keras.bin": "mlp.keras", "h5.bin": "cnn.h5", "tflite.bin": "mobilenet_v2.tflite"}
     for new, old in renamed.items():
@@ -560,7 +560,7 @@ def test_operator_tf2onnx_cannot_convert_exits_1_with_its_name(run_cli, models: 
 def test_opset_range_matches_tf2onnx() -> None:
     import tf2onnx.constants
 
-    from converter.frameworks.tensorflow import TF2ONNX_OPSETS
+    from converter.frameworks.tensorflow.backend import TF2ONNX_OPSETS
 
     assert TF2ONNX_OPSETS[1] == max(tf2onnx.constants.OPSET_TO_IR_VERSION)
 
@@ -627,7 +627,7 @@ def test_two_runs_write_the_same_file_and_nothing_else_to_stderr(models: Path, t
 def test_canonical_form_does_not_depend_on_generated_names_or_node_order() -> None:
     from onnx import TensorProto, helper
 
-    from converter.frameworks.tensorflow_canonical import canonicalize
+    from converter.frameworks.tensorflow.canonical import canonicalize
 
     def model(counter: int, swap: bool) -> Any:
         two = helper.make_tensor(f"const__{counter}", TensorProto.FLOAT, [], [2.0])
@@ -658,7 +658,7 @@ def test_canonical_form_does_not_depend_on_generated_names_or_node_order() -> No
 
 
 def test_native_start_up_notices_are_filtered_and_real_errors_kept(capfd: pytest.CaptureFixture[str]) -> None:
-    from converter.frameworks.tensorflow_startup import native_notices_filtered
+    from converter.frameworks.tensorflow.startup import native_notices_filtered
 
     with native_notices_filtered():
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")

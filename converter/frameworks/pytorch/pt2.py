@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import UserError, shorten
-from converter.frameworks.pytorch_pt2_code import check_program
+from converter.frameworks.pytorch.pt2_code import check_program
 
 MODEL = "model"  # torch.export.save writes one program, under this name
 UNSAFE_HINT = (

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converter.errors import ConversionError, UserError
-from converter.frameworks import pytorch_export as px
-from converter.frameworks import pytorch_load as pl
 from converter.frameworks.base import Backend, Dim, ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.pytorch_pt2 import load_program
+from converter.frameworks.pytorch import export as px
+from converter.frameworks.pytorch import load as pl
+from converter.frameworks.pytorch.pt2 import load_program
 from converter.inputs import BATCH
 from converter.request import SINGLE_INPUT
 

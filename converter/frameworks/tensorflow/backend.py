@@ -34,15 +34,15 @@ import numpy as np
 from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, ConverterError, UserError, shorten
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.tensorflow_canonical import canonicalize
-from converter.frameworks.tensorflow_onnx import (
+from converter.frameworks.tensorflow.canonical import canonicalize
+from converter.frameworks.tensorflow.onnx_model import (
     LightModel,
     declare_input_dims,
     name_output_dims,
     rename_values,
     unsupported_ops,
 )
-from converter.frameworks.tensorflow_startup import native_notices_filtered
+from converter.frameworks.tensorflow.startup import native_notices_filtered
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -61,7 +61,7 @@ QUIET_LOGGERS = {"tensorflow": logging.ERROR, "absl": logging.ERROR, "tf2onnx": 
 
 # Export routes, preferred first (the pipeline validates each until one reproduces the model).
 # The "variables kept as initializers" routes convert the traced graph without freezing the
-# weights into it (converter/frameworks/tensorflow_graph.py says why); the routes after them
+# weights into it (converter/frameworks/tensorflow/graph.py says why); the routes after them
 # are tf2onnx's own recipes, kept for graphs those cannot take apart (a variable read inside
 # a while loop, a hash table).
 KERAS_INITIALIZERS = "tf2onnx, variables kept as initializers"
@@ -398,7 +398,7 @@ class TensorFlowBackend(Backend):
     def export_keras_initializers(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """Preferred route: trace ``model(x, training=False)``; variables become ONNX initializers."""
         tf = self._import("tensorflow")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         serve, signature = self._serving_function(loaded, specs)
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         prepared = graphs.prepare_function(function)
@@ -413,7 +413,7 @@ class TensorFlowBackend(Backend):
     def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """``tf2onnx.convert.from_function``: variables frozen into the TensorFlow graph first."""
         tf = self._import("tensorflow")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         serve, signature = self._serving_function(loaded, specs)
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         return graphs.convert_frozen(*graphs.freeze_function(function), opset=opset, name=loaded.model.name)
@@ -431,7 +431,7 @@ class TensorFlowBackend(Backend):
 
     def export_saved_model_initializers(self, loaded: LoadedModel, opset: int) -> LightModel:
         """Preferred SavedModel route: the signature's graph; variables become ONNX initializers."""
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         prepared = graphs.prepare_function(loaded.model)
         self.release(loaded)  # as in export_keras_initializers
         return graphs.convert_prepared(prepared, opset, loaded.extra["path"].name)
@@ -439,7 +439,7 @@ class TensorFlowBackend(Backend):
     def export_saved_model(self, directory: Path, signature: str, opset: int) -> LightModel:
         """What ``python -m tf2onnx.convert --saved-model DIR --signature_def SIG`` does, in process."""
         tf_loader = self._import("tf2onnx.tf_loader")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             str(directory),
             None,
