@@ -1,5 +1,6 @@
 # make demo: train small example models, convert and validate each.
-# make test: run the test suite. Both create .venv on first use.
+# make test: run the test suite; make test-fast: only the tests that convert no framework model
+# (about a minute). Each creates .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test test-fast lint venv clean bench
 
 venv: $(STAMP)
 
@@ -21,8 +22,14 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+# The tiers: tests/fixtures/tiers.py. make test runs the fast tier first, on its own, where its
+# check sees every framework import, then the rest (tests/e2e included). Exit 5 is pytest's
+# "no test selected": PYTEST_ARGS may pick tests of one tier only.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not converts" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test: test-fast
+	$(PY) -m pytest -n 2 --dist loadfile -m converts $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # make e2e: only the end-to-end tests (the action's image under act); needs ../shared/tools.
 .PHONY: e2e

@@ -26,16 +26,10 @@ from converter.github.artifacts import (
     files_under,
     validate_artifact_name,
 )
-from tests.test_github_fake_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
+from tests.fixtures.artifact_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
 
 # Fast retries so that a test with faults takes well under a second of backoff.
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, connect_timeout=2, read_timeout=0.5)
-
-
-@pytest.fixture
-def server():
-    with FakeResultsServer() as fake:
-        yield fake
 
 
 # Most tests use small blocks, so that three blocks are quick to make; one test uses the real size.

@@ -10,34 +10,44 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 
-from tests import pytorch_attention_models as pam
+from tests.fixtures.pytorch import ATTENTION_MODELS_FILE as MODELS_FILE
 
-MODELS_FILE = Path(pam.__file__)
+pytestmark = pytest.mark.converts
 DYNAMO = "torch.onnx.export(dynamo=True)"
 IDS_AND_MASK = ("input_ids:batchxseq;attention_mask:batchxseq", "input_ids:int64;attention_mask:int64")
 
 
-def _dims() -> tuple[torch.export.Dim, torch.export.Dim]:
+def _dims(torch: ModuleType) -> tuple[Any, Any]:
     return torch.export.Dim("batch"), torch.export.Dim("seq", max=64)
 
 
+@pytest.fixture
+def pam(attention_models: ModuleType) -> ModuleType:
+    """tests/fixtures/pytorch_attention_models.py, under the short name the tests use."""
+    return attention_models
+
+
 @pytest.fixture(scope="module")
-def padded_encoder() -> pam.PaddedEncoder:
+def padded_encoder(attention_models: ModuleType, torch: ModuleType) -> Any:
     torch.manual_seed(0)
-    return pam.PaddedEncoder().eval()
+    return attention_models.PaddedEncoder().eval()
 
 
 @pytest.fixture(scope="module")
-def keyword_program(tmp_path_factory: pytest.TempPathFactory, padded_encoder: pam.PaddedEncoder) -> Path:
+def keyword_program(
+    tmp_path_factory: pytest.TempPathFactory, padded_encoder: Any, attention_models: ModuleType, torch: ModuleType
+) -> Path:
     """PaddedEncoder exported the way a transformers model is: inputs as kwargs, batch and seq dynamic."""
-    batch, seq = _dims()
-    kwargs = {"input_ids": torch.randint(0, pam.VOCAB, (4, 8)), "attention_mask": torch.ones(4, 8, dtype=torch.int64)}
+    batch, seq = _dims(torch)
+    vocabulary = attention_models.VOCAB
+    kwargs = {"input_ids": torch.randint(0, vocabulary, (4, 8)), "attention_mask": torch.ones(4, 8, dtype=torch.int64)}
     program = torch.export.export(
         padded_encoder, (), kwargs=kwargs, dynamic_shapes={name: {0: batch, 1: seq} for name in kwargs}
     )
@@ -52,7 +62,7 @@ def _assert_seq_validated_at_two_sizes(report: dict, output: str, width: int) ->
     assert shapes == {16: [16, 32, width], 8: [8, 40, width]}
 
 
-def test_program_exported_with_keyword_inputs_is_called_by_keyword(run_cli, keyword_program: Path) -> None:
+def test_program_exported_with_keyword_inputs_is_called_by_keyword(run_cli, keyword_program: Path, pam) -> None:
     # Called by position, the program refuses: "Ran into a kwarg keyword mismatch".
     result = run_cli("--model-path", str(keyword_program))
     assert result.code == 0, result.stdout + result.stderr
@@ -65,7 +75,7 @@ def test_program_exported_with_keyword_inputs_is_called_by_keyword(run_cli, keyw
 
 
 def test_inputs_that_skip_an_optional_parameter_are_passed_by_keyword(
-    run_cli, padded_encoder: pam.PaddedEncoder, tmp_path: Path
+    run_cli, padded_encoder: Any, tmp_path: Path, pam, torch
 ) -> None:
     # forward(input_ids, past_key_values=None, attention_mask=None): past_key_values was taken as
     # an input too ("the shape of input past_key_values is unknown").
@@ -103,14 +113,14 @@ def test_inputs_that_skip_an_optional_parameter_are_passed_by_keyword(
 
 
 @pytest.mark.parametrize("no_grad", [False, True], ids=["exported-with-grad", "exported-under-no_grad"])
-def test_program_with_a_learned_position_bias_exports(run_cli, tmp_path: Path, no_grad: bool) -> None:
+def test_program_with_a_learned_position_bias_exports(run_cli, tmp_path: Path, no_grad: bool, pam, torch) -> None:
     # The bias makes scaled_dot_product_attention's output strides in the recorded trace differ
     # from the exporter's re-trace: a contiguous() copy (with grad) or the reshape's own copy
     # (under no_grad, where the trace saw a contiguous tensor) was dropped there and the export
     # failed: "Cannot view a tensor with shape ... as a tensor with shape ...".
     torch.manual_seed(0)
     model = pam.BiasedSelfAttention().eval()
-    batch, seq = _dims()
+    batch, seq = _dims(torch)
     with torch.no_grad() if no_grad else torch.enable_grad():
         program = torch.export.export(
             model, (torch.randint(0, pam.VOCAB, (4, 8)),), dynamic_shapes=({0: batch, 1: seq},)

@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 
 from converter.frameworks.pytorch import export as pytorch_export
-from tests.pytorch_helpers import TRUSTED, ModelFiles, error_lines, model_class, session_model_files
+from tests.fixtures.cli import error_lines
+from tests.fixtures.pytorch import TRUSTED, ModelFiles, model_class
 
+pytestmark = pytest.mark.converts
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMO = "torch.onnx.export(dynamo=True)"
 TORCHSCRIPT = "torch.onnx.export(dynamo=False)"
-
-
-@pytest.fixture(scope="session")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return session_model_files(tmp_path_factory)
 
 
 def mlp_args(model_files: ModelFiles, *extra: str) -> list[str]:

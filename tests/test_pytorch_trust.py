@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-import torch
 
 from converter.archives import FREE_INFLATED_BYTES, MAX_INFLATE_RATIO
-from tests import pytorch_hostile as ph
-from tests import pytorch_models as pm
-from tests.pytorch_helpers import TRUSTED, assert_one_line_error
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.pytorch import TRUSTED, model_class
+
+pytestmark = pytest.mark.converts
 
 UNSAFE_HINT = (
     "save the program with plain tensors (torch.export.save pickles tensor subclasses and Python objects), "
@@ -32,9 +33,21 @@ WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
 CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
 
 
+@pytest.fixture
+def ph(pytorch_hostile: ModuleType) -> ModuleType:
+    """tests/fixtures/pytorch_hostile.py, under the short name the tests use."""
+    return pytorch_hostile
+
+
+@pytest.fixture
+def pm(pytorch_models: ModuleType) -> ModuleType:
+    """tests/fixtures/pytorch_models.py, under the short name the tests use."""
+    return pytorch_models
+
+
 @pytest.fixture(scope="module")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ph.save_program(tmp_path_factory.mktemp("trust") / "program.pt2")
+def program(tmp_path_factory: pytest.TempPathFactory, pytorch_hostile: ModuleType) -> Path:
+    return pytorch_hostile.save_program(tmp_path_factory.mktemp("trust") / "program.pt2")
 
 
 @pytest.fixture
@@ -50,7 +63,7 @@ def assert_refused(result, marker: Path, message: str) -> None:
 # -- .pt2: pickles ----------------------------------------------------------------------------------
 
 
-def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch.export.load unpickled data/sample_inputs with weights_only=False (after weights_only=True
     # failed); the conversion makes its own inputs, so the member is not read at all.
     def change(name: str, data: bytes) -> dict[str, bytes]:
@@ -74,7 +87,16 @@ def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path
     ],
 )
 def test_pt2_pickled_member_is_refused_unread(
-    run_cli, program: Path, tmp_path: Path, marker: Path, kind: str, config: str, member: str, fqn: str, new_member: str
+    run_cli,
+    program: Path,
+    tmp_path: Path,
+    marker: Path,
+    kind: str,
+    config: str,
+    member: str,
+    fqn: str,
+    new_member: str,
+    ph,
 ) -> None:
     change = ph.pickled_payload(config, member, fqn, marker, new_member)
     hostile = ph.rewrite(program, tmp_path / f"{kind}.pt2", change)
@@ -87,7 +109,9 @@ def test_pt2_pickled_member_is_refused_unread(
     )
 
 
-def test_pt2_legacy_pickled_weights_are_refused_unread(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_legacy_pickled_weights_are_refused_unread(
+    run_cli, program: Path, tmp_path: Path, marker: Path, ph
+) -> None:
     # torch reads data/weights/model.pt, when present, instead of the weights config.
     hostile = ph.rewrite(program, tmp_path / "legacy.pt2", ph.add_member("data/weights/model.pt", ph.payload(marker)))
     result = run_cli("--model-path", str(hostile))
@@ -100,7 +124,7 @@ def test_pt2_legacy_pickled_weights_are_refused_unread(run_cli, program: Path, t
 
 
 def test_pt2_pickled_weight_runs_only_with_allow_unsafe_load(
-    run_cli, program: Path, tmp_path: Path, marker: Path
+    run_cli, program: Path, tmp_path: Path, marker: Path, ph
 ) -> None:
     change = ph.pickled_payload(WEIGHTS_CONFIG, "data/weights/weight_1", "linear.bias", marker)
     hostile = ph.rewrite(program, tmp_path / "weight.pt2", change)
@@ -124,7 +148,7 @@ def _first_expression(document: dict) -> dict:
     raise AssertionError("the program has no shape expression")
 
 
-def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch parses expr_str with sympy.sympify, which is eval.
     code = f"__import__('os').system('touch {marker}') or Symbol('s77', positive=True, integer=True)"
 
@@ -141,7 +165,7 @@ def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_pat
     )
 
 
-def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch pastes guards into Python source and execs it in program.module(): the reference run.
     guard = f"__import__('os').system('touch {marker}') == 0"
     hostile = ph.rewrite(program, tmp_path / "guard.pt2", ph.program_json(lambda d: d.update(guards_code=[guard])))
@@ -153,7 +177,7 @@ def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: 
     )
 
 
-def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch.export._unlift copies the graph and FX writes the placeholders into "def forward(self, ...)":
     # this name becomes a default value, evaluated when program.module() is built.
     name = f"x=torch.__dict__[__import__('os').system('touch {marker}')]"
@@ -175,7 +199,9 @@ def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp
     assert marker.exists(), "torch did not run the name: the refusal above proves nothing"
 
 
-def test_pt2_keyword_input_name_is_never_written_into_python(run_cli, tmp_path: Path, marker: Path) -> None:
+def test_pt2_keyword_input_name_is_never_written_into_python(
+    run_cli, tmp_path: Path, marker: Path, ph, pm, torch
+) -> None:
     # Without forward_arg_names, torch names forward's parameters after the keys of in_spec's kwargs.
     torch.export.save(
         torch.export.export(pm.MLP().eval(), (), {"x": torch.randn(2, 4)}), str(tmp_path / "keywords.pt2")
@@ -197,7 +223,7 @@ def test_pt2_keyword_input_name_is_never_written_into_python(run_cli, tmp_path: 
     )
 
 
-def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch's verifier accepts any registered operator: aten.from_file(shared=True) maps a file, and
     # an in-place add writes to it.
     victim = tmp_path / "victim.bin"
@@ -229,7 +255,7 @@ def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_
     assert victim.read_bytes() != bytes(16), "torch did not run the operator: the refusal above proves nothing"
 
 
-def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tmp_path: Path) -> None:
+def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tmp_path: Path, pm, torch) -> None:
     torch.manual_seed(0)
     batch, other = torch.export.Dim("batch", min=3, max=1024), torch.export.Dim("other")
     program = torch.export.export(
@@ -245,7 +271,7 @@ def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tm
 # -- TorchScript -------------------------------------------------------------------------------------
 
 
-def test_torchscript_runs_its_code_so_it_needs_consent(run_cli, tmp_path: Path) -> None:
+def test_torchscript_runs_its_code_so_it_needs_consent(run_cli, tmp_path: Path, ph, torch) -> None:
     victim = tmp_path / "victim.bin"
     victim.write_bytes(bytes(16))
     torch.jit.save(torch.jit.script(ph.FileWriter(victim)), str(tmp_path / "writer.pt"))
@@ -262,7 +288,9 @@ def test_torchscript_runs_its_code_so_it_needs_consent(run_cli, tmp_path: Path) 
     assert victim.read_bytes() != bytes(16), "the TorchScript code did not run: the refusal above proves nothing"
 
 
-def test_torchscript_unpickler_refuses_python_globals_even_when_trusted(run_cli, tmp_path: Path, marker: Path) -> None:
+def test_torchscript_unpickler_refuses_python_globals_even_when_trusted(
+    run_cli, tmp_path: Path, marker: Path, ph, pm, torch
+) -> None:
     # torch.jit.load reads constants.pkl with TorchScript's own unpickler: tensors, containers and
     # the archive's TorchScript classes only.
     torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
@@ -286,16 +314,16 @@ def test_torchscript_unpickler_refuses_python_globals_even_when_trusted(run_cli,
 @pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
 @pytest.mark.parametrize(
     ("payload", "what"),
-    [(ph.Payload, "a pickled posix.system"), (ph.ExecPayload, "a pickle of more than tensors")],
+    [("Payload", "a pickled posix.system"), ("ExecPayload", "a pickle of more than tensors")],
     ids=["os.system", "builtins.exec"],
 )
 def test_torch_save_file_is_loaded_weights_only(
-    run_cli, tmp_path: Path, marker: Path, zipped: bool, payload: type, what: str
+    run_cli, tmp_path: Path, marker: Path, zipped: bool, payload: str, what: str, ph, torch
 ) -> None:
     # builtins.exec passes detection (builtins is a module weights-only files use); torch.load(weights_only=True) is the gate.
     path = tmp_path / "weights.pt"
-    torch.save({"weight": payload(marker)}, path, _use_new_zipfile_serialization=zipped)
-    result = run_cli("--model-path", str(path), "--model-class", f"{pm.__file__}:MLP", "--input-shapes", "batchx4")
+    torch.save({"weight": getattr(ph, payload)(marker)}, path, _use_new_zipfile_serialization=zipped)
+    result = run_cli("--model-path", str(path), "--model-class", model_class("MLP"), "--input-shapes", "batchx4")
     assert_refused(
         result,
         marker,
@@ -307,7 +335,7 @@ def test_torch_save_file_is_loaded_weights_only(
 # -- zip bombs -------------------------------------------------------------------------------------
 
 
-def _build(kind: str, path: Path) -> Path:
+def _build(kind: str, path: Path, ph: ModuleType, pm: ModuleType, torch: ModuleType) -> Path:
     if kind == "pt2":
         return ph.save_program(path)
     if kind == "torchscript":
@@ -318,15 +346,15 @@ def _build(kind: str, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["pt2", "torchscript", "state_dict"])
-def test_zip_bomb_is_refused_before_torch_reads_it(run_cli, tmp_path: Path, kind: str) -> None:
+def test_zip_bomb_is_refused_before_torch_reads_it(run_cli, tmp_path: Path, kind: str, ph, pm, torch) -> None:
     name = f"{kind}.pt2" if kind == "pt2" else f"{kind}.pt"
-    bomb = ph.zip_bomb(_build(kind, tmp_path / "model.zip"), tmp_path / name)
+    bomb = ph.zip_bomb(_build(kind, tmp_path / "model.zip", ph, pm, torch), tmp_path / name)
     with zipfile.ZipFile(bomb) as archive:
         inflated = sum(info.file_size for info in archive.infolist())
         padding = next(info for info in archive.infolist() if info.filename.endswith("/padding"))
     compressed = bomb.stat().st_size
     assert inflated > FREE_INFLATED_BYTES + MAX_INFLATE_RATIO * compressed, "not a bomb by the tool's own bound"
-    extra = ["--model-class", f"{pm.__file__}:MLP"] if kind == "state_dict" else []
+    extra = ["--model-class", model_class("MLP")] if kind == "state_dict" else []
     result = run_cli("--model-path", str(bomb), *extra, *TRUSTED, "--input-shapes", "batchx4")
     assert_one_line_error(
         result,

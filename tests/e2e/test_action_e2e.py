@@ -3,7 +3,7 @@
 A copy of the repository gets example models and a workflow that uses the action (``uses: ./``)
 once per case in CASES; act runs it against its own artifact server (protocol v4). We check what a
 user would see: the job summary, the step outputs, the annotations and the uploaded zips. The
-sandbox, the image build and the act run are shared with the other e2e modules (tests/e2e/act.py).
+sandbox, the image build and the act run are shared with the other e2e modules (tests/fixtures/act.py).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import yaml
 
 from converter.escape import markdown_text, printable
 from converter.github.outputs import OUTPUTS
-from tests.conftest import markdown_html
-from tests.e2e import act
+from tests.fixtures import act
+from tests.fixtures.runner import markdown_html
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.converts]
 
 # -- the cases: one entry per framework, and one that must fail ---------------------------------
 
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @dataclass(frozen=True)
 class Case:
     step: str  # step id in the workflow; the artifact is <step>-onnx
-    model: str  # a builder in tests/e2e/models.py
+    model: str  # a builder in tests/fixtures/e2e_models.py
     inputs: dict[str, str] = field(default_factory=dict)
     passes: bool = True
     file_name: str = ""  # the model is converted under this file name instead of the builder's
