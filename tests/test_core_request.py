@@ -8,7 +8,6 @@ import pytest
 
 from converter.errors import EXIT_USAGE, UserError
 from converter.request import (
-    OPTION_NAMES,
     SINGLE_INPUT,
     ConversionRequest,
     parse_bool,
@@ -197,13 +196,6 @@ def test_command_line_reproduces_the_given_options(model_file: Path) -> None:
         {"model-path": str(model_file), "input-shapes": "a:1x2;b:3", "rtol": "1e-2"}
     )
     assert request.command_line() == f"onnx-convert --model-path {model_file} --input-shapes 'a:1x2;b:3' --rtol 1e-2"
-
-
-def test_every_option_has_a_cli_flag() -> None:
-    from converter.cli import build_parser
-
-    flags = {a.option_strings[0] for a in build_parser()._actions if a.option_strings}
-    assert {f"--{name}" for name in OPTION_NAMES} <= flags
 
 
 def test_model_class_file_is_confined_to_the_workspace(tmp_path: Path, model_file: Path) -> None:
