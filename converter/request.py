@@ -6,12 +6,10 @@ options, ``OPTIONS``, and one parser per value, so the two shells cannot drift.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from converter.errors import UserError
 
@@ -102,24 +100,25 @@ OPTION_NAMES = tuple(o.name for o in OPTIONS)
 class ConversionRequest:
     """Everything one conversion needs, parsed and validated."""
 
+    # No defaults here: OPTIONS holds them, and from_mapping is the only constructor.
     model_path: Path
-    framework: str = "auto"
-    output_dir: Path = Path("onnx-models")
-    opset: int | None = None  # None: auto
-    input_shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
-    input_dtypes: dict[str, str] = field(default_factory=dict)
-    dynamic_batch: bool = True
-    sample_data: Path | None = None
-    validation_samples: int = 16
-    seed: int = 0
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    fail_on_mismatch: bool = True
-    allow_unsafe_load: bool = False
-    model_class: str = ""
-    signature: str = "serving_default"
+    framework: str
+    output_dir: Path
+    opset: int | None  # None: auto
+    input_shapes: dict[str, tuple[Dim, ...]]
+    input_dtypes: dict[str, str]
+    dynamic_batch: bool
+    sample_data: Path | None
+    validation_samples: int
+    seed: int
+    rtol: float
+    atol: float
+    fail_on_mismatch: bool
+    allow_unsafe_load: bool
+    model_class: str
+    signature: str
     # The raw option values, to print the command that reproduces the run.
-    raw: Mapping[str, str] = field(default_factory=dict, compare=False)
+    raw: Mapping[str, str] = field(compare=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
@@ -162,13 +161,6 @@ class ConversionRequest:
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> ConversionRequest:
-        """Parse the action's ``INPUT_<NAME>`` variables (the runner keeps the hyphens)."""
-        env = os.environ if env is None else env
-        values = {o.name: env.get(input_variable(o.name)) for o in OPTIONS}
-        return cls.from_mapping(values, base_dir)
-
     def command_line(self) -> str:
         """The ``onnx-convert`` command that reproduces this run."""
         parts = ["onnx-convert"]
@@ -176,11 +168,6 @@ class ConversionRequest:
             if name in self.raw:
                 parts += [f"--{name}", _shell_quote(self.raw[name])]
         return " ".join(parts)
-
-
-def input_variable(option: str) -> str:
-    """The environment variable GitHub's runner sets for an action input."""
-    return "INPUT_" + option.upper()
 
 
 def _default(name: str) -> str:
@@ -362,8 +349,3 @@ def parse_input_dtypes(value: str) -> dict[str, str]:
             )
         dtypes[name or SINGLE_INPUT] = dtype
     return dtypes
-
-
-def describe_options() -> list[dict[str, Any]]:
-    """The options as plain data (for docs and the action.yml agreement test)."""
-    return [{"name": o.name, "default": o.default, "help": o.help, "required": o.required} for o in OPTIONS]
