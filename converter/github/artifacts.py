@@ -94,10 +94,10 @@ class RuntimeContext:
     token: str
     run_backend_id: str
     job_backend_id: str
-    server_url: str = "https://github.com"
-    repository: str = ""
-    run_id: str = ""
-    max_retention_days: int | None = None  # the repository's limit (GITHUB_RETENTION_DAYS)
+    server_url: str  # no defaults: from_env, the only constructor, reads each (and defaults it)
+    repository: str
+    run_id: str
+    max_retention_days: int | None  # the repository's limit (GITHUB_RETENTION_DAYS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RuntimeContext | None:
