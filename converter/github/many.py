@@ -188,6 +188,9 @@ def _outputs(
         values["onnx-path"] = relative_path(reports[0].onnx.path, workspace)
         values["opset"] = str(reports[0].onnx.opset)
         values["report-path"] = relative_path(reports[0].reports["json"], workspace)
+        if reports[0].variants and reports[0].variants.best_path:
+            values["best-variant-path"] = relative_path(reports[0].variants.best_path, workspace)
+            values["variants-passed"] = ",".join(r.name for r in reports[0].variants.passed())
     return values
 
 
