@@ -30,7 +30,7 @@ from converter.variants.optimize import make_optimized
 from converter.variants.options import Tolerance
 from converter.variants.quantize import make_int8_dynamic, make_int8_static
 from converter.variants.result import FAILED, FP32, PASSED, SKIPPED, VariantResult, VariantsReport
-from converter.variants.timing import side_by_side
+from converter.variants.timing import Runnable, side_by_side, timing_session
 
 Maker = Callable[[Path, Path, MakeInputs], str]
 MAKERS: dict[str, Maker] = {
@@ -49,7 +49,6 @@ class VariantJob:
     """What the variants are made from and judged against."""
 
     fp32: Path  # the validated fp32 file, in the staging directory
-    fp32_runner: OnnxRunner  # its onnxruntime session
     runs: list[Run]  # the original framework's (inputs, outputs) at each batch size
     label_outputs: frozenset[str]
     publish_dir: Path  # where the kept files are published (the paths the report gives)
@@ -63,13 +62,15 @@ def add_variants(report: Report, request: ConversionRequest, job: VariantJob, lo
     variants = VariantsReport(pick=settings.pick, required=list(settings.required), latency_batch_size=_rows(first))
     data = MakeInputs(inputs=first, calibration=first if request.sample_data else None)
     blocked = _why_no_variants(report)
+    fp32 = timing_session(job.fp32) if not blocked else None
     for name in settings.names:
         tolerance = settings.tolerance(name, request.rtol, request.atol)
         if blocked:
             result = VariantResult(name=name, status=SKIPPED, reason=blocked, tolerance=tolerance.to_dict())
         else:
             log(f"variant {name}")
-            result = _one_variant(name, tolerance, job, data)
+            assert fp32 is not None
+            result = _one_variant(name, tolerance, job, data, fp32)
         log(f"variant {name}: {result.status}{': ' + result.reason if result.reason else ''}")
         variants.results.append(result)
     _pick_best(variants, report)
@@ -90,7 +91,7 @@ def _why_no_variants(report: Report) -> str:
     return ""
 
 
-def _one_variant(name: str, tolerance: Tolerance, job: VariantJob, data: MakeInputs) -> VariantResult:
+def _one_variant(name: str, tolerance: Tolerance, job: VariantJob, data: MakeInputs, fp32: Runnable) -> VariantResult:
     started = time.perf_counter()
     target = job.fp32.with_name(f"{job.fp32.stem}.{name}.onnx")
     result = VariantResult(name=name, status=SKIPPED, tolerance=tolerance.to_dict())
@@ -104,7 +105,8 @@ def _one_variant(name: str, tolerance: Tolerance, job: VariantJob, data: MakeInp
         result.seconds = round(time.perf_counter() - started, 2)
         return result
     check = check_variant(runner, job.runs, tolerance, job.label_outputs)
-    _record(result, check, target, job, runner)
+    del runner  # timed in a session of its own (timing_session), without this one beside it
+    _record(result, check, target, job, fp32)
     if check.passed:
         result.status = PASSED
         result.path = str(job.publish_dir / target.name)
@@ -117,7 +119,7 @@ def _one_variant(name: str, tolerance: Tolerance, job: VariantJob, data: MakeInp
     return result
 
 
-def _record(result: VariantResult, check: VariantCheck, target: Path, job: VariantJob, runner: OnnxRunner) -> None:
+def _record(result: VariantResult, check: VariantCheck, target: Path, job: VariantJob, fp32: Runnable) -> None:
     """The variant's numbers: size, side-by-side latency, errors."""
     result.bytes = size_of(target)
     result.sha256 = sha256_of(target)
@@ -131,7 +133,8 @@ def _record(result: VariantResult, check: VariantCheck, target: Path, job: Varia
     if check.problems:  # onnxruntime refused a batch: nothing to time
         return
     first = job.runs[0][0]
-    timed = side_by_side(lambda: runner.run(first), lambda: job.fp32_runner.run(first))
+    variant = timing_session(target)
+    timed = side_by_side(lambda: variant(first), lambda: fp32(first))
     result.latency_ms = round(timed.variant_ms, 4)
     result.fp32_latency_ms = round(timed.fp32_ms, 4)
     result.latency_ratio = round(timed.ratio, 4)
