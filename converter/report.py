@@ -321,7 +321,7 @@ def render_variants(report: Report, max_rows: int) -> list[str]:
     for result in variants.results:
         tolerance = result.tolerance
         lines.append(
-            f"- {_code(result.name)}: {result.method or 'not made'}. Tolerance: rtol {tolerance.get('rtol', 0):g}, "
+            f"- {_code(result.name)}: {_cell(result.method or 'not made')}. Tolerance: rtol {tolerance.get('rtol', 0):g}, "
             f"atol {tolerance.get('atol', 0):g}, label agreement ≥ {tolerance.get('label_agreement', 0):.0%}."
         )
     return [*lines, ""]

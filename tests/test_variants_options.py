@@ -116,7 +116,7 @@ def test_unset_tolerance_keys_keep_their_defaults_and_optimized_takes_the_fp32_t
         rtol=1e-2, atol=0.5, label_agreement=0.99
     )
     assert settings.tolerance("int8-dynamic", request.rtol, request.atol) == Tolerance(
-        rtol=0.1, atol=5e-2, label_agreement=0.9
+        rtol=0.1, atol=0.1, label_agreement=0.9
     )
     assert settings.tolerance("optimized", request.rtol, request.atol) == Tolerance(
         rtol=1e-4, atol=2e-4, label_agreement=1.0

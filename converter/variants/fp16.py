@@ -68,7 +68,7 @@ def make_fp16(source: Path, target: Path, data: MakeInputs) -> str:
     try:
         with quiet_tools():
             converted = convert_float_to_float16(
-                model, keep_io_types=True, op_block_list=sorted(blocked_ops), node_block_list=large
+                model, keep_io_types=True, op_block_list=sorted(blocked_ops), node_block_list=list(large)
             )
     except Exception as exc:  # the converter's own failure on this graph
         raise CannotMake(f"onnxruntime's float16 converter failed: {describe(exc)}") from None
@@ -84,14 +84,15 @@ def make_fp16(source: Path, target: Path, data: MakeInputs) -> str:
     return _method(ort.__version__, Counter(n.op_type for n in model.graph.node if n.op_type in blocked_ops), large)
 
 
-def _method(version: str, kept_ops: Counter[str], large: list[str]) -> str:
+def _method(version: str, kept_ops: Counter[str], large: dict[str, str]) -> str:
     text = f"onnxruntime {version} float16 converter, float32 inputs and outputs kept (keep_io_types), node metadata dropped"
     kept = []
     if kept_ops:
         kept.append(f"{count_text(kept_ops)} (onnxruntime's float32 list)")
-    if large:
-        names = ", ".join(large[:5]) + (f" and {len(large) - 5} more" if len(large) > 5 else "")
-        kept.append(f"{len(large)} nodes with values beyond {FLOAT16_LIMIT:g} on the validation inputs ({names})")
+    if large:  # counted, not named: node names come from the model file and the report is markup
+        kept.append(
+            f"{count_text(Counter(large.values()))} with values beyond {FLOAT16_LIMIT:g} on the validation inputs"
+        )
     return text + (f"; kept in float32: {'; '.join(kept)}" if kept else "; every op in float16")
 
 
@@ -142,16 +143,18 @@ def _convertible_weights(model: onnx.ModelProto, blocked_ops: set[str], blocked_
     )
 
 
-def _nodes_with_large_values(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[str]:
-    """Names of the nodes that read or write a value beyond FLOAT16_LIMIT, in graph order."""
+def _nodes_with_large_values(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, str]:
+    """The nodes that read or write a value beyond FLOAT16_LIMIT (name -> op type), in graph order."""
     import onnx
 
     large = {i.name for i in model.graph.initializer if _beyond(onnx.numpy_helper.to_array(i))}
     large |= {name for name, array in inputs.items() if _beyond(array)}
     large |= _large_intermediates(model, inputs)
-    return [
-        node.name for node in model.graph.node if any(name in large for name in [*node.input, *node.output] if name)
-    ]
+    return {
+        node.name: node.op_type
+        for node in model.graph.node
+        if any(name in large for name in [*node.input, *node.output] if name)
+    }
 
 
 def _large_intermediates(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> set[str]:
