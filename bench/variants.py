@@ -106,12 +106,13 @@ def _one_model(name: str, model: Path, samples: Path, folder: Path, config: dict
     runner = timing_session(fp32)  # the sessions timed are onnx-convert's: threads that do not spin
     result.fp32_bytes = fp32.stat().st_size
     result.self_ratios, result.fp32_ms = _noise(fp32, runner, inputs)
+    measuring = (runner, inputs, reference)
     for variant in report["variants"]["results"]:
-        result.rows.append(_ours(variant, fp32, runner, inputs, reference))
-        _remeasure_failed(result.rows[-1], variant, fp32, (runner, inputs, reference), folder)
+        result.rows.append(_ours(variant, fp32, measuring))
+        _remeasure_failed(result.rows[-1], variant, fp32, measuring, folder)
     for variant, maker, make in _direct_tools(fp32, samples, folder / "direct", config):
         print(f"  {variant} by {maker}", flush=True)
-        result.rows.append(_theirs(variant, maker, make, fp32, runner, inputs, reference))
+        result.rows.append(_theirs(Row(variant, maker, "made (not validated)"), make, fp32, measuring))
     return result
 
 
@@ -130,11 +131,11 @@ def _noise(fp32: Path, runner, inputs: dict[str, np.ndarray]) -> tuple[list[floa
     return [t.ratio for t in timed], float(np.median([t.fp32_ms for t in timed]))
 
 
-def _ours(variant: dict, fp32: Path, runner, inputs, reference) -> Row:
+def _ours(variant: dict, fp32: Path, measuring: tuple) -> Row:
     verdict = variant["status"] + (f": {variant['reason']}" if variant["reason"] else "")
     row = Row(variant["name"], OURS, verdict)
     if variant["status"] == "passed":
-        return _measured(row, Path(variant["path"]), fp32, runner, inputs, reference)
+        return _measured(row, Path(variant["path"]), fp32, measuring)
     return row
 
 
@@ -146,26 +147,30 @@ def _remeasure_failed(row: Row, variant: dict, fp32: Path, measuring: tuple, fol
 
     if variant["status"] != "failed":
         return
-    runner, inputs, reference = measuring
+    inputs = measuring[1]
     target = folder / f"remade.{variant['name']}.onnx"
     MAKERS[variant["name"]](fp32, target, MakeInputs(inputs=inputs, calibration=inputs))
     if sha256_of(target) != variant["sha256"]:
         row.result += " (made again here: NOT the same bytes)"
-    _measured(row, target, fp32, runner, inputs, reference)
+    _measured(row, target, fp32, measuring)
 
 
-def _theirs(variant: str, maker: str, make: Callable[[], Path], fp32: Path, runner, inputs, reference) -> Row:
+def _theirs(row: Row, make: Callable[[], Path], fp32: Path, measuring: tuple) -> Row:
     try:
         path = make()
     except Exception as exc:  # a tool that fails on this model: its error is the row
-        return Row(variant, maker, f"error: {_one_line(exc)}")
-    return _measured(Row(variant, maker, "made (not validated)"), path, fp32, runner, inputs, reference)
+        row.result = f"error: {_one_line(exc)}"
+        return row
+    return _measured(row, path, fp32, measuring)
 
 
-def _measured(row: Row, path: Path, fp32: Path, runner, inputs, reference) -> Row:
+def _measured(row: Row, path: Path, fp32: Path, measuring: tuple) -> Row:
+    """Size, latency against the fp32 session and error against its outputs; ``measuring`` is
+    (the fp32 timing session, the sample inputs, the fp32 outputs)."""
     from converter.validate import OnnxRunner
     from converter.variants.timing import side_by_side, timing_session
 
+    runner, inputs, reference = measuring
     try:
         outputs = OnnxRunner(path).run(inputs)
     except Exception as exc:  # onnxruntime refuses the file
