@@ -86,7 +86,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-unsafe-load",
         "false",
-        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript, Keras unsafe layers).",
+        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript that calls more than tensor operations, Keras unsafe layers).",
     ),
     Option(
         "model-class",
