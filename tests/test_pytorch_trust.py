@@ -279,13 +279,28 @@ def test_torchscript_that_only_computes_converts_without_the_flag(run_cli, tmp_p
     assert result.stdout.startswith(f"PASS {how}.pt (pytorch/torchscript)")
 
 
-def test_quantized_torchscript_converts_without_the_flag(run_cli, tmp_path: Path) -> None:
+def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_weights(run_cli, tmp_path: Path) -> None:
     # torch's own quantized modules: ops.quantized.* and torch.classes.quantized.*PackedParamsBase, let through.
     path = tmp_path / "quantized.pt"
     torch.jit.save(torch.jit.script(pm.quantized_cnn()), str(path))
     result = run_cli("--model-path", str(path), "--input-shapes", "batchx3x8x8", "--atol", "0.1")
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("PASS quantized.pt (pytorch/torchscript)")
+    # Their C++ objects come from the pickles (through __setstate__), never from the code.
+    packed = "__torch__.torch.classes.quantized.LinearPackedParamsBase"
+    edit = ph.edit_code(
+        "_packed_params0 = _packed_params._packed_params", f"_packed_params0 = {packed}.__new__({packed})"
+    )
+    built = ph.rewrite(path, tmp_path / "built.pt", edit)
+    result = run_cli(
+        "--model-path", str(built), "--input-shapes", "batchx3x8x8", "--output-dir", str(tmp_path / "built")
+    )
+    assert_one_line_error(
+        result,
+        2,
+        f"error: built.pt: {_where(built, '__new__')} uses '{packed}' other than as a type (its objects come from "
+        f"pickles); {TS_HINT}",
+    )
 
 
 @pytest.mark.parametrize(

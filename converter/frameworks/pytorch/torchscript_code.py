@@ -231,6 +231,7 @@ class CodeCheck:
     def __init__(self, member: str, defined: frozenset[str]) -> None:
         self.member = member
         self.defined = defined
+        self.called: set[int] = set()  # the nodes called, among those expressions() judges
 
     def where(self, node: ast.AST) -> str:
         return f"{_show(self.member)}:{getattr(node, 'lineno', '?')}"
@@ -270,6 +271,7 @@ class CodeCheck:
     def expressions(self, nodes: list[ast.AST], local: frozenset[str]) -> None:
         """Every node once: its kind, and each name, outermost attribute chain, getattr() and literal."""
         inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+        self.called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
         for root in _type_roots(nodes):
             for node in ast.walk(root):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -339,10 +341,14 @@ class CodeCheck:
         """The attributes after the archive's own class or function that ``__torch__.<parts>`` names."""
         for end in range(len(parts), 0, -1):
             name = ".".join(["__torch__", *parts[:end]])
-            if name in self.defined or name in CUSTOM_CLASSES:
+            if name in self.defined:
                 return parts[end:]
+            if name in CUSTOM_CLASSES and end == len(parts) and id(node) not in self.called:
+                return []  # as a type: its objects come from the pickles, through its __setstate__
         if parts[:2] == ["torch", "classes"]:
             text = ".".join(["__torch__", *parts[:4]])
+            if text in CUSTOM_CLASSES:
+                raise Refused(f"{self.where(node)} uses {text!r} other than as a type (its objects come from pickles)")
             raise Refused(f"{self.where(node)} uses {text!r}, a custom C++ class (torch.classes) not in the file")
         text = ".".join(["__torch__", *parts])
         raise Refused(f"{self.where(node)} uses {text!r}, which the archive does not define")
