@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
     workspace = Path(os.environ.get("GITHUB_WORKSPACE") or (WORKSPACE_MOUNT if WORKSPACE_MOUNT.is_dir() else "."))
     if not argv and any(name.startswith("INPUT_") for name in os.environ):
         from converter.github.action import run
+        from converter.github.commands import one_stream
 
+        one_stream()  # one ordered stream for the runner to read: see converter/github/commands.py
         return run(workspace)
     # The image has no WORKDIR (GitHub's rule for docker actions), so `docker run` starts in /.
     os.chdir(workspace)

@@ -1,4 +1,4 @@
-"""Does the .skops allow-list (converter/frameworks/skops_trust.py) still load every model it should?
+"""Does the .skops allow-list (converter/frameworks/sklearn/skops_trust.py) still load every model it should?
 
     python bench/skops_trust.py            # every model of the scikit-learn coverage family
     python bench/skops_trust.py --keep DIR # and keep the .skops files in DIR
@@ -28,8 +28,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="directory for the .skops files (default: a temporary one)")
     args = parser.parse_args()
     import_skops()  # skops without torch (see import_skops), before anything imports it
-    from converter.frameworks.sklearn import _skops_tree
-    from converter.frameworks.skops_trust import refusals
+    from converter.frameworks.sklearn.backend import _skops_tree
+    from converter.frameworks.sklearn.skops_trust import refusals
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="skops-trust-"))
     checked, refused = 0, 0

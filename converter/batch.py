@@ -17,10 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from converter.errors import ConverterError
+from converter.escape import markdown_code, markdown_text, table_cell
 from converter.manifest import Entry
-from converter.report import Report
+from converter.report import MARKDOWN_LIMIT, Report
 
 INDEX_STEM = "index"
+MAX_ERROR_CHARS = 300  # of an error in the index table; the model's own report has all of it
+CUT_NOTE_BYTES = 512  # room kept for the note that says how many rows were cut
 
 
 @dataclass
@@ -56,6 +59,24 @@ class IndexRow:
             report=report.reports.get("json", ""),
         )
 
+    def to_markdown(self) -> str:
+        """This model's row of the index table; every value escaped (names come from the repository)."""
+        result = "✅ pass" if self.passed else f"❌ {markdown_text(self.status)}"
+        if not self.passed and self.error:
+            cut = self.error if len(self.error) <= MAX_ERROR_CHARS else self.error[: MAX_ERROR_CHARS - 3] + "..."
+            result += f": {markdown_text(cut)}"
+        cells = [
+            markdown_code(self.name),
+            markdown_text(self.framework or "-"),
+            markdown_text(self.format or "-"),
+            str(self.opset) if self.opset is not None else "-",
+            f"{self.onnx_bytes:,} bytes" if self.onnx_bytes is not None else "-",
+            f"{self.max_abs_diff:.3g}" if self.max_abs_diff is not None else "-",
+            result,
+            f"{self.seconds:.1f} s",
+        ]
+        return "| " + " | ".join(table_cell(cell) for cell in cells) + " |"
+
 
 @dataclass
 class BatchIndex:
@@ -72,7 +93,12 @@ class BatchIndex:
     def from_json(cls, text: str) -> BatchIndex:
         return cls([IndexRow(**row) for row in json.loads(text)["models"]])
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
+        """The index table, in ``limit`` bytes (GitHub refuses a job summary over 1 MiB).
+
+        When every row does not fit, failures come first and the table says how many were cut;
+        index.json always lists every model.
+        """
         failed = [r for r in self.rows if not r.passed]
         head = (
             f"## ✅ {len(self.rows)} models converted and validated"
@@ -85,25 +111,22 @@ class BatchIndex:
             "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for row in self.rows:
-            result = "✅ pass" if row.passed else f"❌ {row.status}" + (f": {row.error}" if row.error else "")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        f"`{row.name}`",
-                        row.framework or "-",
-                        row.format or "-",
-                        str(row.opset) if row.opset is not None else "-",
-                        f"{row.onnx_bytes:,} bytes" if row.onnx_bytes is not None else "-",
-                        f"{row.max_abs_diff:.3g}" if row.max_abs_diff is not None else "-",
-                        result.replace("|", "\\|"),
-                        f"{row.seconds:.1f} s",
-                    ]
-                )
-                + " |"
-            )
-        return "\n".join(lines) + "\n"
+        rows = [row.to_markdown() for row in self.rows]
+        text = "\n".join(lines + rows) + "\n"
+        if len(text.encode()) <= limit:
+            return text
+        ordered = [md for row, md in zip(self.rows, rows, strict=True) if not row.passed]
+        ordered += [md for row, md in zip(self.rows, rows, strict=True) if row.passed]
+        budget = limit - len("\n".join(lines).encode()) - CUT_NOTE_BYTES
+        shown = _fitting(ordered, budget)
+        cut = len(self.rows) - len(shown)
+        cut_failed = max(0, len(failed) - len(shown))
+        note = (
+            f"\n_{cut:,} of {len(self.rows):,} models not shown ({cut_failed:,} failed, {cut - cut_failed:,} passed), "
+            "to keep this under GitHub's job summary limit; failures are listed first, and index.json has every "
+            "model._"
+        )
+        return "\n".join(lines + shown) + "\n" + note + "\n"
 
     def write(self, output_dir: Path) -> tuple[Path, Path]:
         """Write index.json and index.md into ``output_dir`` (renamed into place)."""
@@ -116,6 +139,17 @@ class BatchIndex:
             partial.replace(final)
             paths.append(final)
         return paths[0], paths[1]
+
+
+def _fitting(lines: list[str], budget: int) -> list[str]:
+    """The first of ``lines`` that fit in ``budget`` bytes, a newline after each."""
+    kept, used = [], 0
+    for line in lines:
+        used += len(line.encode()) + 1
+        if used > budget:
+            break
+        kept.append(line)
+    return kept
 
 
 def run_batch(

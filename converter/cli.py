@@ -15,10 +15,13 @@ from pathlib import Path
 from converter import __version__
 from converter.batch import IndexRow, merge_reports, run_batch
 from converter.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for
+from converter.escape import printable
 from converter.manifest import BATCH_OPTIONS, is_batch, load_entries, plan
 from converter.request import OPTIONS, ConversionRequest
 
 Log = Callable[[str], None]
+# Every line printed goes through printable(): names come from the repository, and under
+# `docker run` in a workflow step the runner reads our output for workflow commands.
 
 DEBUG_VARIABLE = "ONNX_CONVERT_DEBUG"
 
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if command == "plan":
-            print(json.dumps(plan(load_entries(args, select=batch_values["select"]))))
+            entries = load_entries(args, select=batch_values["select"])
+            print(json.dumps(plan(entries, str(args["model-path"]))))
             return EXIT_OK
         if command == "merge":
             return _merge(Path(args.get("output-dir") or "onnx-models"), quiet)
@@ -74,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConverterError as exc:
         if debug:
             raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(printable(f"error: {exc.one_line()}"), file=sys.stderr)
         return exc.exit_code
 
 
@@ -85,7 +89,7 @@ def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
     report = convert(request, log=log)
     print(report.headline())
     if not quiet:
-        print(f"reports: {report.reports['markdown']}, {report.reports['json']}")
+        print(printable(f"reports: {report.reports['markdown']}, {report.reports['json']}"))
         if not report.passed and not request.fail_on_mismatch and report.status == "failed":
             print("note: --fail-on-mismatch false, so this failure exits 0")
     return exit_code_for(report.passed, request.fail_on_mismatch) if report.status != "error" else 1
@@ -97,7 +101,7 @@ def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: boo
     output_dir = Path(args.get("output-dir") or "onnx-models")
     markdown, _ = index.write(output_dir)
     if not quiet:
-        print(f"index: {markdown} ({sum(r.passed for r in index.rows)} of {len(index.rows)} passed)")
+        print(printable(f"index: {markdown} ({sum(r.passed for r in index.rows)} of {len(index.rows)} passed)"))
     forgiven = all(
         r.passed or (r.status == "failed" and not e.request.fail_on_mismatch)
         for r, e in zip(index.rows, entries, strict=True)
@@ -114,7 +118,7 @@ def _merge(output_dir: Path, quiet: bool) -> int:
     for row in index.rows:
         print(_row_line(row))
     if not quiet:
-        print(f"index: {markdown}")
+        print(printable(f"index: {markdown}"))
     return EXIT_OK if index.passed else EXIT_FAILED
 
 
@@ -123,11 +127,11 @@ def _row_line(row: IndexRow) -> str:
     detail = f"max abs diff {row.max_abs_diff:.3g}" if row.max_abs_diff is not None else ""
     if row.error:
         detail = f"{detail}; {row.error}" if detail else row.error
-    return f"{verdict} {row.name} ({row.framework or '?'}): {detail} [{row.seconds:.1f} s]"
+    return printable(f"{verdict} {row.name} ({row.framework or '?'}): {detail} [{row.seconds:.1f} s]")
 
 
 def _log(message: str) -> None:
-    print(f"onnx-convert: {message}", file=sys.stderr, flush=True)
+    print(printable(f"onnx-convert: {message}"), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""Input specifications and validation inputs: the user's overrides, sample data, generated data."""
+"""Input specifications and generated validation inputs: the user's overrides applied, inputs sized and made.
+
+Sample data is read by ``converter.samples``.
+"""
 
 from __future__ import annotations
 
-import csv
+import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from converter.errors import UserError
 from converter.frameworks.base import Dim, TensorSpec
+from converter.memory import format_bytes, input_budget
 from converter.request import SINGLE_INPUT, ConversionRequest
 
 BATCH = "batch"
@@ -120,6 +123,42 @@ def concrete_shape(spec: TensorSpec, batch: int, other_size: int) -> tuple[int, 
     return tuple(d if isinstance(d, int) else (batch if d == BATCH else other_size) for d in spec.shape)
 
 
+def validation_batches(specs: list[TensorSpec], first_batch: int) -> list[tuple[int, int]]:
+    """(batch, size of other dynamic axes) of each validation run: a second run when any axis is dynamic."""
+    runs = [(first_batch, OTHER_DYNAMIC_SIZES[0])]
+    if any(isinstance(d, str) for s in specs for d in (s.shape or ())):
+        runs.append((second_batch_size(first_batch), OTHER_DYNAMIC_SIZES[1]))
+    return runs
+
+
+def check_generated_size(specs: list[TensorSpec], first_batch: int) -> None:
+    """Refuse (exit 2) generated inputs that would not fit in memory, before allocating any.
+
+    Counted: the arrays of both validation runs as they are kept; generating a float input
+    also holds a float64 draw of it for a moment, and the runs on them need more again.
+    """
+    runs = validation_batches(specs, first_batch)
+    sizes = [(spec, batch, other, _array_bytes(spec, batch, other)) for batch, other in runs for spec in specs]
+    total = sum(size for *_, size in sizes)
+    budget = input_budget()
+    if total <= budget.limit:
+        return
+    spec, batch, other, _ = max(sizes, key=lambda item: item[3])
+    raise UserError(
+        f"the generated validation inputs would take {format_bytes(total)} "
+        f"(input {spec.name} alone is {format_shape(concrete_shape(spec, batch, other))} {spec.dtype} "
+        f"at batch {batch}); validation inputs may take {budget.reason}",
+        "lower --validation-samples or the sizes in --input-shapes",
+    )
+
+
+def _array_bytes(spec: TensorSpec, batch: int, other_size: int) -> int:
+    # Python ints: a product of user-given sizes must not wrap around as an int64 would.
+    elements = math.prod(concrete_shape(spec, batch, other_size))
+    itemsize = 8 if spec.dtype == "string" else np.dtype(numpy_dtype(spec.dtype)).itemsize  # strings: pointers
+    return elements * itemsize
+
+
 def generate_inputs(
     specs: list[TensorSpec], batch: int, seed: int, other_size: int = OTHER_DYNAMIC_SIZES[0]
 ) -> dict[str, np.ndarray]:
@@ -141,12 +180,12 @@ def generate_inputs(
             high = spec.high if spec.high is not None else 100
             inputs[spec.name] = rng.integers(spec.low, high, size=shape).astype(spec.dtype)
         else:
-            inputs[spec.name] = rng.standard_normal(shape).astype(_numpy_float(spec.dtype))
+            inputs[spec.name] = rng.standard_normal(shape).astype(numpy_dtype(spec.dtype))
     return inputs
 
 
-def _numpy_float(dtype: str) -> str:
-    # numpy has no bfloat16; generate float32 and let the backend cast.
+def numpy_dtype(dtype: str) -> str:
+    """The numpy dtype that holds an input of ``dtype``: numpy has no bfloat16, so float32 (the backend casts)."""
     return "float32" if dtype == "bfloat16" else dtype
 
 
@@ -167,117 +206,3 @@ def second_batch_size(first: int) -> int:
     """A batch size different from the first and from 1."""
     half = first // 2
     return half if half >= 2 else first + 1
-
-
-# -- sample data ------------------------------------------------------------------------------
-
-
-def load_sample_data(path: Path, model_specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    """Arrays keyed by input name from .npy, .npz or .csv."""
-    suffix = path.suffix.lower()
-    names = [s.name for s in model_specs]
-    try:
-        if suffix == ".npy":
-            if len(names) != 1:
-                raise UserError(
-                    f"--sample-data {path.name}: a .npy holds one array but the model has inputs {', '.join(names)}",
-                    "use a .npz with one array per input, named after the inputs",
-                )
-            return {names[0]: np.load(path, allow_pickle=False)}
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-            if len(names) == 1 and len(arrays) == 1:
-                return {names[0]: next(iter(arrays.values()))}
-            missing = [n for n in names if n not in arrays]
-            extra = [k for k in arrays if k not in names]
-            if missing or extra:
-                raise UserError(
-                    f"--sample-data {path.name}: arrays {', '.join(arrays) or '(none)'} do not match the model inputs {', '.join(names)}",
-                    "name each array in the .npz after an input",
-                )
-            return arrays
-        if suffix == ".csv":
-            return _load_csv(path, model_specs)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"--sample-data {path.name} could not be read ({exc})", "give a .npy, .npz or .csv file"
-        ) from None
-    raise UserError(f'--sample-data "{path.name}": unknown file type', "use .npy, .npz or .csv")
-
-
-def _load_csv(path: Path, model_specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle) if row]
-    if not rows:
-        raise UserError(f"--sample-data {path.name} is empty", "give at least one row of inputs")
-    header: list[str] | None = None
-    if not all(_is_number(cell) for cell in rows[0]):
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
-    width = len(header) if header else len(rows[0])
-    if not rows or any(len(r) != width for r in rows):
-        raise UserError(
-            f"--sample-data {path.name}: rows of different lengths or no data rows", "give a rectangular table"
-        )
-    columns = list(zip(*rows, strict=True))
-    if len(model_specs) == 1 and (header is None or model_specs[0].name not in header):
-        spec = model_specs[0]
-        try:
-            table = np.array([[float(c) for c in row] for row in rows])
-        except ValueError:
-            raise UserError(
-                f"--sample-data {path.name}: non-numeric values for the single numeric input {spec.name}",
-                "give numbers only, or a header that names the model's input columns",
-            ) from None
-        return {spec.name: table}
-    if header is None:
-        raise UserError(
-            f"--sample-data {path.name} has no header row but the model has inputs {', '.join(s.name for s in model_specs)}",
-            "add a header row naming the columns",
-        )
-    arrays = {}
-    for spec in model_specs:
-        if spec.name not in header:
-            raise UserError(
-                f"--sample-data {path.name} has no column {spec.name} (columns: {', '.join(header)})",
-                f"add a column for each model input: {', '.join(s.name for s in model_specs)}",
-            )
-        values = columns[header.index(spec.name)]
-        if all(_is_number(v) for v in values):
-            arrays[spec.name] = np.array([float(v) for v in values]).reshape(-1, 1)
-        else:
-            arrays[spec.name] = np.array(values, dtype=object).reshape(-1, 1)
-    return arrays
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def check_samples_fit(samples: dict[str, np.ndarray], specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    """Sample arrays cast to the input dtypes; shapes checked against the fixed dimensions."""
-    fitted = {}
-    for spec in specs:
-        array = samples[spec.name]
-        assert spec.shape is not None
-        fixed = [(axis, d) for axis, d in enumerate(spec.shape) if isinstance(d, int)]
-        bad_rank = array.ndim != len(spec.shape)
-        if bad_rank or any(array.shape[axis] != d for axis, d in fixed if axis > 0):
-            raise UserError(
-                f"--sample-data: input {spec.name} has shape {format_shape(array.shape)} but the model expects {format_shape(spec.shape)}",
-                "give arrays whose shape fits the model (the first axis is the batch)",
-            )
-        if spec.dtype == "string":
-            fitted[spec.name] = array.astype(str).astype(object)
-        elif array.dtype.kind in "OUS":
-            raise UserError(
-                f"--sample-data: input {spec.name} holds strings but the model expects {spec.dtype}",
-                "give numeric values for this input",
-            )
-        else:
-            fitted[spec.name] = array.astype(_numpy_float(spec.dtype))
-    return fitted

@@ -34,6 +34,9 @@ BATCH_OPTIONS: tuple[Option, ...] = (
 )
 
 MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
+# https://docs.github.com/en/actions/using-jobs/using-a-matrix-for-your-jobs: "A matrix will generate
+# a maximum of 256 jobs per workflow run."
+MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
 PATH_OPTIONS = ("model-path", "sample-data", "output-dir")
 # Artifact names may not hold these (GitHub's rule); entry names become artifact names.
@@ -125,7 +128,7 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
         defaults_node = parts.get("defaults", (None, None))[1]
         models_node = parts["models"][1]
     else:
-        raise UserError(f"{path.name} is not a manifest", "write a models: list (see the README)")
+        raise UserError(f"{path.name} is not a manifest", "write a models: list (see docs/cli.md)")
     if not isinstance(models_node, yaml.SequenceNode):
         raise UserError(
             f"{path.name}:{models_node.start_mark.line + 1}: models must be a list", "write one - entry per model"
@@ -221,6 +224,18 @@ def _in_subdir(request: ConversionRequest, name: str) -> ConversionRequest:
     return replace(request, output_dir=output_dir, raw={**request.raw, "output-dir": str(output_dir)})
 
 
-def plan(entries: list[Entry]) -> dict[str, list[dict[str, str]]]:
-    """A GitHub Actions matrix: one job per model (`strategy.matrix: ${{ fromJSON(...) }}`)."""
+def plan(entries: list[Entry], model_path: str) -> dict[str, list[dict[str, str]]]:
+    """A GitHub Actions matrix: one job per model (`strategy.matrix: ${{ fromJSON(...) }}`).
+
+    GitHub refuses a matrix of more than 256 jobs. More models are refused here rather than cut
+    or split: a cut would silently skip models, and a second matrix needs a second job that the
+    workflow would have to declare in advance.
+    """
+    if len(entries) > MAX_MATRIX_JOBS:
+        raise UserError(
+            f'--model-path "{model_path}" lists {len(entries)} models, and a GitHub Actions matrix runs at most '
+            f"{MAX_MATRIX_JOBS} jobs",
+            f"split the models into manifests of at most {MAX_MATRIX_JOBS} (a plan job and a matrix for each), "
+            "or convert them in one job (model-path without mode plan)",
+        )
     return {"include": [{"name": e.name, "model": e.model} for e in entries]}

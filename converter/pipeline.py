@@ -22,17 +22,16 @@ from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
 from converter.inputs import (
     BATCH,
-    OTHER_DYNAMIC_SIZES,
-    check_samples_fit,
+    check_generated_size,
     generate_inputs,
-    load_sample_data,
     resize_batch,
     resolve_specs,
-    second_batch_size,
+    validation_batches,
 )
 from converter.onnx_file import OnnxFacts, check_and_describe, runtime_max_opset, sha256_of, size_of
 from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
 from converter.request import ConversionRequest
+from converter.samples import check_samples_fit, load_sample_data
 from converter.validate import OnnxRunner, Validation, validate
 from converter.variants.run import VariantJob, add_variants
 
@@ -67,6 +66,8 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     model_specs = backend.input_specs(loaded, request)
     samples = load_sample_data(request.sample_data, model_specs) if request.sample_data else None
     specs = resolve_specs(model_specs, request, samples)
+    if samples is None:
+        check_generated_size(specs, request.validation_samples)
     first_inputs = (
         check_samples_fit(samples, specs)
         if samples is not None
@@ -360,13 +361,13 @@ def _second_inputs(
     specs: list[TensorSpec], first: dict[str, np.ndarray], request: ConversionRequest, from_samples: bool
 ) -> dict[str, np.ndarray] | None:
     """Inputs at a second batch size (and second size of other dynamic axes), if any axis is dynamic."""
-    if not any(isinstance(d, str) for s in specs for d in (s.shape or ())):
+    runs = validation_batches(specs, next(iter(first.values())).shape[0])
+    if len(runs) == 1:
         return None
-    first_batch = next(iter(first.values())).shape[0]
-    batch = second_batch_size(first_batch)
+    batch, other_size = runs[1]
     if from_samples:
         return resize_batch(first, specs, batch)
-    return generate_inputs(specs, batch, request.seed + 1, OTHER_DYNAMIC_SIZES[1])
+    return generate_inputs(specs, batch, request.seed + 1, other_size)
 
 
 def _median_ms(fn: Callable[[], object]) -> tuple[float, int]:
@@ -457,7 +458,12 @@ def _staging(output_dir: Path) -> Iterator[Path]:
         raise UserError(
             f'--output-dir "{output_dir}" cannot be created ({exc.strerror})', "give a writable directory"
         ) from None
-    staging = Path(tempfile.mkdtemp(prefix=".onnx-convert-", dir=output_dir))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".onnx-convert-", dir=output_dir))
+    except OSError as exc:  # it exists but is read-only, or not ours
+        raise UserError(
+            f'--output-dir "{output_dir}": cannot write in it ({exc.strerror})', "give a writable directory"
+        ) from None
     try:
         yield staging
     finally:

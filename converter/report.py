@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
 from converter.validate import Validation
 from converter.variants.result import FP32, VariantResult, VariantsReport
 
@@ -103,6 +104,10 @@ class Report:
         return self.validation.worst("max_rel_diff") if self.validation else None
 
     def headline(self) -> str:
+        """One line for the log and annotations: a name in it cannot start a workflow command."""
+        return printable(self._headline())
+
+    def _headline(self) -> str:
         name = self.model.path.rsplit("/", 1)[-1]
         if self.status == "error":
             return f"FAIL {name}: {self.error}"
@@ -120,6 +125,9 @@ class Report:
                 text += ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
         if self.variants:
             text += f"; variants: {self.variants.summary()}"
+        non_finite = self.validation.non_finite_outputs()
+        if non_finite:  # equal NaN and Inf pass; say they were there
+            text += f"; NaN or Inf in outputs {', '.join(non_finite)} (see the report)"
         return text
 
     # -- markdown ----------------------------------------------------------------------------
@@ -145,24 +153,21 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _code(text: object) -> str:
-    return "`" + str(text).replace("`", "'") + "`"
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Every value below may come from the model file or its name: escaped (converter/escape.py).
+_code = markdown_code
+_text = markdown_text
 
 
 def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows[:limit]]
+    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
     if len(rows) > limit:
         lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
     return lines
 
 
 def render_markdown(report: Report, max_rows: int) -> str:
-    name = report.model.path.rsplit("/", 1)[-1]
+    name = _text(report.model.path.rsplit("/", 1)[-1])
     if report.status == "error":
         head = f"## ❌ {name}: conversion failed"
     elif report.passed:
@@ -173,21 +178,21 @@ def render_markdown(report: Report, max_rows: int) -> str:
         head = f"## ❌ {name}: ONNX output differs from the original"
     lines = [head, ""]
     if report.error:
-        lines += [f"**Error:** {report.error}", ""]
+        lines += [f"**Error:** {_text(report.error)}", ""]
     if report.validation and not report.passed:
         failing = report.validation.failing_outputs()
         if failing:
             lines += [f"**Failing outputs:** {', '.join(_code(n) for n in failing)}", ""]
-        lines += [f"**Problem:** {p}" for p in report.validation.problems]
+        lines += [f"**Problem:** {_text(p)}" for p in report.validation.problems]
         if report.validation.problems:
             lines.append("")
     for warning in report.warnings:
-        lines += [f"> ⚠️ {warning}", ""]
+        lines += [f"> ⚠️ {_text(warning)}", ""]
 
     model_rows = [
         ["Model", _code(report.model.path)],
-        ["Framework / format", f"{report.model.framework} / {report.model.format}"],
-        ["Model class", report.model.description],
+        ["Framework / format", f"{_text(report.model.framework)} / {_text(report.model.format)}"],
+        ["Model class", _text(report.model.description)],
         ["Model size", f"{report.model.bytes:,} bytes"],
         ["Model sha256", _code(report.model.sha256)],
     ]
@@ -198,20 +203,27 @@ def render_markdown(report: Report, max_rows: int) -> str:
             ["ONNX size", f"{onnx_info.bytes:,} bytes"],
             ["ONNX sha256", _code(onnx_info.sha256)],
             ["Opset / IR version", f"{onnx_info.opset} / {onnx_info.ir_version}"],
-            ["Exporter", f"{onnx_info.exporter} ({onnx_info.export_path})"],
+            ["Exporter", f"{_text(onnx_info.exporter)} ({_text(onnx_info.export_path)})"],
         ]
         if onnx_info.fallback_reason:
-            model_rows.append(["Fallback reason", onnx_info.fallback_reason])
+            model_rows.append(["Fallback reason", _text(onnx_info.fallback_reason)])
         if len(onnx_info.files) > 1:
             model_rows.append(["Files", ", ".join(_code(f) for f in onnx_info.files)])
         model_rows += [
-            ["Inputs", "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {i['dtype']}" for i in onnx_info.inputs)],
-            ["Outputs", "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {o['dtype']}" for o in onnx_info.outputs)],
+            [
+                "Inputs",
+                "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {_text(i['dtype'])}" for i in onnx_info.inputs),
+            ],
+            [
+                "Outputs",
+                "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {_text(o['dtype'])}" for o in onnx_info.outputs),
+            ],
         ]
     lines += ["### Model", "", *_table(["", ""], model_rows, max_rows, "rows"), ""]
     if len(report.export_attempts) > 1:
         attempt_rows = [
-            [_code(a.route), a.outcome, a.reason or "-", f"{a.seconds:.1f} s"] for a in report.export_attempts
+            [_code(a.route), _text(a.outcome), _text(a.reason) or "-", f"{a.seconds:.1f} s"]
+            for a in report.export_attempts
         ]
         lines += [
             "### Export routes tried",
@@ -226,13 +238,13 @@ def render_markdown(report: Report, max_rows: int) -> str:
             "### Comparison",
             "",
             f"Tolerance: an element fails when |onnx − original| > atol + rtol·|original|, "
-            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {val.input_source}.",
+            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {_text(val.input_source)}.",
             "",
         ]
         rows = []
         for batch in val.batches:
             if batch.problem:
-                rows.append([str(batch.batch_size), "—", "❌", batch.problem, "", "", "", "", ""])
+                rows.append([str(batch.batch_size), "—", "❌", _text(batch.problem), "", "", "", "", ""])
             for out in batch.outputs:
                 agreement = "" if out.label_agreement is None else f"{out.label_agreement:.2%} labels agree"
                 rows.append(
@@ -240,7 +252,7 @@ def render_markdown(report: Report, max_rows: int) -> str:
                         str(batch.batch_size),
                         _code(out.name),
                         "✅" if out.passed else "❌",
-                        out.problem or agreement or _shape(out.shape),
+                        _text(out.problem) or agreement or _shape(out.shape),
                         _num(out.max_abs_diff),
                         _num(out.mean_abs_diff),
                         _num(out.p99_abs_diff),
@@ -265,6 +277,7 @@ def render_markdown(report: Report, max_rows: int) -> str:
             "rows",
         )
         lines.append("")
+        lines += _non_finite_lines(val, max_rows)
 
     if report.variants:
         lines += render_variants(report, max_rows)
@@ -286,16 +299,36 @@ def render_markdown(report: Report, max_rows: int) -> str:
         lines += ["### Timings", "", *_table(["Stage", "Time"], timing_rows, max_rows, "rows"), ""]
 
     if report.versions:
-        lines += ["### Versions", "", " · ".join(f"{k} {v}" for k, v in report.versions.items()), ""]
+        lines += ["### Versions", "", " · ".join(_text(f"{k} {v}") for k, v in report.versions.items()), ""]
     if report.command:
-        lines += ["### Reproduce", "", "```sh", report.command, "```", ""]
+        lines += ["### Reproduce", "", markdown_block(report.command, "sh"), ""]
     return "\n".join(lines)
+
+
+def _non_finite_lines(val: Validation, max_rows: int) -> list[str]:
+    """Where outputs held NaN or Inf: equal ones count as equal, so the table alone would not show them."""
+    found = [
+        f"{_code(out.name)} at batch {batch.batch_size}: {out.non_finite_text()}"
+        for batch in val.batches
+        for out in batch.outputs
+        if out.non_finite_text()
+    ]
+    if not found:
+        return []
+    more = f"; {len(found) - max_rows} more in the JSON report" if len(found) > max_rows else ""
+    return [
+        "**Non-finite values** (NaN on both sides, or the same infinity, count as equal): "
+        + "; ".join(found[:max_rows])
+        + more
+        + ".",
+        "",
+    ]
 
 
 def _shape(shape: list[Any]) -> str:
     if not shape:
         return "scalar"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    return "[" + ", ".join("?" if d is None else _text(d) for d in shape) + "]"
 
 
 def render_variants(report: Report, max_rows: int) -> list[str]:
@@ -321,7 +354,7 @@ def render_variants(report: Report, max_rows: int) -> list[str]:
     for result in variants.results:
         tolerance = result.tolerance
         lines.append(
-            f"- {_code(result.name)}: {_cell(result.method or 'not made')}. Tolerance: rtol {tolerance.get('rtol', 0):g}, "
+            f"- {_code(result.name)}: {_text(result.method or 'not made')}. Tolerance: rtol {tolerance.get('rtol', 0):g}, "
             f"atol {tolerance.get('atol', 0):g}, label agreement ≥ {tolerance.get('label_agreement', 0):.0%}."
         )
     return [*lines, ""]
@@ -330,16 +363,16 @@ def render_variants(report: Report, max_rows: int) -> list[str]:
 def _variant_row(result: VariantResult) -> list[str]:
     verdict = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⏭️ skipped"}[result.status]
     if result.status == "skipped":
-        return [result.name, "-", "-", "-", "-", "-", "-", f"{verdict}: {result.reason}"]
+        return [_text(result.name), "-", "-", "-", "-", "-", "-", f"{verdict}: {_text(result.reason)}"]
     return [
-        result.name,
+        _text(result.name),
         _code(_file_name(result.path)) if result.path else "— (deleted)",
         f"{result.bytes:,} bytes",
         f"{result.size_ratio:.2f}x" if result.size_ratio is not None else "-",
         f"{result.latency_ratio:.2f}x" if result.latency_ratio is not None else "-",
         _num(result.max_abs_diff),
         f"{result.label_agreement:.2%}" if result.label_agreement is not None else "-",
-        f"{verdict}: {result.reason}" if result.reason else verdict,
+        f"{verdict}: {_text(result.reason)}" if result.reason else verdict,
     ]
 
 

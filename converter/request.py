@@ -31,6 +31,9 @@ DTYPES = (
     "string",
 )
 _DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# ASCII only: str.isdigit() and int() also take "²" or "١٦" (int("١٦") is 16), and float() takes "1_0".
+_INTEGER = re.compile(r"[+-]?[0-9]{1,100}")  # int() refuses over 4300 digits; no option needs 100
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
 
 Dim = int | str
@@ -84,7 +87,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-unsafe-load",
         "false",
-        "Allow pickle-based model files (.pkl, .joblib, full torch pickles, Keras unsafe layers).",
+        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript that calls more than tensor operations, Keras unsafe layers).",
     ),
     Option(
         "model-class",
@@ -236,13 +239,24 @@ def parse_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return lowered
 
 
+def ascii_int(text: str) -> int | None:
+    """The integer ``text`` spells in ASCII digits (at most 100 of them), else None."""
+    text = text.strip()
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def ascii_float(text: str) -> float | None:
+    """The number ``text`` spells in ASCII (digits, point, exponent), else None; no nan or inf."""
+    text = text.strip()
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
 def parse_int(option: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
+    number = ascii_int(value)
+    if number is None:
         raise UserError.bad_value(
-            option, value, "not an integer", f"use a whole number of at least {minimum}"
-        ) from None
+            option, value, "not an integer", f"use a whole number of at least {minimum}, in digits 0-9"
+        )
     if number < minimum:
         raise UserError.bad_value(
             option, value, f"must be at least {minimum}", f"use a whole number of at least {minimum}"
@@ -258,21 +272,21 @@ def parse_opset(value: str) -> int | None:
     """``auto`` or an opset number; whether the exporter supports it is checked later."""
     if value.strip().lower() == "auto":
         return None
-    try:
-        opset = int(value.strip())
-    except ValueError:
-        raise UserError.bad_value("opset", value, "not an integer", "use an opset number such as 17, or auto") from None
+    opset = ascii_int(value)
+    if opset is None:
+        raise UserError.bad_value("opset", value, "not an integer", "use an opset number such as 17, or auto")
     if opset < 1:
         raise UserError.bad_value("opset", value, "opsets start at 1", "use an opset number such as 17, or auto")
     return opset
 
 
 def parse_tolerance(option: str, value: str) -> float:
-    try:
-        number = float(value.strip())
-    except ValueError:
-        raise UserError.bad_value(option, value, "not a number", "use a non-negative number such as 1e-3") from None
-    if not number >= 0 or number == float("inf"):  # also rejects NaN
+    number = ascii_float(value)
+    if number is None and value.strip().lower().lstrip("+-") in {"nan", "inf", "infinity"}:
+        number = float("nan")  # refused below as not finite, as it always was
+    if number is None:
+        raise UserError.bad_value(option, value, "not a number", "use a non-negative number such as 1e-3")
+    if not 0 <= number < float("inf"):  # 1e999 parses as inf
         raise UserError.bad_value(
             option, value, "must be a finite number >= 0", "use a non-negative number such as 1e-3"
         )
@@ -295,6 +309,8 @@ def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool 
         raise UserError.bad_value(
             option, value, "no such file or directory", "check the path (it is relative to the working directory)"
         )
+    if must_exist and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
+        raise UserError.bad_value(option, value, "is not a regular file or directory", "give a file or directory")
     return path
 
 
@@ -350,8 +366,9 @@ def parse_input_shapes(value: str) -> dict[str, tuple[Dim, ...]]:
         # "1x3x224x224"; a dimension name that contains an x needs commas: "batch,max_x,4".
         for token in spec.split(",") if "," in spec else spec.replace("×", "x").split("x"):
             token = token.strip()
-            if token.isdigit() and int(token) > 0:
-                dims.append(int(token))
+            size = ascii_int(token)
+            if size is not None and size > 0 and token[0] not in "+-":
+                dims.append(size)
             elif _DIM_NAME.match(token):
                 dims.append(token)
             else:

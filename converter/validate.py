@@ -14,6 +14,8 @@ import numpy as np
 
 from converter.errors import ConversionError, shorten
 
+NON_FINITE_NAMES = {"nan": "NaN", "+inf": "+Inf", "-inf": "-Inf"}
+
 
 @dataclass
 class OutputComparison:
@@ -34,6 +36,19 @@ class OutputComparison:
     p99_rel_diff: float = 0.0
     label_agreement: float | None = None  # fraction of equal labels, for label outputs
     problem: str = ""  # why it failed when no statistic says it (missing output, shape)
+    # Elements that are NaN, +Inf or -Inf, per side: {"original": {"nan": 0, "+inf": 0, "-inf": 0}, "onnx": {...}}.
+    # Equal infinities and NaN on both sides count as equal, so they pass unless this is read.
+    non_finite: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def non_finite_text(self) -> str:
+        """e.g. "original 2 NaN, 1 -Inf; ONNX 2 NaN, 1 -Inf"; empty when every element is finite."""
+        sides = []
+        for side, label in (("original", "original"), ("onnx", "ONNX")):
+            counts = self.non_finite.get(side, {})
+            found = [f"{counts[kind]:,} {name}" for kind, name in NON_FINITE_NAMES.items() if counts.get(kind)]
+            if found:
+                sides.append(f"{label} {', '.join(found)}")
+        return "; ".join(sides)
 
 
 @dataclass
@@ -82,6 +97,13 @@ class Validation:
                     )
                     found.append(f"output {out.name} at batch {batch.batch_size}: {detail}")
         return list(dict.fromkeys(found))
+
+    def non_finite_outputs(self) -> list[str]:
+        """Outputs with a NaN or an infinity on either side, at any batch size."""
+        names = []
+        for batch in self.batches:
+            names += [o.name for o in batch.outputs if o.non_finite_text() and o.name not in names]
+        return names
 
     def worst(self, stat: str) -> float:
         values = [getattr(o, stat) for b in self.batches for o in b.outputs if o.label_agreement is None]
@@ -195,24 +217,42 @@ def _compare_one(
         return result
     ref64 = ref.astype(np.float64)
     out64 = out.astype(np.float64)
-    both_nan = np.isnan(ref64) & np.isnan(out64)
-    diff = np.where(both_nan, 0.0, np.abs(out64 - ref64))
+    result.non_finite = {"original": _count_non_finite(ref64), "onnx": _count_non_finite(out64)}
+    # Equal values (the same infinity included: inf - inf is NaN) and NaN on both sides are equal.
+    same = (ref64 == out64) | (np.isnan(ref64) & np.isnan(out64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(same, 0.0, np.abs(out64 - ref64))
     diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a failure
     allowed = atol + rtol * np.abs(np.nan_to_num(ref64))
     failing = diff > allowed
     result.failing = int(np.count_nonzero(failing))
     result.passed = result.failing == 0
     if diff.size:
+        _difference_statistics(result, diff, np.abs(ref64))
+    return result
+
+
+def _difference_statistics(result: OutputComparison, diff: np.ndarray, magnitude: np.ndarray) -> None:
+    """Max, mean and p99 of the absolute and relative differences (an infinite one is reported as the largest float)."""
+    with np.errstate(invalid="ignore"):  # percentiles and ratios of infinities
         result.max_abs_diff = _finite(diff.max())
         result.mean_abs_diff = _finite(diff.mean())
         result.p99_abs_diff = _finite(np.percentile(diff, 99))
-        nonzero = np.abs(ref64) > 0
+        nonzero = magnitude > 0
         if nonzero.any():
-            rel = diff[nonzero] / np.abs(ref64[nonzero])
+            # An infinite difference stays infinite (inf / |inf| would be NaN).
+            rel = np.where(np.isinf(diff[nonzero]), np.inf, diff[nonzero] / magnitude[nonzero])
             result.max_rel_diff = _finite(rel.max())
             result.mean_rel_diff = _finite(rel.mean())
             result.p99_rel_diff = _finite(np.percentile(rel, 99))
-    return result
+
+
+def _count_non_finite(values: np.ndarray) -> dict[str, int]:
+    return {
+        "nan": int(np.count_nonzero(np.isnan(values))),
+        "+inf": int(np.count_nonzero(np.isposinf(values))),
+        "-inf": int(np.count_nonzero(np.isneginf(values))),
+    }
 
 
 def _finite(value: float) -> float:

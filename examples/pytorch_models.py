@@ -68,6 +68,7 @@ def build(out_dir: Path) -> list[tuple[Path, list[str]]]:
 
     return [
         (out_dir / "moons_mlp.pt", ["--model-class", f"{classes}:MoonsMLP", "--input-shapes", "batchx2"]),
+        # TorchScript: its code is checked to hold only tensor operations before torch.jit.load runs it.
         (out_dir / "square_finder_torchscript.pt", ["--input-shapes", "batchx1x16x16"]),
         (out_dir / "token_classifier.pt2", []),
         (

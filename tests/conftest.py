@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -94,3 +95,82 @@ def save_digits_mlp(folder: Path) -> tuple[Path, Path]:
     sio.dump(model.fit(x, y), path)
     np.save(samples, x[::28][:64].astype(np.float32))
     return path, samples
+
+
+# -- what GitHub's runner makes of a step's output --------------------------------------------
+
+# The commands actions/runner registers (src/Runner.Worker/ActionCommandManager.cs and its extensions).
+RUNNER_COMMANDS = frozenset(
+    [
+        "set-env",
+        "set-output",
+        "save-state",
+        "add-path",
+        "add-mask",
+        "add-matcher",
+        "remove-matcher",
+        "warning",
+        "error",
+        "notice",
+        "debug",
+        "group",
+        "endgroup",
+        "echo",
+        "stop-commands",
+    ]
+)
+
+
+@dataclass
+class RunnerView:
+    commands: list[str]  # the lines the runner acts on, in order (stop and resume excluded)
+    ignored: list[str]  # lines that hold a command but came while commands were stopped
+
+
+def read_as_runner(output: str) -> RunnerView:
+    """``output`` read line by line as actions/runner reads a step's output (ActionCommand.cs).
+
+    A line is a command when, after leading whitespace, it starts with ``::name`` and has a second
+    ``::``; or when it holds the legacy ``##[name]`` anywhere. After ``::stop-commands::TOKEN``
+    only ``::TOKEN::`` is a command, and it resumes processing.
+    """
+    view = RunnerView([], [])
+    token = None
+    for line in re.split(r"\r\n|\r|\n", output):
+        name = _command_name(line, RUNNER_COMMANDS | ({token} if token else set()))
+        if name is None:
+            continue
+        if token is not None:
+            if name == token:
+                token = None
+            else:
+                view.ignored.append(line)
+        elif name == "stop-commands":
+            token = line.strip().split("::", 2)[2]
+        else:
+            view.commands.append(line.strip())
+    return view
+
+
+def _command_name(line: str, registered: frozenset[str] | set[str]) -> str | None:
+    text = line.lstrip()
+    if text.startswith("::") and (end := text.find("::", 2)) >= 0:
+        name = text[2:end].split(" ", 1)[0]
+        if name in registered:
+            return name
+    if (start := line.find("##[")) >= 0 and (end := line.find("]", start)) >= 0:
+        name = line[start + 3 : end].split(" ", 1)[0]
+        if name in registered:
+            return name
+    return None
+
+
+def markdown_html(markdown: str) -> tuple[str, list[str]]:
+    """GitHub-flavoured markdown (tables, strikethrough) as HTML, and the raw-HTML pieces it holds."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    tokens = parser.parse(markdown)
+    raw = [t.content for t in tokens if t.type == "html_block"]
+    raw += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
+    return parser.render(markdown), raw

@@ -1,4 +1,4 @@
-"""action.yml, converter.request.OPTIONS and the README's tables say the same thing."""
+"""action.yml, converter.request.OPTIONS and the tables in docs/action.md say the same thing."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from converter.request import OPTIONS
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 README = (ROOT / "README.md").read_text()
+ACTION_DOCS = (ROOT / "docs" / "action.md").read_text()
 
 
-def readme_table(marker: str) -> list[list[str]]:
-    """Rows of the markdown table between <!-- marker:start --> and <!-- marker:end -->, header dropped."""
-    match = re.search(rf"<!-- {marker}:start -->\n(.*?)<!-- {marker}:end -->", README, re.S)
-    assert match, f"README.md has no {marker} table"
+def docs_table(marker: str) -> list[list[str]]:
+    """Rows of the markdown table between <!-- marker:start --> and <!-- marker:end --> in docs/action.md, header dropped."""
+    match = re.search(rf"<!-- {marker}:start -->\n(.*?)<!-- {marker}:end -->", ACTION_DOCS, re.S)
+    assert match, f"docs/action.md has no {marker} table"
     rows = [line for line in match.group(1).splitlines() if line.startswith("|")][2:]
     return [[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
 
@@ -49,7 +50,7 @@ def test_action_is_a_docker_action_built_from_the_dockerfile_with_branding() -> 
     assert ACTION["name"] and ACTION["description"]
 
 
-def test_readme_inputs_table_agrees_with_action_yml() -> None:
+def test_docs_inputs_table_agrees_with_action_yml() -> None:
     rows = [
         [
             f"`{name}`",
@@ -58,11 +59,11 @@ def test_readme_inputs_table_agrees_with_action_yml() -> None:
         ]
         for name, spec in ACTION["inputs"].items()
     ]
-    assert readme_table("action-inputs") == rows
+    assert docs_table("action-inputs") == rows
 
 
-def test_readme_outputs_table_agrees_with_action_yml() -> None:
-    assert readme_table("action-outputs") == [
+def test_docs_outputs_table_agrees_with_action_yml() -> None:
+    assert docs_table("action-outputs") == [
         [f"`{name}`", spec["description"]] for name, spec in ACTION["outputs"].items()
     ]
 

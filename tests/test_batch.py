@@ -12,9 +12,10 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import LocallyLinearEmbedding
 
-from converter.batch import BatchIndex
+from converter.batch import CUT_NOTE_BYTES, BatchIndex, IndexRow
 from converter.errors import UserError
 from converter.manifest import load_entries
+from converter.report import MARKDOWN_LIMIT
 
 X, Y = load_iris(return_X_y=True)
 
@@ -174,3 +175,95 @@ def test_merge_without_reports_is_refused(run_cli, tmp_path: Path) -> None:
     result = run_cli("merge", "--output-dir", str(tmp_path / "empty"))
     assert result.code == 2
     assert "holds no *.report.json" in result.errors
+
+
+def test_index_rows_show_hostile_names_and_errors_as_text() -> None:
+    row = IndexRow(
+        name="a|b`c",
+        model="models/x.skops",
+        passed=False,
+        status="error",
+        framework="sklearn",
+        error="cannot read m\n::warning::x <script>alert(1)</script> | [a](http://e.example)",
+    )
+    line = BatchIndex([row]).to_markdown().splitlines()[-1]
+    assert line == (
+        "| ``a\\|b`c`` | sklearn | - | - | - | - | ❌ error: cannot read m\\\\n::warning::x "
+        "&lt;script&gt;alert(1)&lt;/script&gt; &#124; \\[a\\](http://e.example) | 0.0 s |"
+    )
+
+
+def _failed(number: int) -> IndexRow:
+    error = f"models/m{number}.skops is not a model this tool can read: no scikit-learn estimator in it; check the file"
+    return IndexRow(name=f"m{number}", model=f"models/m{number}.skops", passed=False, status="error", error=error)
+
+
+def _passed(number: int) -> IndexRow:
+    return IndexRow(name=f"p{number}", model=f"models/p{number}.skops", passed=True, status="passed", opset=17)
+
+
+def test_an_index_of_ten_thousand_failures_stays_under_the_job_summary_limit() -> None:
+    index = BatchIndex([_passed(0), *[_failed(i) for i in range(10_000)]])
+
+    markdown = index.to_markdown()
+
+    assert len(markdown.encode()) <= MARKDOWN_LIMIT
+    shown = [line for line in markdown.splitlines() if line.startswith("| `")]
+    assert all("❌ error" in line for line in shown)  # failures first
+    assert markdown.endswith(
+        f"\n_{10_001 - len(shown):,} of 10,001 models not shown ({10_000 - len(shown):,} failed, 1 passed), to keep "
+        "this under GitHub's job summary limit; failures are listed first, and index.json has every model._\n"
+    )
+    assert len(BatchIndex.from_json(index.to_json()).rows) == 10_001
+
+
+def test_a_cut_index_lists_failures_before_passes_and_counts_what_it_left_out() -> None:
+    rows = [_passed(i) if i % 5 else _failed(i) for i in range(1, 21)]  # m5, m10, m15, m20 among 16 passes
+    head = "\n".join(BatchIndex(rows).to_markdown().splitlines()[:4])
+    fitting = [_failed(i) for i in (5, 10, 15, 20)] + [_passed(1), _passed(2)]
+    limit = len(head.encode()) + CUT_NOTE_BYTES + sum(len(row.to_markdown().encode()) + 1 for row in fitting)
+
+    markdown = BatchIndex(rows).to_markdown(limit=limit)
+
+    names = [line.split("`")[1] for line in markdown.splitlines() if line.startswith("| `")]
+    assert names == ["m5", "m10", "m15", "m20", "p1", "p2"]
+    assert markdown.splitlines()[-1] == (
+        "_14 of 20 models not shown (0 failed, 14 passed), to keep this under GitHub's job summary limit; "
+        "failures are listed first, and index.json has every model._"
+    )
+    assert len(markdown.encode()) <= limit
+
+
+def test_a_long_error_is_cut_in_the_index_and_kept_whole_in_the_json() -> None:
+    row = IndexRow(name="m", model="m.skops", passed=False, status="error", error="x" * 5000)
+    assert len(row.to_markdown()) < 400
+    assert BatchIndex.from_json(BatchIndex([row]).to_json()).rows[0].error == "x" * 5000
+
+
+def _manifest_of(count: int) -> str:
+    return "models:\n" + "".join(f"  - name: m{i}\n    model-path: models/a/model.skops\n" for i in range(count))
+
+
+def test_plan_refuses_more_models_than_a_github_matrix_runs(repo: Path, run_cli, monkeypatch) -> None:
+    monkeypatch.chdir(repo)
+    write(repo / "big.yml", _manifest_of(257))
+
+    result = run_cli("plan", "--model-path", "big.yml")
+
+    assert result.code == 2
+    assert result.stdout == ""
+    assert result.errors == (
+        'error: --model-path "big.yml" lists 257 models, and a GitHub Actions matrix runs at most 256 jobs; '
+        "split the models into manifests of at most 256 (a plan job and a matrix for each), or convert them "
+        "in one job (model-path without mode plan)\n"
+    )
+
+
+def test_plan_of_256_models_is_one_matrix(repo: Path, run_cli, monkeypatch) -> None:
+    monkeypatch.chdir(repo)
+    write(repo / "full.yml", _manifest_of(256))
+
+    result = run_cli("plan", "--model-path", "full.yml")
+
+    assert result.code == 0, result.errors
+    assert len(json.loads(result.stdout)["include"]) == 256

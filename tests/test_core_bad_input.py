@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -224,3 +225,183 @@ def test_a_missing_framework_names_the_image_that_holds_it(run_cli, model_dir: P
         "pip install 'onnx-convert-action[sklearn]', or use the sklearn image "
         "(docker build --target sklearn; released as onnx-convert-action:<version>-sklearn)",
     )
+
+
+# -- numbers, sizes and files that used to end in a traceback (issue 14, item 6) ----------------------
+
+
+def test_a_superscript_dimension_is_one_line(run_cli, model_dir: Path) -> None:
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--input-shapes", "2x\u00b2")
+    assert_one_line_error(
+        result,
+        2,
+        'error: --input-shapes "2x\u00b2": "\u00b2" is not a dimension; use an integer or a name such as batch',
+    )
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        (
+            "--input-shapes",
+            "1x100000000000",
+            "error: the generated validation inputs would take 8,941 GiB (input input alone is 16x100000000000 "
+            "float32 at batch 16); validation inputs may take at most 256 MiB; "
+            "lower --validation-samples or the sizes in --input-shapes",
+        ),
+        (  # this one ran to 7.2 GB and then blamed the model
+            "--validation-samples",
+            "100000000",
+            "error: the generated validation inputs would take 2.24 GiB (input input alone is 100000000x4 "
+            "float32 at batch 100000000); validation inputs may take at most 256 MiB; "
+            "lower --validation-samples or the sizes in --input-shapes",
+        ),
+    ],
+)
+def test_inputs_too_large_to_generate_are_refused_before_allocation(
+    run_cli, model_dir: Path, option: str, value: str, message: str
+) -> None:
+    assert_one_line_error(run_cli("--model-path", str(model_dir / "good.skops"), option, value), 2, message)
+
+
+def test_the_input_budget_is_the_cap_or_a_sixteenth_of_available_memory() -> None:
+    from converter.memory import MAX_INPUT_BYTES, input_budget
+
+    assert input_budget(64 * 1024**3).limit == MAX_INPUT_BYTES == 256 * 1024**2
+    small = input_budget(2 * 1024**3)
+    assert (small.limit, small.reason) == (128 * 1024**2, "at most a sixteenth of the 2 GiB of memory available")
+
+
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (
+            np.zeros((0, 4), np.float32),
+            "error: --sample-data x.npy: array input has shape 0x4, no rows to validate with; "
+            "give at least one row (the first axis is the batch)",
+        ),
+        (
+            np.float32(1.0),
+            "error: --sample-data x.npy: array input has shape scalar, no rows to validate with; "
+            "give at least one row (the first axis is the batch)",
+        ),
+        (
+            np.ones((5, 4), np.complex64),
+            "error: --sample-data: input input holds complex64 values but the model expects float32; "
+            "give real numbers (int, float or bool) for this input",
+        ),
+    ],
+)
+def test_sample_arrays_without_rows_or_real_numbers(run_cli, tmp_path: Path, model_dir: Path, array, message) -> None:
+    np.save(tmp_path / "x.npy", array)
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.npy"))
+    assert_one_line_error(result, 2, message)
+
+
+def test_a_huge_npy_is_refused_from_its_header(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    # A sparse file: 1.1 GB long, nothing written; reading it would allocate all of it.
+    mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(70_000_000, 4))
+    del mapped
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.npy"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.npy: its arrays (input 70000000x4 float32) would take 1.04 GiB; "
+        "validation inputs may take at most 256 MiB; give fewer rows: a few hundred validate a model as well as millions",
+    )
+
+
+def test_an_npy_shorter_than_its_header_says(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    with (tmp_path / "x.npy").open("wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": (10**8, 4)})
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.npy"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.npy could not be read (mmap length is greater than file size); "
+        "write it again with numpy.save or numpy.savez, or as a UTF-8 .csv",
+    )
+
+
+def test_an_npz_zip_bomb_is_refused_before_numpy_reads_it(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    path = tmp_path / "bomb.npz"
+    rows = 20_000_000  # 320 MB of zeros in a 0.3 MB member
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("input.npy", "w") as member,
+    ):
+        np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": (rows, 4)})
+        for _ in range(20):
+            member.write(bytes(16_000_000))
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(path))
+    assert result.code == 2
+    assert result.errors.startswith(
+        f"error: --sample-data: bomb.npz would inflate from {path.stat().st_size:,} to {rows * 16 + 128:,} bytes"
+    )
+    assert result.errors.endswith("so it looks like a zip bomb; give fewer rows, saved with numpy.savez\n")
+    assert result.written() == []
+
+
+def test_npz_arrays_with_different_row_counts(run_cli, tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]})
+    model = make_pipeline(make_column_transformer((StandardScaler(), ["a", "b"])), LogisticRegression()).fit(frame, Y)
+    sio.dump(model, tmp_path / "columns.skops")
+    np.savez(tmp_path / "x.npz", a=X[:5, :1], b=X[:3, 1:2])
+    result = run_cli("--model-path", str(tmp_path / "columns.skops"), "--sample-data", str(tmp_path / "x.npz"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.npz: the arrays have different numbers of rows (a 5, b 3); "
+        "give every input the same rows (the first axis is the batch)",
+    )
+
+
+def test_a_csv_field_over_the_csv_module_limit(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    (tmp_path / "x.csv").write_text("a,b,c,d\n" + "1" * 140_000 + ",2,3,4\n")
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.csv"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.csv, line 2: field larger than field limit (131072); "
+        "give a CSV of plain values, or the data as a .npy or .npz",
+    )
+
+
+def test_a_csv_too_large_to_read_is_refused_by_its_size(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    (tmp_path / "x.csv").write_text("1,2,3,4\n" * 700_000)  # 5.6 MB: up to 280 MB as Python strings
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.csv"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.csv is 5.34 MiB, and a CSV is read as Python strings of up to 50x its size; "
+        "validation inputs may take at most 256 MiB; give fewer rows, or the same data as a .npy or .npz",
+    )
+
+
+def test_csv_numbers_are_ascii(run_cli, tmp_path: Path, model_dir: Path) -> None:
+    # float() reads "\u0667" as 7: such a cell is text, and a numeric input refuses it.
+    (tmp_path / "x.csv").write_text("1,2,3,4\n5,6,7,\u0667\n")
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--sample-data", str(tmp_path / "x.csv"))
+    assert_one_line_error(
+        result,
+        2,
+        "error: --sample-data x.csv: non-numeric values for the single numeric input input; "
+        "give numbers only, or a header that names the model's input columns",
+    )
+
+
+@pytest.mark.skipif(
+    not Path("/sys/kernel").is_dir(), reason="needs sysfs, where nobody (root included) may create files"
+)
+def test_an_output_dir_that_exists_but_is_not_writable(run_cli, model_dir: Path) -> None:
+    result = run_cli("--model-path", str(model_dir / "good.skops"), "--output-dir", "/sys/kernel")
+    assert result.code == 2
+    assert result.errors == (
+        'error: --output-dir "/sys/kernel": cannot write in it (Operation not permitted); give a writable directory\n'
+    )
+    assert "Traceback" not in result.stderr

@@ -80,6 +80,36 @@ def test_bad_tolerances_are_refused(text: str) -> None:
 def test_tolerances_parse_scientific_notation() -> None:
     assert parse_tolerance("atol", "1e-5") == 1e-5
     assert parse_tolerance("atol", "0") == 0.0
+    assert parse_tolerance("atol", ".5") == 0.5
+
+
+@pytest.mark.parametrize(
+    "option,text,message",
+    [
+        # int() and float() read other scripts' digits ("\u0661\u0666" is 16) and underscores
+        ("validation-samples", "\u0661\u0666", "not an integer; use a whole number of at least 1, in digits 0-9"),
+        ("seed", "1_000", "not an integer; use a whole number of at least 0, in digits 0-9"),
+        ("opset", "\u0661\u0667", "not an integer; use an opset number such as 17, or auto"),
+        ("rtol", "\u0661", "not a number; use a non-negative number such as 1e-3"),
+        ("atol", "1_0", "not a number; use a non-negative number such as 1e-3"),
+        ("atol", "1e999", "must be a finite number >= 0; use a non-negative number such as 1e-3"),
+        ("validation-samples", "9" * 101, "not an integer; use a whole number of at least 1, in digits 0-9"),
+    ],
+)
+def test_numbers_are_ascii_digits_only(model_file: Path, option: str, text: str, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        ConversionRequest.from_mapping({"model-path": str(model_file), option: text})
+    assert err.value.one_line() == f'--{option} "{text}": {message}'
+
+
+def test_a_path_that_is_not_a_file_or_directory_is_refused(model_file: Path) -> None:
+    # A FIFO would block the first read forever, a device such as /dev/zero never end.
+    with pytest.raises(UserError) as err:
+        ConversionRequest.from_mapping({"model-path": str(model_file), "sample-data": "/dev/zero"})
+    assert (
+        err.value.one_line()
+        == '--sample-data "/dev/zero": is not a regular file or directory; give a file or directory'
+    )
 
 
 def test_input_shapes_single_and_named() -> None:
@@ -104,6 +134,10 @@ def test_input_shapes_single_and_named() -> None:
         ),
         ("a:1x2;a:1x3", '--input-shapes "a:1x2;a:1x3": input a is given twice; give each input once'),
         ("a:", '--input-shapes "a:": input a has no shape; write a shape such as 1x3x224x224'),
+        # str.isdigit() takes superscripts and other scripts' digits; int() then fails or reads them
+        ("2x\u00b2", '--input-shapes "2x\u00b2": "\u00b2" is not a dimension; use an integer or a name such as batch'),
+        ("\u0661x4", '--input-shapes "\u0661x4": "\u0661" is not a dimension; use an integer or a name such as batch'),
+        ("+2x4", '--input-shapes "+2x4": "+2" is not a dimension; use an integer or a name such as batch'),
     ],
 )
 def test_malformed_input_shapes_are_refused(text: str, message: str) -> None:

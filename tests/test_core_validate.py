@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from converter.frameworks.base import TensorSpec
 from converter.onnx_file import check_and_describe
 from converter.pipeline import _fixed_axis_problems
-from converter.report import ModelInfo, Report
+from converter.report import ModelInfo, OnnxInfo, Report
 from converter.validate import BatchCheck, OnnxRunner, Validation, compare, validate
 
 
@@ -44,6 +45,64 @@ def test_nan_on_one_side_fails_nan_on_both_passes() -> None:
     [differs] = compare({"y": ref}, {"y": np.array([0.0, 1.0])}, 1e-3, 1e-3)
     assert same.passed
     assert not differs.passed and differs.failing == 1
+
+
+def test_the_same_infinity_in_the_same_place_is_equal() -> None:
+    # |inf - inf| is NaN, which was counted as an infinite difference: a log(0) failed.
+    ref = np.array([np.inf, -np.inf, 2.0], dtype=np.float32)
+    [result] = compare({"y": ref}, {"y": ref.copy()}, 1e-3, 1e-3)
+    assert result.passed and result.failing == 0
+    assert (result.max_abs_diff, result.max_rel_diff, result.p99_rel_diff) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "onnx_values",
+    [[-np.inf, -np.inf, 2.0], [3.0, -np.inf, 2.0], [np.inf, -np.inf, np.inf], [np.nan, -np.inf, 2.0]],
+    ids=["opposite sign", "finite for inf", "inf for finite", "nan for inf"],
+)
+def test_an_infinity_on_one_side_or_of_the_other_sign_fails(onnx_values: list[float]) -> None:
+    ref = np.array([np.inf, -np.inf, 2.0])
+    [result] = compare({"y": ref}, {"y": np.array(onnx_values)}, 1e-3, 1e-3)
+    assert not result.passed and result.failing == 1
+    assert result.max_abs_diff == result.max_rel_diff == np.finfo(np.float64).max  # JSON has no inf
+
+
+def test_non_finite_elements_are_counted_per_side() -> None:
+    ref = np.array([[np.nan, np.inf, -np.inf, 1.0], [np.nan, 0.0, -np.inf, 1.0]])
+    [result] = compare({"y": ref}, {"y": ref.copy()}, 1e-3, 1e-3)
+    assert result.passed
+    assert result.non_finite == {"original": {"nan": 2, "+inf": 1, "-inf": 2}, "onnx": {"nan": 2, "+inf": 1, "-inf": 2}}
+    assert result.non_finite_text() == "original 2 NaN, 1 +Inf, 2 -Inf; ONNX 2 NaN, 1 +Inf, 2 -Inf"
+    [finite] = compare({"y": np.ones(3)}, {"y": np.ones(3)}, 1e-3, 1e-3)
+    assert finite.non_finite == {"original": {"nan": 0, "+inf": 0, "-inf": 0}, "onnx": {"nan": 0, "+inf": 0, "-inf": 0}}
+    assert finite.non_finite_text() == ""
+
+
+def test_nan_that_passes_is_named_in_the_headline_and_the_comparison() -> None:
+    outputs = compare(
+        {"log": np.array([np.nan, -np.inf, 0.5]), "p": np.ones(3)},
+        {"log": np.array([np.nan, -np.inf, 0.5]), "p": np.ones(3)},
+        1e-3,
+        1e-3,
+    )
+    validation = Validation(1e-3, 1e-3, 3, "x.npy", True, [BatchCheck(3, True, outputs)])
+    report = Report(
+        passed=True,
+        status="passed",
+        model=ModelInfo(path="m.keras", framework="tensorflow", format="keras", description="", sha256="0", bytes=1),
+        onnx=OnnxInfo("m.onnx", "0", 1, 18, {"": 18}, 8, [], [], {}, "tf2onnx", "route"),
+        validation=validation,
+    )
+    assert report.headline() == (
+        "PASS m.keras (tensorflow/keras) -> m.onnx: opset 18, max abs diff 0, batch 3; "
+        "NaN or Inf in outputs log (see the report)"
+    )
+    assert (
+        "**Non-finite values** (NaN on both sides, or the same infinity, count as equal): "
+        "`log` at batch 3: original 1 NaN, 1 -Inf; ONNX 1 NaN, 1 -Inf.\n" in report.to_markdown()
+    )
+    again = Report.from_json(report.to_json())
+    assert again.validation is not None and again.validation.batches[0].outputs[0].non_finite == outputs[0].non_finite
 
 
 def test_outputs_are_paired_by_name_not_position() -> None:

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from converter.escape import markdown_text, printable
 from converter.github.action import run
 from converter.github.outputs import OUTPUTS
-from tests.conftest import save_digits_mlp
+from tests.conftest import RunnerView, read_as_runner, save_digits_mlp
 from tests.test_github_fake_server import FakeResultsServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,11 +57,14 @@ class ActionRun:
     def summary(self) -> str:
         return self.summary_file.read_text()
 
+    @property
+    def runner(self) -> RunnerView:
+        """What GitHub's runner makes of stdout: the commands it acts on, and those it ignores."""
+        return read_as_runner(self.stdout)
+
     def commands(self, name: str) -> list[str]:
-        """The workflow command lines of one kind. github-action-utils writes "::group ::title"
-        (empty properties); GitHub's runner reads it as "::group::title", and so do these tests."""
-        lines = [line.replace(f"::{name} ::", f"::{name}::", 1) for line in self.stdout.splitlines()]
-        return [line for line in lines if line.startswith((f"::{name}::", f"::{name} "))]
+        """The workflow commands of one kind that the runner acts on."""
+        return [line for line in self.runner.commands if line.startswith((f"::{name}::", f"::{name} "))]
 
 
 def parse_output_file(text: str) -> dict[str, str]:
@@ -206,10 +211,10 @@ def test_a_bad_input_is_one_error_line_and_exit_2_without_traceback(action) -> N
     result = action(model_path="models/iris.skops", rtol="abc")
 
     assert result.code == 2
-    assert (
-        result.stdout
-        == '::error title=onnx-convert::--rtol "abc": not a number; use a non-negative number such as 1e-3\n'
-    )
+    assert result.runner.commands == [
+        '::error title=onnx-convert::--rtol "abc": not a number; use a non-negative number such as 1e-3'
+    ]
+    assert [line for line in result.stdout.splitlines() if not line.startswith("::")] == []
     assert result.stderr == ""
     assert result.output_file.read_text() == ""
     assert not (result.workspace / "onnx-models").exists()
@@ -219,9 +224,9 @@ def test_a_missing_required_input_is_one_error_line(action) -> None:
     result = action()
 
     assert result.code == 2
-    assert result.stdout == (
-        "::error title=onnx-convert::--model-path is required; give the model file or directory to convert\n"
-    )
+    assert result.runner.commands == [
+        "::error title=onnx-convert::--model-path is required; give the model file or directory to convert"
+    ]
 
 
 def test_a_path_outside_the_workspace_is_refused(action, workspace: Path) -> None:
@@ -312,6 +317,36 @@ def test_a_failed_upload_fails_the_step_but_keeps_the_outputs(action, server) ->
     ]
     assert result.outputs["passed"] == "true"
     assert result.outputs["artifact-id"] == ""
+    # Nothing converted is lost: the files stay, and the summary says where.
+    assert (result.workspace / "onnx-models" / "iris.onnx").is_file()
+    assert result.summary.rstrip("\n").endswith(
+        "re-run the job, or set upload-artifact: false. The files are in `onnx-models` on the runner, "
+        "for a later step to upload."
+    )
+
+
+def test_a_summary_that_cannot_be_written_still_leaves_the_outputs_and_fails_the_step(action, tmp_path) -> None:
+    (tmp_path / "summary-is-a-folder").mkdir()
+
+    result = action(env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary-is-a-folder")}, model_path="models/iris.skops")
+
+    assert result.code == 1
+    assert result.commands("error") == [
+        f"::error title=onnx-convert::job summary failed: [Errno 21] Is a directory: '{tmp_path}/summary-is-a-folder'"
+    ]
+    assert result.outputs["passed"] == "true" and result.outputs["onnx-path"] == "onnx-models/iris.onnx"
+
+
+def test_outputs_that_cannot_be_written_still_leave_the_summary_and_fail_the_step(action, tmp_path) -> None:
+    (tmp_path / "output-is-a-folder").mkdir()
+
+    result = action(env={"GITHUB_OUTPUT": str(tmp_path / "output-is-a-folder")}, model_path="models/iris.skops")
+
+    assert result.code == 1
+    assert result.commands("error") == [
+        f"::error title=onnx-convert::step outputs failed: [Errno 21] Is a directory: '{tmp_path}/output-is-a-folder'"
+    ]
+    assert result.summary.startswith("## ✅ iris.skops: converted and validated")
 
 
 def test_entrypoint_with_arguments_is_the_cli_in_the_workspace(
@@ -338,4 +373,137 @@ def test_entrypoint_without_arguments_runs_the_action(
     code = entrypoint.main([])
 
     assert code == 2
-    assert capsys.readouterr().out.startswith('::error title=onnx-convert::--rtol "nan": must be a finite number >= 0')
+    assert (
+        read_as_runner(capsys.readouterr().out)
+        .commands[0]
+        .startswith('::error title=onnx-convert::--rtol "nan": must be a finite number >= 0')
+    )
+
+
+# -- workflow-command injection: names and framework output come from the repository ------------
+
+HOSTILE_NAMES = [
+    "m\n::warning::injected",
+    "m\n::error title=pwned::injected",
+    "m\n::add-mask::onnx",
+    "m\n::set-output name=passed::false",
+    "m\n  ::notice::indented",
+    "m\r::warning::carriage return",
+    "m%0A::warning::percent-encoded",
+]
+# "[" makes model-path a glob: this one comes in through a glob.
+LEGACY_SYNTAX = "m ##[warning]legacy syntax"
+
+
+def _escaped_command_data(text: str) -> str:
+    """How github-action-utils writes a command's message (and the runner decodes it back)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=repr)
+def test_a_hostile_model_file_name_reaches_the_runner_as_no_command(action, server, workspace, name: str) -> None:
+    (workspace / "models" / f"{name}.skops").write_bytes((workspace / "models" / "iris.skops").read_bytes())
+
+    result = action(env=server.env(), model_path=f"models/{name}.skops")
+
+    assert result.code == 0, result.stdout
+    shown = printable(f"{name}.skops")
+    assert result.stdout.startswith("::stop-commands::")  # before anything else
+    assert result.runner.ignored == []  # no line of ours holds a command while commands are stopped
+    [artifact] = server.artifacts
+    assert result.runner.commands == [
+        f"::group::onnx-convert: {_escaped_command_data(shown)}",
+        "::endgroup::",
+        f"::group::upload artifact {artifact}",
+        "::endgroup::",
+    ]
+    assert result.stdout.splitlines()[-1].startswith(f"PASS {shown} (sklearn/skops) -> ")
+    assert result.outputs["passed"] == "true"
+    assert result.summary.startswith(f"## ✅ {markdown_text(name + '.skops')}: converted and validated\n")
+
+
+def test_names_found_by_a_glob_reach_the_runner_as_no_command(action, workspace) -> None:
+    for name in [*HOSTILE_NAMES[:2], LEGACY_SYNTAX]:
+        (workspace / "models" / f"{name}.skops").write_bytes((workspace / "models" / "iris.skops").read_bytes())
+
+    result = action(model_path="models/*.skops", upload_artifact="false")
+
+    assert result.code == 0, result.stdout
+    assert result.runner.ignored == []
+    assert result.runner.commands == ["::group::onnx-convert: 4 model(s)", "::endgroup::"]
+    assert f"onnx-convert: {workspace}/models/m\\n::warning::injected.skops: sklearn model (skops)\n" in result.stdout
+    assert f"onnx-convert: {workspace}/models/m ##\\x5bwarning]legacy syntax.skops: sklearn model" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def printing_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TorchScript model whose forward prints workflow commands (TorchScript prints to sys.stdout)."""
+    import torch
+
+    class Printer(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            print("::warning title=pwned::printed by the model\n##[error]legacy, printed by the model")
+            return x * 2
+
+    path = tmp_path_factory.mktemp("torch") / "printer.pt"
+    torch.jit.save(torch.jit.script(Printer()), str(path))
+    return path
+
+
+def test_what_the_model_itself_prints_is_not_acted_on(action, workspace, printing_model: Path) -> None:
+    (workspace / "models" / "printer.pt").write_bytes(printing_model.read_bytes())
+
+    # The flag: whether a TorchScript file that prints may load without it is the loader's business, not this test's.
+    result = action(model_path="models/printer.pt", input_shapes="1x8", allow_unsafe_load="true")
+
+    assert result.code == 0, result.stdout
+    assert "::warning title=pwned::printed by the model" in result.runner.ignored
+    assert "##[error]legacy, printed by the model" in result.runner.ignored
+    # ours: the group, the exporter's fallback (TorchScript cannot go through torch.export), the skipped upload
+    assert [line.split("::")[1] for line in result.runner.commands] == [
+        "group",
+        "endgroup",
+        "warning title=onnx-convert",
+        "notice title=onnx-convert",
+    ]
+
+
+NET_WRITING_TO_STDERR = """\
+import sys
+
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        print("::error title=pwned::written to stderr by the model class", file=sys.stderr, flush=True)
+        return self.linear(x)
+"""
+
+
+def test_the_container_writes_one_stream_in_which_stderr_is_inert_too(workspace: Path) -> None:
+    import torch
+
+    (workspace / "models" / "net.py").write_text(NET_WRITING_TO_STDERR)
+    torch.save({"linear.weight": torch.ones(3, 8), "linear.bias": torch.zeros(3)}, workspace / "models" / "net.pt")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "ACTIONS_", "GITHUB_"))}
+    env |= {
+        "GITHUB_WORKSPACE": str(workspace),
+        "INPUT_MODEL-PATH": "models/net.pt",
+        "INPUT_MODEL-CLASS": "models/net.py:Net",
+        "INPUT_INPUT-SHAPES": "1x8",
+    }
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")], env=env, capture_output=True, text=True, timeout=600
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""  # stderr went into stdout, in the order it was written
+    runner = read_as_runner(done.stdout)
+    assert "::error title=pwned::written to stderr by the model class" in runner.ignored
+    assert [line.split("::")[1] for line in runner.commands] == ["group", "endgroup", "notice title=onnx-convert"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import time
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from converter.github.artifacts import (
     RuntimeContext,
     backend_ids_from_token,
     expires_at,
+    files_under,
     validate_artifact_name,
 )
 from tests.test_github_fake_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
@@ -226,3 +230,76 @@ def test_the_results_service_is_addressed_at_the_origin_of_the_results_url() -> 
     assert context.results_url == "https://results.example:8443"
     assert (context.run_backend_id, context.job_backend_id) == (RUN_ID, JOB_ID)
     assert context.max_retention_days is None  # act's GITHUB_RETENTION_DAYS=0 and no value both mean unknown
+
+
+def test_an_answer_shorter_than_its_content_length_is_retried_like_a_dropped_connection(server, files) -> None:
+    server.inject("create", Fault(truncate=True))
+    server.inject("block", Fault(truncate=True))
+    server.inject("finalize", Fault(truncate=True))
+    log: list[str] = []
+
+    uploaded = client_for(server, log=log).upload("model-onnx", files)
+
+    assert server.artifacts["model-onnx"].finalized and uploaded.id == server.artifacts["model-onnx"].artifact_id
+    retries = [line for line in log if "retry" in line]
+    assert [line.split(":")[0] for line in retries] == ["CreateArtifact", "Put Block 1 of 3", "FinalizeArtifact"]
+    assert all("ChunkedEncodingError" in line for line in retries), retries
+
+
+# The per-read timeout (0.5 s) never fires against a server that sends a byte every 0.2 s.
+TRICKLE = 0.2
+DEADLINES = RetryPolicy(attempts=10, base_delay=0.01, max_delay=0.05, read_timeout=0.5, request_deadline=1.0)
+
+
+def test_a_server_that_trickles_its_answer_is_cut_at_the_call_deadline_and_retried(server, files) -> None:
+    server.inject("create", Fault(trickle=TRICKLE))
+    server.inject("block", Fault(trickle=TRICKLE))
+    log: list[str] = []
+    start = time.monotonic()
+
+    uploaded = client_for(server, retry=DEADLINES, log=log).upload("model-onnx", files)
+
+    assert time.monotonic() - start < 6  # two cut calls of 1 s; trickled, the two answers take 70 s
+    assert uploaded.id == server.artifacts["model-onnx"].artifact_id
+    retries = [line for line in log if "retry" in line]
+    assert [line.split(";")[0] for line in retries] == [
+        "CreateArtifact: Timeout: no complete answer within 1 s",
+        "Put Block 1 of 3: Timeout: no complete answer within 1 s",
+    ]
+
+
+def test_a_server_that_always_trickles_fails_the_upload_within_its_bound(server, files) -> None:
+    server.inject("create", *[Fault(trickle=TRICKLE)] * 20)
+    retry = replace(DEADLINES, upload_deadline=2.5)
+    start = time.monotonic()
+
+    with pytest.raises(ArtifactError) as failure:
+        client_for(server, retry=retry).upload("model-onnx", files)
+
+    assert time.monotonic() - start < 4
+    assert re.fullmatch(
+        f"CreateArtifact to {server.url}/twirp/github.actions.results.api.v1.ArtifactService/CreateArtifact failed: "
+        r"the upload took longer than 2.5 s \(last attempt: Timeout: no complete answer within [0-9.]+ s\); "
+        "the artifact was not finalized; re-run the job, or set upload-artifact: false",
+        failure.value.one_line(),
+    ), failure.value.one_line()
+    assert "finalize" not in server.calls
+
+
+def test_links_are_listed_apart_and_never_zipped(server, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "m.onnx").write_bytes(b"onnx")
+    (tmp_path / "secret").write_text("token")
+    (folder / "secret").symlink_to(tmp_path / "secret")
+    (folder / "home").symlink_to(tmp_path)
+
+    files, links = files_under(folder)
+
+    assert files == [folder / "model" / "m.onnx"]
+    assert links == [folder / "home", folder / "secret"]
+    with pytest.raises(ArtifactError, match=f"^{folder}/secret is not a regular file, so it is not uploaded$"):
+        client_for(server).upload("out", [*files, folder / "secret"], root=folder)
+    with pytest.raises(ArtifactError, match=f"^{tmp_path}/secret is outside {folder}, so it is not uploaded$"):
+        client_for(server).upload("out", [tmp_path / "secret"], root=folder)
+    assert server.calls == []

@@ -4,7 +4,8 @@
 Azure Blob calls behind the signed URL (Put Block, Put Block List, Put Blob) as the real
 services do: blocks are kept by id until a block list commits them, and FinalizeArtifact is
 checked against the committed blob. Faults can be queued per kind of call: an HTTP status
-(500, 429 with Retry-After), a dropped connection, or a slow answer.
+(500, 429 with Retry-After), a dropped connection, a slow answer, an answer shorter than its
+Content-Length, or an answer trickled one byte at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,6 +47,8 @@ class Fault:
     retry_after: str | None = None
     drop: bool = False  # close the connection without an answer
     delay: float = 0.0  # answer normally, this many seconds late
+    truncate: bool = False  # announce 100 bytes more than the body in Content-Length; send the body, close
+    trickle: float = 0.0  # send the answer (status line, headers, body) one byte every this many seconds
 
 
 @dataclass
@@ -205,26 +209,35 @@ class FakeResultsServer:
                     time.sleep(fault.delay)
                 if fault.status:
                     body = json.dumps({"code": "unavailable", "msg": "injected fault"}).encode()
-                    self._send(fault.status, body, {"Retry-After": fault.retry_after} if fault.retry_after else {})
+                    retry_after = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                    self._send(fault.status, body, retry_after, fault)
                     return
-                with server._lock:
+                with server._lock:  # the answer is made under the lock and sent outside it
                     if parts.path.startswith(SERVICE):
                         status, answer = server._twirp(method, json.loads(data), self.headers.get("Authorization", ""))
-                        self._send(status, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+                        body, headers = json.dumps(answer).encode(), {"Content-Type": "application/json"}
                     elif parts.path.startswith("/blob/"):
-                        headers = {k.lower(): v for k, v in self.headers.items()}
-                        status, body = server._blob(parts.path[len("/blob/") :], query, headers, data)
-                        self._send(status, body, {})
+                        lowered = {k.lower(): v for k, v in self.headers.items()}
+                        status, body = server._blob(parts.path[len("/blob/") :], query, lowered, data)
+                        headers = {}
                     else:
-                        self._send(404, b"", {})
+                        status, body, headers = 404, b"", {}
+                self._send(status, body, headers, fault)
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            def _send(self, status: int, body: bytes, headers: dict[str, str], fault: Fault) -> None:
+                head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                head += "".join(f"{key}: {value}\r\n" for key, value in headers.items())
+                head += f"Content-Length: {len(body) + (100 if fault.truncate else 0)}\r\n\r\n"
+                answer = head.encode() + body
+                if fault.trickle:
+                    for index in range(len(answer)):  # until the client gives up (the write then fails)
+                        self.wfile.write(answer[index : index + 1])
+                        time.sleep(fault.trickle)
+                else:
+                    self.wfile.write(answer)
+                if fault.truncate:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
         return Handler
 

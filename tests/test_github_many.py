@@ -165,3 +165,81 @@ def test_a_bad_mode_is_refused(action) -> None:
     done = action(mode="deploy", model_path="onnx-models.yml")
     assert done.code == 2
     assert 'mode "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
+
+
+def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, workspace: Path) -> None:
+    hostile = "models/<script>alert(1)<b>|`x`.skops"
+    (workspace / hostile).write_bytes((workspace / "models" / "knn.skops").read_bytes())
+    (workspace / "onnx-models.yml").write_text(f"models:\n  - name: evil\n    model-path: '{hostile}'\n")
+    done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
+    assert done.code == 0, done.stdout
+    assert done.summary.rstrip("\n").splitlines()[-1] == "| `evil` | ``models/<script>alert(1)<b>\\|`x`.skops`` |"
+
+
+def test_links_under_the_output_dir_are_never_followed_and_the_run_still_reports(
+    action, server, workspace: Path, tmp_path: Path
+) -> None:
+    # A pull request can commit links in the output folder to the runner's files.
+    (tmp_path / "runner-secret.txt").write_text("ghs_secret")
+    links = workspace / "onnx-models"
+    links.mkdir()
+    (links / "leak.txt").symlink_to(tmp_path / "runner-secret.txt")
+    (links / "etc").symlink_to("/etc")
+    (links / "inside.skops").symlink_to("../models/knn.skops")
+
+    done = action(env=server.env(), model_path="onnx-models.yml")
+
+    assert done.code == 0, done.stdout
+    assert members(server, "onnx-models") == [
+        "index.json",
+        "index.md",
+        "knn/knn.onnx",
+        "knn/knn.report.json",
+        "knn/knn.report.md",
+        "logreg/logreg.onnx",
+        "logreg/logreg.report.json",
+        "logreg/logreg.report.md",
+    ]
+    assert done.commands("warning") == [
+        "::warning title=onnx-convert::not uploaded: 3 symbolic link(s) in onnx-models (etc -> /etc, "
+        f"inside.skops -> ../models/knn.skops, leak.txt -> {tmp_path}/runner-secret.txt); links are never "
+        "followed, the artifact holds the files the conversion wrote"
+    ]
+    assert done.summary.startswith("## ✅ 2 models converted and validated")
+    assert done.outputs["artifact-id"] == server.artifacts["onnx-models"].artifact_id
+
+
+def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_files(
+    action, server, workspace: Path
+) -> None:
+    from tests.test_github_fake_server import Fault
+
+    server.inject("create", Fault(status=403))
+
+    done = action(env=server.env(), model_path="onnx-models.yml")
+
+    assert done.code == 1
+    assert [line.split("::")[2][:40] for line in done.commands("error")] == ["artifact upload failed: CreateArtifact t"]
+    assert done.summary.rstrip("\n").endswith(
+        f"**Artifact:** not uploaded: CreateArtifact to {server.url}/twirp/github.actions.results.api.v1."
+        "ArtifactService/CreateArtifact failed: HTTP 403 (unavailable: injected fault); the artifact was not "
+        "finalized; re-run the job, or set upload-artifact: false. The files are in `onnx-models` on the "
+        "runner, for a later step to upload."
+    )
+    assert done.outputs["passed"] == "true" and done.outputs["artifact-id"] == ""
+    assert (workspace / "onnx-models" / "knn" / "knn.onnx").is_file()
+
+
+def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, workspace: Path) -> None:
+    entries = "".join(f"  - name: m{i}\n    model-path: models/knn.skops\n" for i in range(300))
+    (workspace / "onnx-models.yml").write_text("models:\n" + entries)
+
+    done = action(mode="plan", model_path="onnx-models.yml")
+
+    assert done.code == 2
+    assert done.commands("error") == [
+        '::error title=onnx-convert::--model-path "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
+        "runs at most 256 jobs; split the models into manifests of at most 256 (a plan job and a matrix for each), "
+        "or convert them in one job (model-path without mode plan)"
+    ]
+    assert done.output_file.read_text() == ""

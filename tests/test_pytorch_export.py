@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from converter.frameworks import pytorch_export
+from converter.frameworks.pytorch import export as pytorch_export
 from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from converter.frameworks.pytorch import PytorchBackend
+from converter.frameworks.pytorch.backend import PytorchBackend
 from converter.request import ConversionRequest
 from tests import pytorch_models as pm
 from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files

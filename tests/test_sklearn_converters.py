@@ -1,4 +1,4 @@
-"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn_converters.py).
+"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn/converters.py).
 
 Each estimator is trained, saved, converted through the CLI (which validates at two batch
 sizes), and the .onnx is then run again here on fresh inputs and compared with scikit-learn.
@@ -200,7 +200,7 @@ def save(model: Any, directory: Path, name: str) -> tuple[Path, list[str]]:
 
 
 def sklearn_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """What the README promises each output name holds."""
+    """What docs/sklearn.md promises each output name holds."""
     x = x.astype(np.float64)
     if isinstance(model, IsotonicRegression):
         x = x.ravel()

@@ -33,8 +33,8 @@ from sklearn.utils.validation import check_array
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 REFUSED = "holds what this tool does not load from a .skops file: "
 HINT = (
-    "; a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the functions the "
-    "README lists (scikit-learn); save the model without the others, or pass --allow-unsafe-load true if you "
+    "; a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the functions "
+    "listed in docs/sklearn.md; save the model without the others, or pass --allow-unsafe-load true if you "
     "trust the file\n"
 )
 
@@ -195,7 +195,7 @@ LEGIT = {
 
 @pytest.mark.parametrize("name", sorted(LEGIT))
 def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) -> None:
-    from converter.frameworks.sklearn import SklearnBackend
+    from converter.frameworks.sklearn.backend import SklearnBackend
     from converter.request import ConversionRequest
 
     with warnings.catch_warnings():

@@ -6,6 +6,7 @@ converts one of them through the CLI in process, so TensorFlow is imported once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -53,6 +54,14 @@ def _two_heads() -> Any:
     score = keras.layers.Dense(2, name="score")(hidden)
     probs = keras.layers.Dense(3, activation="softmax", name="probs")(hidden)
     return keras.Model([a, b], [score, probs])
+
+
+class _Log(tf.Module):
+    """log(x): -Inf at 0, NaN below, +Inf at +Inf, in TensorFlow and in onnxruntime alike."""
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
+    def serve(self, x: Any) -> dict[str, Any]:
+        return {"log": tf.math.log(x)}
 
 
 class _Lgamma(tf.Module):
@@ -139,6 +148,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     module = _Lgamma()
     tf.saved_model.save(module, str(directory / "lgamma_savedmodel"), signatures={"serving_default": module.serve})
+    log = _Log()
+    tf.saved_model.save(log, str(directory / "log_savedmodel"), signatures={"serving_default": log.serve})
+
+    pairs = keras.Sequential([keras.Input((8,), batch_size=2, name="features"), keras.layers.Dense(3)])
+    pairs.save(directory / "batch_of_two.keras")
     return directory
 
 
@@ -258,7 +272,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     """The route used when from_function fails, run on its own and checked in onnxruntime."""
     import onnxruntime as ort
 
-    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.frameworks.tensorflow.backend import TensorFlowBackend
     from converter.inputs import generate_inputs, resolve_specs
     from converter.request import ConversionRequest
 
@@ -300,6 +314,74 @@ def test_fixed_batch_keeps_the_validation_batch(run_cli, models: Path) -> None:
     assert report["validation"]["batch_sizes"] == [16]
 
 
+def test_fixed_batch_keeps_the_tflite_models_own_batch(run_cli, models: Path) -> None:
+    # shape_signature -1, shape 1: the interpreter runs at 1, so the ONNX file takes 1 (it took 16).
+    result = run_cli("--model-path", str(models / "mobilenet_v2.tflite"), "--dynamic-batch", "false")
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("mobilenet_v2")
+    assert list(_tensors(report, "inputs").values()) == [[1, 32, 32, 3]]
+    assert report["validation"]["batch_sizes"] == [1]
+    assert report["validation"]["batches"][0]["outputs"][0]["shape"] == [1, 10]
+
+
+def test_fixed_batch_keeps_a_keras_models_own_batch(run_cli, models: Path) -> None:
+    result = run_cli("--model-path", str(models / "batch_of_two.keras"), "--dynamic-batch", "false")
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("batch_of_two")
+    assert _tensors(report, "inputs") == {"features": [2, 8]}
+    assert report["validation"]["batch_sizes"] == [2]
+
+
+def test_sample_rows_must_fit_a_fixed_batch(run_cli, models: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "rows.npy", np.zeros((5, 32, 32, 3), np.float32))
+    result = run_cli(
+        "--model-path", str(models / "mobilenet_v2.tflite"), "--dynamic-batch", "false",
+        "--sample-data", str(tmp_path / "rows.npy"),
+    )  # fmt: skip
+    name = next(iter(_input_names(models / "mobilenet_v2.tflite")))  # keras_tensor_N, N from the fixture
+    _one_line_error(
+        result,
+        2,
+        f"--sample-data: input {name} has 5 rows but its batch axis is fixed at 1; give 1 row, or pass --dynamic-batch true",
+    )
+
+
+def _input_names(tflite: Path) -> list[str]:
+    with pytest.warns(UserWarning, match="tf.lite.Interpreter is deprecated"):
+        interpreter = tf.lite.Interpreter(model_path=str(tflite))
+    runner = interpreter.get_signature_runner(next(iter(interpreter.get_signature_list())))
+    return list(runner.get_input_details())
+
+
+def test_equal_infinities_and_nan_pass_and_are_reported(run_cli, models: Path, tmp_path: Path) -> None:
+    x = np.array([[0.0, -1.0, np.inf, 2.0], [1.0, 0.0, 3.0, -np.inf]], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run_cli("--model-path", str(models / "log_savedmodel"), "--sample-data", str(tmp_path / "x.npy"))
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].endswith("; NaN or Inf in outputs log (see the report)")
+    first = result.report("log_savedmodel")["validation"]["batches"][0]["outputs"][0]
+    counts = {"nan": 2, "+inf": 1, "-inf": 2}  # log(-1), log(-inf); log(inf); log(0) twice
+    assert first["passed"] and first["non_finite"] == {"original": counts, "onnx": counts}
+    assert "`log` at batch 2: original 2 NaN, 1 +Inf, 2 -Inf; ONNX 2 NaN, 1 +Inf, 2 -Inf" in result.markdown(
+        "log_savedmodel"
+    )
+
+
+def test_a_zip_bomb_keras_file_is_refused_before_keras_reads_it(run_cli, models: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(models / "mlp.keras") as real, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for name in ("config.json", "metadata.json"):
+            bomb.writestr(name, real.read(name))
+        with bomb.open("model.weights.h5", "w") as member:  # 320 MB of zeros in 0.3 MB
+            for _ in range(20):
+                member.write(bytes(16_000_000))
+    result = run_cli("--model-path", str(path))
+    assert result.code == 2
+    assert result.errors.startswith(f"error: bomb.keras: bomb.keras would inflate from {path.stat().st_size:,} to ")
+    assert "('model.weights.h5' alone to 320,000,000); this tool reads at most 64 MiB plus 100x" in result.errors
+    assert result.errors.count("\n") == 1 and result.written() == []
+
+
 def test_unknown_image_size_stays_dynamic_unless_input_shapes_fix_it(run_cli, models: Path) -> None:
     dynamic = _passed(run_cli("--model-path", str(models / "any_size.keras")), "any_size")
     assert _tensors(dynamic, "inputs") == {"image": ["batch", "image_dim1", "image_dim2", 3]}
@@ -322,7 +404,7 @@ def test_lambda_layer_converts_with_allow_unsafe_load(run_cli, models: Path) -> 
 
 
 def test_format_is_detected_from_content_not_suffix(run_cli, models: Path, tmp_path: Path) -> None:
-    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.frameworks.tensorflow.backend import TensorFlowBackend
 
     renamed = {"keras.bin": "mlp.keras", "h5.bin": "cnn.h5", "tflite.bin": "mobilenet_v2.tflite"}
     for new, old in renamed.items():
@@ -478,7 +560,7 @@ def test_operator_tf2onnx_cannot_convert_exits_1_with_its_name(run_cli, models: 
 def test_opset_range_matches_tf2onnx() -> None:
     import tf2onnx.constants
 
-    from converter.frameworks.tensorflow import TF2ONNX_OPSETS
+    from converter.frameworks.tensorflow.backend import TF2ONNX_OPSETS
 
     assert TF2ONNX_OPSETS[1] == max(tf2onnx.constants.OPSET_TO_IR_VERSION)
 
@@ -518,6 +600,71 @@ def test_tensorflow_start_up_noise_stays_out_of_the_log(models: Path, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stderr.splitlines() if not line.startswith("onnx-convert: ")] == []
     assert done.stdout.startswith("PASS mobilenet_v2.tflite (tensorflow/tflite)")
+
+
+def _convert_in_a_fresh_process(model: Path, output_dir: Path) -> tuple[str, list[str]]:
+    """sha256 of the .onnx a new process writes, and the lines it printed to stderr besides progress."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "converter", "--model-path", str(model), "--output-dir", str(output_dir)],
+        capture_output=True, text=True, check=False, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [onnx_file] = output_dir.glob("*.onnx")
+    noise = [line for line in done.stderr.splitlines() if not line.startswith("onnx-convert: ")]
+    return hashlib.sha256(onnx_file.read_bytes()).hexdigest(), noise
+
+
+@pytest.mark.parametrize("name", ["mlp.keras", "cnn.h5", "lstm_savedmodel", "mobilenet_v2.tflite"])
+def test_two_runs_write_the_same_file_and_nothing_else_to_stderr(models: Path, tmp_path: Path, name: str) -> None:
+    """Release pipelines need reproducible files; tf2onnx's generated names and node order differed."""
+    first, noise = _convert_in_a_fresh_process(models / name, tmp_path / "first")
+    second, _ = _convert_in_a_fresh_process(models / name, tmp_path / "second")
+    assert first == second
+    assert noise == []
+
+
+def test_canonical_form_does_not_depend_on_generated_names_or_node_order() -> None:
+    from onnx import TensorProto, helper
+
+    from converter.frameworks.tensorflow.canonical import canonicalize
+
+    def model(counter: int, swap: bool) -> Any:
+        two = helper.make_tensor(f"const__{counter}", TensorProto.FLOAT, [], [2.0])
+        double = helper.make_node(
+            "Mul", ["x", f"const__{counter}"], [f"double__{counter + 1}:0"], f"mul__{counter + 1}"
+        )
+        add = helper.make_node("Add", ["x", "x"], [f"sum__{counter + 2}:0"], f"add__{counter + 2}")
+        twin = helper.make_node("Add", ["x", "x"], [f"sum__{counter + 3}:0"], f"add__{counter + 3}")  # merged
+        out = helper.make_node(
+            "Sum", [f"double__{counter + 1}:0", f"sum__{counter + 2}:0", f"sum__{counter + 3}:0"], ["y"]
+        )
+        nodes = [add, twin, double, out] if swap else [double, twin, add, out]
+        value = helper.make_tensor_value_info
+        graph = helper.make_graph(nodes, "g", [value("x", 1, [2])], [value("y", 1, [2])], [two])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    first, second = model(3, swap=False), model(40, swap=True)
+    assert canonicalize(first, {}) == {} and canonicalize(second, {}) == {}
+    assert first.SerializeToString() == second.SerializeToString()
+    assert [(n.op_type, list(n.input)) for n in first.graph.node] == [
+        ("Add", ["x", "x"]),
+        ("Mul", ["x", "Mul_1_in1"]),
+        ("Sum", ["Mul_1:0", "Add_0:0", "Add_0:0"]),
+    ]
+    import onnx.checker
+
+    onnx.checker.check_model(first)
+
+
+def test_native_start_up_notices_are_filtered_and_real_errors_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    from converter.frameworks.tensorflow.startup import native_notices_filtered
+
+    with native_notices_filtered():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1.2 1 port.cc:153] oneDNN custom operations are on. You may see ...\n")
+        os.write(2, b"E0000 00:00:1.3 1 loader.cc:12] could not open libfoo.so\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.3 1 loader.cc:12] could not open libfoo.so\n"
 
 
 def _version(package: str) -> str:

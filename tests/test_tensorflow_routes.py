@@ -139,7 +139,7 @@ def test_scalar_added_after_a_bias_free_convolution_keeps_the_transpose_optimize
 
 
 def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, models: Path) -> None:
-    from converter.frameworks import tensorflow_graph
+    from converter.frameworks.tensorflow import graph as tensorflow_graph
 
     model = keras.saving.load_model(models / "big.keras")
     signature = [tf.TensorSpec((None, 256), tf.float32, name="x")]
@@ -191,7 +191,7 @@ def _round_initializers(path: Path, step: float) -> None:
 def _lossy_backend(routes: list[str]) -> type:
     """The TensorFlow backend with a real lossy route: the preferred route's file with its weights
     rounded, as a careless quantizer would write it. Its validation fails on its own numbers."""
-    from converter.frameworks.tensorflow import TensorFlowBackend
+    from converter.frameworks.tensorflow.backend import TensorFlowBackend
 
     class Lossy(TensorFlowBackend):
         def export_routes(self, loaded: Any) -> list[str]:
@@ -289,7 +289,7 @@ def test_light_model_writes_its_held_initializers_into_one_valid_file(tmp_path: 
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from converter.frameworks.tensorflow_onnx import LightModel
+    from converter.frameworks.tensorflow.onnx_model import LightModel
 
     weight = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     graph = helper.make_graph(
@@ -321,7 +321,7 @@ def test_light_model_over_the_limit_writes_page_aligned_external_data(tmp_path: 
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from converter.frameworks.tensorflow_onnx import EXTERNAL_DATA_ALIGNMENT, LightModel
+    from converter.frameworks.tensorflow.onnx_model import EXTERNAL_DATA_ALIGNMENT, LightModel
 
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((5, 2)).astype(np.float32)

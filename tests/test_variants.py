@@ -182,7 +182,7 @@ def test_a_required_variant_that_fails_fails_the_run_with_exit_1(run_cli, mlp) -
     report = result.report("digits_mlp")
     assert report["passed"] is False and report["status"] == "failed"
     assert report["validation"]["passed"] is True  # the fp32 file itself reproduces the model
-    assert result.markdown("digits_mlp").startswith("## ❌ digits_mlp.skops: a required variant did not pass\n")
+    assert result.markdown("digits_mlp").startswith("## ❌ digits\\_mlp.skops: a required variant did not pass\n")
     assert "digits_mlp.int8-dynamic.onnx" not in result.written()
 
 

@@ -169,8 +169,8 @@ def test_detection_reads_the_file_head_without_importing_the_frameworks(tmp_path
         "import sys; from pathlib import Path; from converter.frameworks import resolve_backend\n"
         "for p in sys.argv[1:4]:\n"
         "    b, f = resolve_backend('auto', Path(p)); print(b.name, f)\n"
-        "from converter.frameworks.xgboost import XGBoostBackend\n"
-        "from converter.frameworks.lightgbm import LightGBMBackend\n"
+        "from converter.frameworks.boosters.xgboost import XGBoostBackend\n"
+        "from converter.frameworks.boosters.lightgbm import LightGBMBackend\n"
         "print(XGBoostBackend.detect(Path(sys.argv[4])), LightGBMBackend.detect(Path(sys.argv[5])))\n"
         "print(sorted(m for m in ('xgboost', 'lightgbm', 'onnxmltools', 'torch') if m in sys.modules))\n"
     )

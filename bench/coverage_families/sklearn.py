@@ -190,7 +190,7 @@ def _data_for(estimator: Any) -> Data:
         # compared coordinates (rows 58 and 64: sepal width 2.9, petal width 1.3) and tie exactly
         # at KNNImputer's 5th distance. Which one scikit-learn averages is numpy argpartition's
         # pick, set by float64 rounding and the CPU's SIMD, so no conversion can reproduce it
-        # (README; 71 of 200,000 values on plain iris, all such ties). The noise leaves no ties.
+        # (docs/sklearn.md; 71 of 200,000 values on plain iris, all such ties). The noise leaves no ties.
         def holes(rng: np.random.Generator, n: int) -> np.ndarray:
             mask = np.zeros((n, 4), dtype=bool)
             rows = np.flatnonzero(rng.random(n) < 0.3)
@@ -284,7 +284,7 @@ def _save(estimator: Any, data: Data, directory: Path) -> Built:
 
 
 def _reference(estimator: Any, inputs: Inputs, names: list[str]) -> Inputs:
-    """The estimator's own methods under the output names the README documents."""
+    """The estimator's own methods under the output names docs/sklearn.md documents."""
     x = inputs["input"].astype(np.float64)
     outputs: Inputs = {}
     with warnings.catch_warnings():

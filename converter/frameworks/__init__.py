@@ -13,11 +13,11 @@ from converter.frameworks.base import Backend
 
 # framework name -> "module:Class"; order is the detection order.
 BACKENDS: dict[str, str] = {
-    "sklearn": "converter.frameworks.sklearn:SklearnBackend",
-    "pytorch": "converter.frameworks.pytorch:PytorchBackend",
-    "tensorflow": "converter.frameworks.tensorflow:TensorFlowBackend",
-    "xgboost": "converter.frameworks.xgboost:XGBoostBackend",
-    "lightgbm": "converter.frameworks.lightgbm:LightGBMBackend",
+    "sklearn": "converter.frameworks.sklearn.backend:SklearnBackend",
+    "pytorch": "converter.frameworks.pytorch.backend:PytorchBackend",
+    "tensorflow": "converter.frameworks.tensorflow.backend:TensorFlowBackend",
+    "xgboost": "converter.frameworks.boosters.xgboost:XGBoostBackend",
+    "lightgbm": "converter.frameworks.boosters.lightgbm:LightGBMBackend",
 }
 
 

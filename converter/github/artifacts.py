@@ -8,8 +8,11 @@ This is what actions/upload-artifact@v4 does (``@actions/artifact`` in actions/t
    blocks too);
 3. ``FinalizeArtifact`` with the zip's size and sha256 returns the artifact id.
 
-Every call is retried with backoff on 429, 5xx, timeouts and dropped connections. A failed
-block or block list is never followed by ``FinalizeArtifact``: a partial zip is never published.
+Every call is retried with backoff on 429, 5xx, timeouts, dropped connections and bodies cut
+short. Each call ends within a deadline however slowly the server answers (``deadline.py``), and
+the whole upload within another. A failed block or block list is never followed by
+``FinalizeArtifact``: a partial zip is never published. Only regular files are zipped: a symbolic
+link is never followed, and nothing outside the folder being uploaded is zipped.
 
 Why plain ``requests`` and not azure-storage-blob: the SDK keeps only the query parameters it
 knows as Azure SAS fields and drops the others, and act's signed URLs carry their signature in
@@ -23,6 +26,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import random
 import re
 import tempfile
@@ -38,6 +42,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from converter.errors import ConverterError, UserError, shorten
+from converter.github.deadline import DeadlineAdapter
 
 BLOCK_SIZE = 8 * 1024 * 1024  # the toolkit's block size; Azure allows up to 4000 MiB
 SERVICE_PATH = "/twirp/github.actions.results.api.v1.ArtifactService/"
@@ -66,7 +71,9 @@ class RetryPolicy:
     base_delay: float = 1.0  # seconds before the first retry; doubles each time
     max_delay: float = 30.0
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0  # a block of 8 MiB on a slow runner link
+    read_timeout: float = 120.0  # the longest silence between two reads
+    request_deadline: float = 300.0  # one call, whole: a block of 8 MiB at 28 KiB/s
+    upload_deadline: float = 3600.0  # every call and pause of one upload
 
     def delay(self, retry: int, retry_after: str | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based); honours Retry-After."""
@@ -198,6 +205,10 @@ class ArtifactClient:
         self.context = context
         self.retry = retry or RetryPolicy()
         self.session = session or requests.Session()
+        self.deadline = DeadlineAdapter(self.retry.request_deadline)
+        self.session.mount("http://", self.deadline)
+        self.session.mount("https://", self.deadline)
+        self._ends = float("inf")  # monotonic time by which the upload in progress must be done
         self.block_size = block_size
         self.log = log
 
@@ -217,31 +228,40 @@ class ArtifactClient:
             members = _write_zip(archive, files, root)
             size = archive.stat().st_size
             digest = sha256_of(archive)
-            create: dict[str, Any] = {**self._ids(), "name": name, "version": 4}
-            if retention_days is not None:
-                create["expires_at"] = expires_at(retention_days)
-            answer = self._twirp("CreateArtifact", create)
-            upload_url = _field(answer, "signed_upload_url")
-            if not answer.get("ok") or not upload_url:
-                raise ArtifactError(f'CreateArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
-            blocks = self._put_blocks(str(upload_url), archive)
-            self._put_block_list(str(upload_url), blocks)
-            answer = self._twirp(
-                "FinalizeArtifact",
-                {**self._ids(), "name": name, "size": str(size), "hash": f"sha256:{digest}"},
-            )
-            artifact_id = _field(answer, "artifact_id")
-            if not answer.get("ok") or artifact_id in (None, ""):
-                raise ArtifactError(f'FinalizeArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
-        self.log(f"uploaded artifact {name} ({size:,} bytes, {len(blocks)} blocks), id {artifact_id}")
+            self._ends = time.monotonic() + self.retry.upload_deadline
+            try:
+                artifact_id, blocks = self._publish(name, archive, digest, retention_days)
+            finally:
+                self._ends = float("inf")
+        self.log(f"uploaded artifact {name} ({size:,} bytes, {blocks} blocks), id {artifact_id}")
         return UploadedArtifact(
-            id=str(artifact_id),
+            id=artifact_id,
             name=name,
-            url=self.context.artifact_url(str(artifact_id)),
+            url=self.context.artifact_url(artifact_id),
             size=size,
             sha256=digest,
             files=tuple(members),
         )
+
+    def _publish(self, name: str, archive: Path, digest: str, retention_days: int | None) -> tuple[str, int]:
+        """CreateArtifact, the blocks, the block list, FinalizeArtifact: (artifact id, blocks sent)."""
+        create: dict[str, Any] = {**self._ids(), "name": name, "version": 4}
+        if retention_days is not None:
+            create["expires_at"] = expires_at(retention_days)
+        answer = self._twirp("CreateArtifact", create)
+        upload_url = _field(answer, "signed_upload_url")
+        if not answer.get("ok") or not upload_url:
+            raise ArtifactError(f'CreateArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
+        blocks = self._put_blocks(str(upload_url), archive)
+        self._put_block_list(str(upload_url), blocks)
+        size = str(archive.stat().st_size)
+        answer = self._twirp(
+            "FinalizeArtifact", {**self._ids(), "name": name, "size": size, "hash": f"sha256:{digest}"}
+        )
+        artifact_id = _field(answer, "artifact_id")
+        if not answer.get("ok") or artifact_id in (None, ""):
+            raise ArtifactError(f'FinalizeArtifact for "{name}" was refused: {shorten(json.dumps(answer), 200)}')
+        return str(artifact_id), len(blocks)
 
     def list_artifacts(self) -> list[ListedArtifact]:
         """Every artifact of this workflow run (``ListArtifacts``), from all its jobs."""
@@ -349,6 +369,7 @@ class ArtifactClient:
         """One call with retries; a 2xx response, or ArtifactError after the retry budget."""
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
+            self.deadline.deadline = self._time_for_a_call(what, url, last)
             retry_after = None
             try:
                 response = self.session.request(
@@ -358,7 +379,8 @@ class ArtifactClient:
                     headers=headers,
                     timeout=(self.retry.connect_timeout, self.retry.read_timeout),
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            # ChunkedEncodingError: a body shorter than its Content-Length, a connection dropped mid-answer.
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__}: {shorten(_without_query(str(exc)), 160)}"
             else:
                 if 200 <= response.status_code < 300:
@@ -370,8 +392,19 @@ class ArtifactClient:
             if attempt < self.retry.attempts:
                 pause = self.retry.delay(attempt, retry_after)
                 self.log(f"{what}: {last}; retry {attempt} of {self.retry.attempts - 1} in {pause:.1f} s")
-                time.sleep(pause)
+                time.sleep(max(0.0, min(pause, self._ends - time.monotonic())))
         raise ArtifactError(f"{what} to {_where(url)} failed after {self.retry.attempts} attempts: {last}", _HINT)
+
+    def _time_for_a_call(self, what: str, url: str, last: str) -> float:
+        """Seconds the next call may take: its own deadline, or what is left of the upload's."""
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise ArtifactError(
+                f"{what} to {_where(url)} failed: the upload took longer than {self.retry.upload_deadline:g} s"
+                + (f" (last attempt: {last})" if last else ""),
+                _HINT,
+            )
+        return min(self.retry.request_deadline, left)
 
 
 _HINT = "the artifact was not finalized; re-run the job, or set upload-artifact: false"
@@ -383,11 +416,28 @@ def _field(answer: Mapping[str, Any], snake: str) -> Any:
     return answer.get(snake, answer.get(head + "".join(part.title() for part in rest)))
 
 
+def files_under(root: Path) -> tuple[list[Path], list[Path]]:
+    """The regular files below ``root``, and the symbolic links there, which are never followed.
+
+    The output folder is in the repository, so a pull request can put a link in it to a file or
+    folder of the runner's: a link is not uploaded, wherever it points.
+    """
+    files, links = [], []
+    for folder, subfolders, names in os.walk(root):  # a linked folder is listed, never entered
+        for name in subfolders + names:
+            path = Path(folder) / name
+            if path.is_symlink():
+                links.append(path)
+            elif name in names and path.is_file():
+                files.append(path)
+    return sorted(files), sorted(links)
+
+
 def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -> list[str]:
     members: list[str] = []
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for path in files:
-            arcname = path.resolve().relative_to(root.resolve()).as_posix() if root else path.name
+            arcname = _member_name(path, root)
             if arcname in members:
                 continue
             zf.write(path, arcname=arcname)
@@ -395,6 +445,19 @@ def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
     return members
+
+
+def _member_name(path: Path, root: Path | None) -> str:
+    """``path``'s name in the zip: below ``root`` when given. A link, or anything outside ``root``,
+    is refused rather than followed (callers list files with ``files_under``)."""
+    if path.is_symlink() or not path.is_file():
+        raise ArtifactError(f"{path} is not a regular file, so it is not uploaded")
+    if root is None:
+        return path.name
+    resolved, base = path.resolve(), root.resolve()
+    if not resolved.is_relative_to(base):
+        raise ArtifactError(f"{path} is outside {root}, so it is not uploaded")
+    return resolved.relative_to(base).as_posix()
 
 
 def _where(url: str) -> str:

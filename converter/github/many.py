@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-import github_action_utils as gha
-
 from converter.batch import BatchIndex, IndexRow, run_batch
-from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError
-from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
+from converter.errors import EXIT_FAILED, EXIT_OK, UserError
+from converter.escape import markdown_code, table_cell
+from converter.github import commands
+from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact, files_under
 from converter.github.inputs import ActionSettings
-from converter.github.outputs import relative_path, write_outputs
+from converter.github.outputs import (
+    artifact_footer,
+    attempt,
+    relative_path,
+    write_job_summary,
+    write_outputs,
+)
 from converter.manifest import Entry, load_entries, plan
 from converter.report import MARKDOWN_LIMIT, Report
 from converter.request import parse_path
 
 DEFAULT_COMBINED_ARTIFACT = "onnx-models"
+MAX_LISTED_LINKS = 5  # a warning names this many symbolic links, then counts the rest
 
 
 def artifact_name_for(entry: Entry) -> str:
@@ -32,51 +41,76 @@ def artifact_name_for(entry: Entry) -> str:
 
 def run_plan(values: dict[str, str | None], workspace: Path) -> int:
     entries = load_entries(values, base_dir=workspace)
-    matrix = plan(entries)
+    matrix = plan(entries, str(values.get("model-path") or ""))
     write_outputs({"matrix": json.dumps(matrix)})
-    _summary(
+    write_job_summary(
         f"## onnx-convert plan: {len(entries)} models\n\n| Name | Model |\n|---|---|\n"
-        + "".join(f"| `{e.name}` | `{e.model}` |\n" for e in entries)
+        + "".join(f"| {table_cell(markdown_code(e.name))} | {table_cell(markdown_code(e.model))} |\n" for e in entries)
     )
     print(json.dumps(matrix), flush=True)
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """A many-model run once every entry was converted: what the steps after it need."""
+
+    entries: list[Entry]
+    index: BatchIndex
+    output_dir: Path
+    workspace: Path
+    single: bool  # one selected entry (a matrix job): its folder, report and artifact
+
+    @property
+    def folder(self) -> Path:
+        """What is uploaded: the selected model's folder, or the whole output dir."""
+        return self.entries[0].request.output_dir if self.single else self.output_dir
+
+    @cached_property
+    def reports(self) -> list[Report]:
+        return [Report.from_json(Path(r.report).read_text()) for r in self.index.rows if r.report]
 
 
 def run_many(values: dict[str, str | None], select: str, workspace: Path, settings: ActionSettings) -> int:
     """Convert every entry (or the selected one) and upload one artifact."""
     entries = load_entries(values, base_dir=workspace, select=select)  # all checked before any conversion
     output_dir = _output_dir(values, workspace)
-    with gha.group(f"onnx-convert: {len(entries)} model(s)"):
-        index = run_batch(entries, log=lambda message: print(f"onnx-convert: {message}", flush=True))
+    with commands.group(f"onnx-convert: {len(entries)} model(s)"):
+        index = run_batch(entries, log=lambda message: commands.log(f"onnx-convert: {message}"))
     index.write(output_dir)
     for row, entry in zip(index.rows, entries, strict=True):
         if row.status == "failed" and not entry.request.fail_on_mismatch:
             # As a single model: a mismatch the user forgave is a warning, the step passes.
-            gha.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
+            commands.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
         elif not row.passed:
-            gha.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
-    artifact = None
-    upload_failed = False
-    if settings.upload_artifact:
-        try:
-            artifact = _upload_many(entries, output_dir, settings, single=bool(select))
-        except ConverterError as exc:
-            gha.error(f"artifact upload failed: {exc.one_line()}", title="onnx-convert")
-            upload_failed = True
-    reports = [Report.from_json(Path(r.report).read_text()) for r in index.rows if r.report]
-    if settings.summary:
-        if select and reports:
-            _summary(reports[0].to_markdown(limit=MARKDOWN_LIMIT - 2048) + _artifact_line(artifact))
-        else:
-            _summary(index.to_markdown() + _artifact_line(artifact))
-    write_outputs(_outputs(index, reports, output_dir, workspace, artifact, single=bool(select)))
+            commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
+    published = _publish_many(_Converted(entries, index, output_dir, workspace, bool(select)), settings)
     for row in index.rows:
-        print(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}", flush=True)
+        commands.log(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}")
     forgiven = all(
         row.passed or (row.status == "failed" and not entry.request.fail_on_mismatch)
         for row, entry in zip(index.rows, entries, strict=True)
     )
-    return EXIT_OK if forgiven and not upload_failed else EXIT_FAILED
+    return EXIT_OK if forgiven and published else EXIT_FAILED
+
+
+def _publish_many(run: _Converted, settings: ActionSettings) -> bool:
+    """Upload, summary and outputs, each attempted whatever happened to the others: True if all went well."""
+    artifact, upload_failed = None, ""
+    if settings.upload_artifact:
+        artifact, upload_failed = attempt("artifact upload", lambda: _upload_many(run, settings))
+    failed = [upload_failed]
+    if settings.summary:
+        footer = artifact_footer(artifact, upload_failed, relative_path(str(run.folder), run.workspace))
+        failed.append(attempt("job summary", lambda: write_job_summary(_many_summary(run, footer)))[1])
+    failed.append(attempt("step outputs", lambda: write_outputs(_outputs(run, artifact)))[1])
+    return not any(failed)
+
+
+def _many_summary(run: _Converted, footer: str) -> str:
+    if run.single and run.reports:
+        return run.reports[0].to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
+    return run.index.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
 
 
 def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSettings) -> int:
@@ -88,11 +122,11 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "mode merge downloads this run's artifacts, so it runs only in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)",
             "outside Actions, download the reports and run onnx-convert merge --output-dir DIR",
         )
-    client = ArtifactClient(context, log=lambda message: print(message, flush=True))
+    client = ArtifactClient(context, log=commands.log)
     available = {a.name for a in client.list_artifacts()}
     output_dir = _output_dir(values, workspace)
     index = BatchIndex()
-    with gha.group(f"download the reports of {len(entries)} model(s)"):
+    with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
             name = artifact_name_for(entry)
             if name not in available:
@@ -118,9 +152,9 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
     index.write(output_dir)
     for row in index.rows:
         if not row.passed:
-            gha.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
+            commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
     if settings.summary:
-        _summary(index.to_markdown())
+        write_job_summary(index.to_markdown())
     write_outputs(
         {
             "passed": "true" if index.passed else "false",
@@ -138,73 +172,58 @@ def _output_dir(values: dict[str, str | None], workspace: Path) -> Path:
     return parse_path("output-dir", values.get("output-dir") or "onnx-models", workspace)
 
 
-def _upload_many(
-    entries: list[Entry], output_dir: Path, settings: ActionSettings, single: bool
-) -> UploadedArtifact | None:
+def _upload_many(run: _Converted, settings: ActionSettings) -> UploadedArtifact | None:
     context = RuntimeContext.from_env(os.environ)
     if context is None:
-        gha.notice(
+        commands.notice(
             "artifact upload skipped: not running in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)", title="onnx-convert"
         )
         return None
-    client = ArtifactClient(context, log=lambda message: print(message, flush=True))
-    if single:
-        # One matrix job, one model: the artifact merge looks for.
-        folder = entries[0].request.output_dir
-        name = settings.artifact_name or artifact_name_for(entries[0])
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        root = folder
-    else:
-        name = settings.artifact_name or DEFAULT_COMBINED_ARTIFACT
-        files = sorted(p for p in output_dir.rglob("*") if p.is_file())
-        root = output_dir
+    # One matrix job, one model: the artifact merge looks for.
+    name = settings.artifact_name or (artifact_name_for(run.entries[0]) if run.single else DEFAULT_COMBINED_ARTIFACT)
+    files, links = files_under(run.folder)
+    if links:
+        _warn_links(links, run.folder, run.workspace)
     if not files:
-        gha.warning("nothing to upload: no model wrote any file", title="onnx-convert")
+        commands.warning("nothing to upload: no model wrote any file", title="onnx-convert")
         return None
     retention, cut = context.retention(settings.retention_days)
     if cut:
-        gha.warning(cut, title="onnx-convert")
-    with gha.group(f"upload artifact {name}"):
-        return client.upload(name, files, retention, root=root)
+        commands.warning(cut, title="onnx-convert")
+    with commands.group(f"upload artifact {name}"):
+        return ArtifactClient(context, log=commands.log).upload(name, files, retention, root=run.folder)
 
 
-def _outputs(
-    index: BatchIndex,
-    reports: list[Report],
-    output_dir: Path,
-    workspace: Path,
-    artifact: UploadedArtifact | None,
-    single: bool,
-) -> dict[str, str]:
+def _warn_links(links: list[Path], folder: Path, workspace: Path) -> None:
+    shown = ", ".join(f"{link.relative_to(folder)} -> {os.readlink(link)}" for link in links[:MAX_LISTED_LINKS])
+    more = f" and {len(links) - MAX_LISTED_LINKS} more" if len(links) > MAX_LISTED_LINKS else ""
+    commands.warning(
+        f"not uploaded: {len(links)} symbolic link(s) in {relative_path(str(folder), workspace)} ({shown}{more}); "
+        "links are never followed, the artifact holds the files the conversion wrote",
+        title="onnx-convert",
+    )
+
+
+def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, str]:
     values = {
-        "passed": "true" if index.passed else "false",
-        "max-abs-diff": _worst([r.max_abs_diff for r in index.rows]),
-        "max-rel-diff": _worst([r.max_rel_diff for r in reports]),
-        "report-path": relative_path(str(output_dir / "index.json"), workspace),
+        "passed": "true" if run.index.passed else "false",
+        "max-abs-diff": _worst([r.max_abs_diff for r in run.index.rows]),
+        "max-rel-diff": _worst([r.max_rel_diff for r in run.reports]),
+        "report-path": relative_path(str(run.output_dir / "index.json"), run.workspace),
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
     }
-    if single and reports and reports[0].onnx:
-        values["onnx-path"] = relative_path(reports[0].onnx.path, workspace)
-        values["opset"] = str(reports[0].onnx.opset)
-        values["report-path"] = relative_path(reports[0].reports["json"], workspace)
-        if reports[0].variants and reports[0].variants.best_path:
-            values["best-variant-path"] = relative_path(reports[0].variants.best_path, workspace)
-            values["variants-passed"] = ",".join(r.name for r in reports[0].variants.passed())
+    report = run.reports[0] if run.single and run.reports else None
+    if report and report.onnx:
+        values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
+        values["opset"] = str(report.onnx.opset)
+        values["report-path"] = relative_path(report.reports["json"], run.workspace)
+        if report.variants and report.variants.best_path:
+            values["best-variant-path"] = relative_path(report.variants.best_path, run.workspace)
+            values["variants-passed"] = ",".join(r.name for r in report.variants.passed())
     return values
 
 
 def _worst(values: list[float | None]) -> str:
     known = [v for v in values if v is not None]
     return repr(float(max(known))) if known else ""
-
-
-def _artifact_line(artifact: UploadedArtifact | None) -> str:
-    if not artifact:
-        return ""
-    return f"\n**Artifact:** [{artifact.name}]({artifact.url}) ({artifact.size:,} bytes, {len(artifact.files)} files)\n"
-
-
-def _summary(markdown: str) -> None:
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        gha.append_job_summary(markdown)

@@ -8,10 +8,16 @@ action also runs under plain ``docker run`` with INPUT_* variables.
 from __future__ import annotations
 
 import os
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import github_action_utils as gha
 
+from converter.errors import ConverterError, describe
+from converter.escape import markdown_code, markdown_text
+from converter.github import commands
 from converter.github.artifacts import UploadedArtifact
 from converter.report import MARKDOWN_LIMIT, Report
 
@@ -32,6 +38,8 @@ OUTPUTS: dict[str, str] = {
 }
 # GitHub shows at most 10 warning annotations per step; keep room for other steps.
 MAX_WARNINGS = 5
+MAX_LISTED_FILES = 10  # the artifact footer names up to this many files, else counts them
+T = TypeVar("T")
 
 
 def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | None) -> dict[str, str]:
@@ -60,29 +68,64 @@ def write_outputs(values: dict[str, str]) -> None:
         gha.set_output(name, value)
 
 
-def write_summary(report: Report, artifact: UploadedArtifact | None) -> None:
-    """The markdown report (cut to fit GitHub's 1 MiB summary limit), then the artifact link."""
-    if not os.environ.get("GITHUB_STEP_SUMMARY"):
-        return
-    footer = ""
-    if artifact:
-        footer = f"\n**Artifact:** [{artifact.name}]({artifact.url}) ({artifact.size:,} bytes: {', '.join(artifact.files)})\n"
-    gha.append_job_summary(report.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer)
+def write_summary(report: Report, footer: str) -> None:
+    """The markdown report (cut to fit GitHub's 1 MiB summary limit), then ``footer``."""
+    write_job_summary(report.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer)
+
+
+def write_job_summary(markdown: str) -> None:
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        gha.append_job_summary(markdown)
+
+
+def artifact_footer(artifact: UploadedArtifact | None, problem: str, folder: str) -> str:
+    """The summary's last line: the artifact, or why there is none and where its files are."""
+    if problem:
+        return (
+            f"\n**Artifact:** not uploaded: {markdown_text(problem)}. The files are in {markdown_code(folder)} "
+            "on the runner, for a later step to upload.\n"
+        )
+    if not artifact:
+        return ""
+    files = f"{len(artifact.files):,} files"
+    if len(artifact.files) <= MAX_LISTED_FILES:
+        files = ", ".join(markdown_code(name) for name in artifact.files)
+    return f"\n**Artifact:** [{markdown_text(artifact.name)}]({artifact.url}) ({artifact.size:,} bytes: {files})\n"
+
+
+def attempt(what: str, step: Callable[[], T]) -> tuple[T | None, str]:
+    """Run a step that follows the conversion: (its result, "") or (None, why it failed).
+
+    The upload, the summary and the outputs are each attempted, so that one failing loses none of
+    the others; the conversion's files stay on disk. A failure is an error annotation, and a bug
+    (not a ConverterError or an OSError from a runner file) prints its traceback as well.
+    """
+    try:
+        return step(), ""
+    except ConverterError as exc:
+        problem = exc.one_line()
+    except OSError as exc:
+        problem = describe(exc)
+    except Exception as exc:
+        traceback.print_exc()
+        problem = f"internal error: {describe(exc)}"
+    commands.error(f"{what} failed: {problem}", title="onnx-convert")
+    return None, problem
 
 
 def annotate(report: Report, fail_on_mismatch: bool) -> None:
     """Notable warnings (exporter fallback, opset change) and the verdict, as annotations."""
     for warning in report.warnings[:MAX_WARNINGS]:
-        gha.warning(warning, title="onnx-convert")
+        commands.warning(warning, title="onnx-convert")
     if len(report.warnings) > MAX_WARNINGS:
-        gha.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
+        commands.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
     if report.status == "error":
-        gha.error(report.headline(), title="ONNX conversion failed")
+        commands.error(report.headline(), title="ONNX conversion failed")
     elif not report.passed:
         if fail_on_mismatch:
-            gha.error(report.headline(), title="ONNX output differs from the original")
+            commands.error(report.headline(), title="ONNX output differs from the original")
         else:
-            gha.warning(
+            commands.warning(
                 report.headline() + " (fail-on-mismatch is false)", title="ONNX output differs from the original"
             )
 

@@ -5,7 +5,8 @@ calls ``run_workflow`` inside ``exclusive_sandbox()``; it then reads act's JSON 
 and the artifact server's directory.
 
 Needs ../shared/tools (container-sandbox, act-local) beside the repository; ``exclusive_sandbox``
-skips, with the reason, where the sandbox cannot start. .ci/run starts it first. Every run builds
+skips, with the reason, where the sandbox cannot start, and fails under CI=true (.ci/run sets it:
+CI must not pass without the e2e layer). .ci/run starts the sandbox first. Every run builds
 the image (target full, the action's default) from the copy, so it holds the work tree's code;
 each stage's last layer is tagged so that `container-sandbox prune` keeps the layer cache for the
 next build, which then takes a minute or two instead of most of an hour.
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -51,12 +53,21 @@ class ActRun:
 
 
 def sandbox_or_skip() -> None:
+    """Start the sandbox, or skip the test where it cannot start; under CI fail instead."""
     tool = TOOLS / "container-sandbox"
     if not tool.exists():
-        pytest.skip(f"no {tool}: the e2e tests need the shared container sandbox beside the repository")
+        _unavailable(f"no {tool}: the e2e tests need the shared container sandbox beside the repository")
     up = subprocess.run([str(tool), "up"], capture_output=True, text=True, timeout=30 * 60)
     if up.returncode != 0:
-        pytest.skip(f"container-sandbox up failed ({up.returncode}): {(up.stderr or up.stdout)[-1500:]}")
+        _unavailable(f"container-sandbox up failed ({up.returncode}): {(up.stderr or up.stdout)[-1500:]}")
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip; but under CI (CI=true, as .ci/run and GitHub set it) fail: a CI run whose e2e layer
+    was skipped would be green without having run the action at all."""
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(f"CI is {os.environ['CI']!r} and the e2e layer cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from converter.escape import markdown_text, printable
 from converter.github.outputs import OUTPUTS
+from tests.conftest import markdown_html
 from tests.e2e import act
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -33,18 +36,24 @@ class Case:
     model: str  # a builder in tests/e2e/models.py
     inputs: dict[str, str] = field(default_factory=dict)
     passes: bool = True
+    file_name: str = ""  # the model is converted under this file name instead of the builder's
 
     @property
     def artifact(self) -> str:
         return f"{self.step}-onnx"
 
 
+# A file name from a pull request that tries a workflow command, HTML and a table pipe.
+HOSTILE_NAME = "evil\n::warning title=pwned::injected <script>alert(1)<b> | `x`.skops"
+
 CASES = [
     Case("sklearn", "sklearn-iris"),
-    Case("pytorch", "pytorch-mlp", {"input-shapes": "1x8"}),  # TorchScript does not record input shapes
+    # TorchScript does not record input shapes; its code is checked, not trusted (no allow-unsafe-load).
+    Case("pytorch", "pytorch-mlp", {"input-shapes": "1x8"}),
     Case("tensorflow", "keras-mlp"),
     # float32 ONNX against float64 scikit-learn cannot be exact: a tolerance of 0 must fail.
     Case("sklearn-zero-tolerance", "sklearn-iris", {"atol": "0", "rtol": "0"}, passes=False),
+    Case("hostile-name", "sklearn-iris", file_name=HOSTILE_NAME),
 ]
 
 
@@ -55,7 +64,9 @@ CASES = [
 class StepLog:
     summary: str = ""
     errors: list[dict] = field(default_factory=list)
+    commands: list[dict] = field(default_factory=list)  # every workflow command act saw, ignored ones too
     result: str = ""
+    lines: list[str] = field(default_factory=list)  # the step's plain output
 
 
 @dataclass
@@ -63,6 +74,7 @@ class E2ERun:
     run: act.ActRun
     steps: dict[str, dict]  # toJSON(steps) from the workflow: outputs, outcome, conclusion
     logs: dict[str, StepLog]
+    model_paths: dict[str, str]  # step -> the model-path input
 
 
 def _workflow(cases: list[Case], model_paths: dict[str, str]) -> str:
@@ -101,12 +113,16 @@ def _read_act_log(run: act.ActRun) -> tuple[dict[str, dict], dict[str, StepLog]]
         message = entry.get("msg", "")
         if entry.get("command") == "summary":
             logs[step_id].summary += entry.get("content", "")
-        elif entry.get("command") == "error":
-            logs[step_id].errors.append(entry)
+        elif entry.get("command"):
+            logs[step_id].commands.append(entry)
+            if entry["command"] == "error":
+                logs[step_id].errors.append(entry)
         elif entry.get("stepResult") and entry.get("stage") == "Main":
             logs[step_id].result = entry["stepResult"]
         elif entry.get("raw_output") and message.startswith("E2E-STEPS "):
             steps = json.loads(message[len("E2E-STEPS ") :])
+        elif entry.get("raw_output"):
+            logs[step_id].lines.append(message)
     return steps, dict(logs)
 
 
@@ -120,12 +136,18 @@ def _run(base: Path) -> E2ERun:
     repo = act.new_repository(base)
     models = repo / "e2e-models"
     built = {name: act.build_model(name, models) for name in {case.model for case in CASES}}
-    model_paths = {case.step: str(built[case.model].relative_to(repo)) for case in CASES}
+    for case in CASES:
+        if case.file_name:
+            shutil.copy2(built[case.model], models / case.file_name)
+    model_paths = {
+        case.step: str((models / case.file_name if case.file_name else built[case.model]).relative_to(repo))
+        for case in CASES
+    }
     (repo / ".github" / "workflows" / "e2e.yml").write_text(_workflow(CASES, model_paths))
     run = act.run_workflow(repo, "e2e.yml", base)
     steps, logs = _read_act_log(run)
     assert steps, f"the workflow's last step did not print the steps context; log: {run.log}"
-    return E2ERun(run, steps, logs)
+    return E2ERun(run, steps, logs, model_paths)
 
 
 # -- what a user sees ---------------------------------------------------------------------------
@@ -149,9 +171,9 @@ def test_step_outputs_are_set_and_passed_is_right(e2e: E2ERun, case: Case) -> No
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.step)
 def test_job_summary_holds_the_report(e2e: E2ERun, case: Case) -> None:
     summary = e2e.logs[case.step].summary
-    model = Path(e2e.steps[case.step]["outputs"]["onnx-path"]).stem
+    model = markdown_text(Path(e2e.model_paths[case.step]).name)
     verdict = "✅" if case.passes else "❌"
-    assert summary.startswith(f"## {verdict} {model}")
+    assert summary.startswith(f"## {verdict} {model}: ")
     assert "### Comparison" in summary and "### Versions" in summary
     assert f"**Artifact:** [{case.artifact}](" in summary
 
@@ -191,3 +213,21 @@ def test_each_zip_holds_an_onnx_that_onnxruntime_loads_and_the_report_with_its_s
     assert f"| ONNX sha256 | `{digest}` |" in e2e.logs[case.step].summary
     session = onnxruntime.InferenceSession(str(tmp_path / onnx_name), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == [i["name"] for i in report["onnx"]["inputs"]]
+
+
+def test_a_hostile_file_name_issues_no_workflow_command_and_is_text_in_the_summary(e2e: E2ERun) -> None:
+    log = e2e.logs["hostile-name"]
+    # What act acted on: the stop, each resume and stop around our two groups, and the outputs
+    # (act logs each GITHUB_OUTPUT value as a set-output entry); no warning, no error, nothing
+    # act had to ignore.
+    kinds = {entry["command"] for entry in log.commands}
+    assert not kinds & {"warning", "error", "notice", "add-mask", "debug", "ignored"}, log.commands
+    assert "stop-commands" in kinds
+    assert {entry["name"] for entry in log.commands if entry["command"] == "set-output"} <= set(OUTPUTS)
+    assert log.result == "success"
+    shown = printable(HOSTILE_NAME)
+    assert any(line.startswith(f"PASS {shown} (sklearn/skops) -> ") for line in log.lines), log.lines
+    summary = log.summary
+    assert summary.startswith(f"## ✅ {markdown_text(HOSTILE_NAME)}: converted and validated\n")
+    html, raw = markdown_html(summary)
+    assert raw == [] and "<script" not in html and "<b>" not in html

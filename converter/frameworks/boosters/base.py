@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.frameworks.base import ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.sklearn import SklearnBackend
+from converter.frameworks.sklearn.backend import SklearnBackend
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest

@@ -30,6 +30,7 @@ EXTERNAL_DATA_BYTES = 2 * 1024**3 - 128 * 1024**2
 DYNAMO = "torch.onnx.export(dynamo=True)"
 TORCHSCRIPT = "torch.onnx.export(dynamo=False)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
 
 
 @dataclass
@@ -113,6 +114,7 @@ def dynamo_export(
             verbose=False,
         )
         assign_names(program.model, input_names, output_names)
+        drop_machine_metadata(program.model)
         if large:
             program.save(str(path), external_data=True)
         else:
@@ -189,6 +191,21 @@ def assign_names(model: Any, input_names: list[str], output_names: list[str]) ->
         value.name = name
     for value, name in zip(model.graph.outputs, output_names, strict=True):
         value.name = name
+
+
+def drop_machine_metadata(model: Any) -> None:
+    """Remove node metadata that says where files were on this machine, not what the model is.
+
+    torch.onnx records each node's Python stack (``pkg.torch.onnx.stack_trace``): absolute paths
+    of the model's source and of torch itself. Two runners, or two checkouts, would write two
+    different files for the same model; the rest of the metadata (module classes, scopes) stays.
+    """
+    import onnx_ir as ir
+
+    graphs = [model.graph, *model.functions.values()]
+    for graph in graphs:
+        for node in ir.traversal.RecursiveGraphIterator(graph):
+            node.metadata_props.pop(STACK_TRACE, None)
 
 
 def torchscript_export(

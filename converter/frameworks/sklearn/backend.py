@@ -16,8 +16,9 @@ import numpy as np
 
 from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
-from converter.frameworks import sklearn_stable, skops_trust
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
+from converter.frameworks.sklearn import skops_trust
+from converter.frameworks.sklearn import stable as sklearn_stable
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -90,7 +91,7 @@ class SklearnBackend(Backend):
             raise UserError(
                 f"{path.name} holds what this tool does not load from a .skops file: {', '.join(refused)}",
                 "a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the "
-                "functions the README lists (scikit-learn); save the model without the others, or pass "
+                "functions listed in docs/sklearn.md; save the model without the others, or pass "
                 "--allow-unsafe-load true if you trust the file",
             )
         try:
@@ -174,7 +175,7 @@ class SklearnBackend(Backend):
     ) -> ExportResult:
         skl2onnx = self.require("skl2onnx")
         data_types = self.require("skl2onnx.common.data_types")
-        from converter.frameworks import sklearn_converters
+        from converter.frameworks.sklearn import converters as sklearn_converters
 
         estimators = _walk(loaded.model)
         sklearn_converters.register()
@@ -496,7 +497,7 @@ def _final_estimator(model: Any) -> Any:
 
 def _conversion_message(model: Any, exc: Exception) -> tuple[str, str]:
     """The one-line reason and what to do, naming the estimator that cannot be converted."""
-    from converter.frameworks.sklearn_converters import NO_ONNX_EQUIVALENT
+    from converter.frameworks.sklearn.converters import NO_ONNX_EQUIVALENT
 
     text = str(exc)
     # skl2onnx: "Unable to find a shape calculator for type '<class 'sklearn...NearestCentroid'>'"

@@ -1,5 +1,7 @@
-"""PyTorch backend: TorchScript archives, torch.export programs (.pt2), state_dicts with --model-class
-(.pt/.pth or .safetensors), and whole pickled modules (only with --allow-unsafe-load).
+"""PyTorch backend: TorchScript archives (their code checked before torch.jit.load runs it:
+torchscript_code), torch.export programs (.pt2, read without unpickling or evaluating
+anything: pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and whole
+pickled modules (only with --allow-unsafe-load: unpickling runs code).
 
 Export goes through torch.onnx: the torch.export-based exporter first, the TorchScript exporter
 when it fails, when it cannot honour an explicit --opset, or when the model is a ScriptModule.
@@ -18,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converter.errors import ConversionError, UserError
-from converter.frameworks import pytorch_export as px
-from converter.frameworks import pytorch_load as pl
 from converter.frameworks.base import Backend, Dim, ExportResult, LoadedModel, TensorSpec
+from converter.frameworks.pytorch import export as px
+from converter.frameworks.pytorch import load as pl
+from converter.frameworks.pytorch.pt2 import load_program
+from converter.frameworks.pytorch.torchscript_code import check_archive
 from converter.inputs import BATCH
 from converter.request import SINGLE_INPUT
 
@@ -49,21 +53,16 @@ class PytorchBackend(Backend):
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
         notes: list[str] = []
-        if fmt in ("torchscript", "exported_program") and request.model_class:
-            kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
-            raise UserError(
-                f"{path.name} is a {kind}, which carries its own code; --model-class is only for state_dict files",
-                "remove --model-class",
-            )
+        pl.check_before_loading(path, fmt, request.model_class)
         with px.quiet():
             if fmt == "torchscript":
-                model, kind = self._load_torchscript(torch, path), "script"
+                model, kind = self._load_torchscript(torch, path, request.allow_unsafe_load), "script"
             elif fmt == "exported_program":
                 notes += [
                     f"the program returns or takes {name}, which is not importable here: read as a dict of its keys"
                     for name in pl.register_missing_pytree_types(torch, path)
                 ]
-                model, kind = self._load_program(torch, path), "program"
+                model, kind = self._load_program(torch, path, request.allow_unsafe_load), "program"
             else:
                 (model, notes), kind = self._load_module(torch, request, fmt), "module"
         if kind != "program":
@@ -78,21 +77,27 @@ class PytorchBackend(Backend):
             extra={"kind": kind, "requested_opset": request.opset},
         )
 
-    def _load_torchscript(self, torch: Any, path: Path) -> Any:
+    def _load_torchscript(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
+            if not allow_unsafe:  # torch.jit.load runs the archive's code: only what computes on tensors
+                check_archive(torch, path)
             return torch.jit.load(str(path), map_location="cpu")
+        except UserError:
+            raise
         except Exception as exc:
             raise UserError(
                 f"{path.name} could not be loaded by torch.jit.load ({px.summarize(exc, 160)})",
                 "save it again with torch.jit.save",
             ) from None
 
-    def _load_program(self, torch: Any, path: Path) -> Any:
+    def _load_program(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
-            return torch.export.load(str(path))
+            return load_program(torch, path, allow_unsafe)
+        except UserError:
+            raise
         except Exception as exc:
             raise UserError(
-                f"{path.name} could not be loaded by torch.export.load ({px.summarize(exc, 160)})",
+                f"{path.name} could not be loaded as a torch.export program ({px.summarize(exc, 160)})",
                 "save it again with torch.export.save from the same torch version",
             ) from None
 

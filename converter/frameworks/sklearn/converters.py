@@ -1038,7 +1038,7 @@ def _convert_knn_imputer(scope: Any, operator: Any, container: Any) -> None:
     distances differ by 0.2 % changed places (18 to 30 of 2,000 rows with proline missing).
     Here the distances are in double, as in scikit-learn. Rows at exactly equal distances still
     tie: scikit-learn keeps whichever np.argpartition leaves in front, which depends on float64
-    rounding noise and on the CPU's SIMD (README); TopK keeps the lower training index.
+    rounding noise and on the CPU's SIMD (docs/sklearn.md); TopK keeps the lower training index.
     """
     from skl2onnx.algebra.onnx_ops import (
         OnnxAdd,

@@ -3,7 +3,7 @@
 Detected without importing xgboost: a JSON model has "learner" at top level, a UBJSON model
 the same key in UBJSON's encoding. XGBClassifier/XGBRegressor inside a scikit-learn pipeline
 (.skops) go through the scikit-learn backend, which registers the same converter.
-What it shares with the LightGBM backend is in converter/frameworks/booster.py.
+What it shares with the LightGBM backend is in converter/frameworks/boosters/base.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.booster import BoosterBackend, outputs_of_prediction
+from converter.frameworks.boosters.base import BoosterBackend, outputs_of_prediction
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -67,7 +67,7 @@ class XGBoostBackend(BoosterBackend):
     def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel:
         xgboost = self.require("xgboost")
         self.require("onnxmltools")
-        from converter.frameworks.sklearn_converters import wrap_booster
+        from converter.frameworks.sklearn.converters import wrap_booster
 
         path = request.model_path
         try:

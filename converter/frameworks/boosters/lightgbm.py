@@ -2,7 +2,7 @@
 
 Detected without importing lightgbm: a LightGBM text model starts with "tree\\nversion=".
 LGBMClassifier/LGBMRegressor inside a scikit-learn pipeline (.skops) go through the scikit-learn
-backend. What it shares with the XGBoost backend is in converter/frameworks/booster.py.
+backend. What it shares with the XGBoost backend is in converter/frameworks/boosters/base.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.booster import BoosterBackend, outputs_of_prediction
+from converter.frameworks.boosters.base import BoosterBackend, outputs_of_prediction
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -59,7 +59,7 @@ class LightGBMBackend(BoosterBackend):
     def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel:
         lightgbm = self.require("lightgbm")
         self.require("onnxmltools")
-        from converter.frameworks.sklearn_converters import wrap_booster
+        from converter.frameworks.sklearn.converters import wrap_booster
 
         path = request.model_path
         try:

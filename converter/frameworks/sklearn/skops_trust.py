@@ -8,7 +8,7 @@ So the decision here is per node, by what building that node does, and names typ
 exactly; a module name in the file is never imported to decide, except a scikit-learn module
 (outside its tests and vendored packages) to look a class up.
 
-A node is loaded when it is (README, scikit-learn, says the same):
+A node is loaded when it is (docs/sklearn.md says the same):
 - an instance of a scikit-learn class that subclasses one of ``SKLEARN_BASES`` (estimators,
   kernels, losses, distance metrics, optimisers, CV splitters, scorers) or is in
   ``SKLEARN_CLASSES``; a tree (``sklearn.tree._tree.Tree``); a scikit-learn Cython loss;

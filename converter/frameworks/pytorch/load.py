@@ -1,8 +1,9 @@
 """PyTorch model files: what a file is (without importing torch) and how to load it safely.
 
 Formats:
-- ``torchscript``: a ``torch.jit.save`` zip (``code/`` and ``constants.pkl``), loaded by ``torch.jit.load``.
-- ``exported_program``: a ``torch.export.save`` zip (``archive_format``), loaded by ``torch.export.load``.
+- ``torchscript``: a ``torch.jit.save`` zip (``code/`` and ``constants.pkl``), loaded by ``torch.jit.load``
+  once torchscript_code has found that its code only computes on tensors (or with --allow-unsafe-load).
+- ``exported_program``: a ``torch.export.save`` zip (``archive_format``), loaded by pt2.
 - ``state_dict``: a ``torch.save`` file whose pickle holds only tensors and containers.
 - ``safetensors``: a safetensors file (always weights only).
 - ``pickled_module``: a ``torch.save`` file whose pickle names other classes (a whole nn.Module):
@@ -11,6 +12,7 @@ Formats:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import pickletools
@@ -23,8 +25,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 
+# The formats that run nothing from the file beyond tensor operations (TorchScript: once its code is checked).
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
     "or as a state_dict (.pt or .safetensors) with --model-class"
@@ -45,6 +49,7 @@ def detect_format(path: Path) -> str | None:
     if path.suffix.lower() == ".safetensors":
         return "safetensors"
     if zipfile.is_zipfile(path):
+        check_archive_bounds(path, "--model-path")  # detection reads data.pkl: not from a zip bomb
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -144,6 +149,17 @@ def describe_pickled_class(path: Path) -> str:
 # -- loading --------------------------------------------------------------------------------
 
 
+def check_before_loading(path: Path, fmt: str, model_class: str) -> None:
+    """Refuse (exit 2) what must not reach torch: a zip bomb, a needless --model-class."""
+    if fmt in ("torchscript", "exported_program") and model_class:
+        kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
+        raise UserError(
+            f"{path.name} is a {kind}, which carries its own code; --model-class is only for state_dict files",
+            "remove --model-class",
+        )
+    check_archive_bounds(path, "--model-path")  # torch's zip readers inflate what the members declare
+
+
 def load_checkpoint(torch: Any, path: Path, fmt: str, allow_unsafe: bool) -> Any:
     """The object in a torch.save file: weights only unless the user allowed unpickling."""
     if allow_unsafe and fmt == "pickled_module":
@@ -238,7 +254,7 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
             "not in the form path/to/file.py:Name",
             "give the file and the class, e.g. models/net.py:Net",
         )
-    module_name = f"_onnx_convert_model_class_{abs(hash(str(path.resolve())))}"
+    module_name = _module_name(path)
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -269,6 +285,17 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
             "name the nn.Module class or a zero-argument factory function in that file",
         )
     return factory, f"{path.name}:{name}"
+
+
+def _module_name(path: Path) -> str:
+    """The name the class file is imported under: the same for the same file, in every process and folder.
+
+    It ends up in the ONNX file (node metadata names each node's module class), so it may not
+    depend on hash() (randomised per process) or on where the file is.
+    """
+    stem = re.sub(r"\W", "_", path.stem)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"_onnx_convert_model_class_{stem}_{digest}"
 
 
 def build_module(torch: Any, factory: Callable[[], Any], spec: str) -> Any:

@@ -32,7 +32,7 @@ from tf2onnx import optimizer as tf2onnx_optimizer
 from tf2onnx import tf_loader, tfonnx, utils
 from tf2onnx.convert import tensor_names_from_structed
 
-from converter.frameworks.tensorflow_onnx import LightModel
+from converter.frameworks.tensorflow.onnx_model import LightModel
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 # Captured values up to this size are frozen into the TensorFlow graph as Const nodes, so

@@ -24,21 +24,25 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, ConverterError, UserError, shorten
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
-from converter.frameworks.tensorflow_onnx import (
+from converter.frameworks.tensorflow.canonical import canonicalize
+from converter.frameworks.tensorflow.onnx_model import (
     LightModel,
     declare_input_dims,
     name_output_dims,
     rename_values,
     unsupported_ops,
 )
+from converter.frameworks.tensorflow.startup import native_notices_filtered
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -57,7 +61,7 @@ QUIET_LOGGERS = {"tensorflow": logging.ERROR, "absl": logging.ERROR, "tf2onnx": 
 
 # Export routes, preferred first (the pipeline validates each until one reproduces the model).
 # The "variables kept as initializers" routes convert the traced graph without freezing the
-# weights into it (converter/frameworks/tensorflow_graph.py says why); the routes after them
+# weights into it (converter/frameworks/tensorflow/graph.py says why); the routes after them
 # are tf2onnx's own recipes, kept for graphs those cannot take apart (a variable read inside
 # a while loop, a hash table).
 KERAS_INITIALIZERS = "tf2onnx, variables kept as initializers"
@@ -98,13 +102,15 @@ class TensorFlowBackend(Backend):
     # -- imports ------------------------------------------------------------------------------
     def _import(self, module: str) -> ModuleType:
         """Import a TensorFlow-stack module without its start-up noise reaching the user."""
-        # Read once by the C++ runtime when it loads: hides the oneDNN notice, the CPU
-        # feature guard and CUDA probes. A value the user set (to debug) is kept.
+        # Read once by the C++ runtime when it loads: hides what TensorFlow logs after absl is
+        # initialised. A value the user set (to debug) is kept.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if "keras" not in sys.modules:
             # Keras 3 can run on JAX or torch; this backend traces TensorFlow graphs.
             os.environ["KERAS_BACKEND"] = "tensorflow"
-        with _quiet():
+        # What it logs before (oneDNN, CPU features) ignores that variable: filtered from fd 2.
+        loading = "tensorflow" not in sys.modules
+        with _quiet(), native_notices_filtered(enabled=loading and _notices_hidden()):
             return self.require(module)
 
     # -- load ---------------------------------------------------------------------------------
@@ -233,15 +239,13 @@ class TensorFlowBackend(Backend):
                 "convert the model again with tf.lite.TFLiteConverter",
             ) from None
         names = _tflite_signature_names(interpreter)
-        specs = []
+        specs, allocated = [], {}
         for detail in interpreter.get_input_details():
             dims = detail["shape_signature"] if len(detail["shape_signature"]) else detail["shape"]
             shape = tuple(None if d < 0 else int(d) for d in dims)
-            specs.append(
-                TensorSpec(
-                    name=names.get(detail["name"], detail["name"]), shape=shape, dtype=_dtype_name(detail["dtype"])
-                )
-            )
+            name = names.get(detail["name"], detail["name"])
+            specs.append(TensorSpec(name=name, shape=shape, dtype=_dtype_name(detail["dtype"])))
+            allocated[name] = tuple(int(d) for d in detail["shape"])
         outputs = [(names.get(d["name"], d["name"]), d["index"]) for d in interpreter.get_output_details()]
         inputs = {names.get(d["name"], d["name"]): d["index"] for d in interpreter.get_input_details()}
         signatures = interpreter.get_signature_list()
@@ -258,12 +262,23 @@ class TensorFlowBackend(Backend):
                 "outputs": outputs,
                 "renames": names,
                 "shapes": {},
+                "allocated": allocated,  # the shapes the interpreter was built with
             },
         )
 
     # -- inputs -------------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
-        return list(loaded.extra["specs"])
+        specs = list(loaded.extra["specs"])
+        if loaded.format == "tflite" and not request.dynamic_batch:
+            # A resizable batch (shape_signature -1) runs at the size the interpreter was built
+            # with (shape, 1 as TFLiteConverter writes it): without a dynamic batch, that is the
+            # model's own interface, not the validation batch.
+            allocated = loaded.extra["allocated"]
+            specs = [
+                replace(s, shape=(allocated[s.name][0], *s.shape[1:])) if s.shape and s.shape[0] is None else s
+                for s in specs
+            ]
+        return specs
 
     # -- reference run ------------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -352,6 +367,7 @@ class TensorFlowBackend(Backend):
                 )
             declare_input_dims(proto, specs)
             name_output_dims(proto)
+            exported.initializers = canonicalize(proto, exported.initializers)  # the same file every run
             extra_files = exported.save(path)
         return ExportResult(
             path=path, exporter=f"tf2onnx {tf2onnx.__version__}", export_path=route, extra_files=extra_files
@@ -382,7 +398,7 @@ class TensorFlowBackend(Backend):
     def export_keras_initializers(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """Preferred route: trace ``model(x, training=False)``; variables become ONNX initializers."""
         tf = self._import("tensorflow")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         serve, signature = self._serving_function(loaded, specs)
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         prepared = graphs.prepare_function(function)
@@ -397,7 +413,7 @@ class TensorFlowBackend(Backend):
     def export_keras_from_function(self, loaded: LoadedModel, specs: list[TensorSpec], opset: int) -> LightModel:
         """``tf2onnx.convert.from_function``: variables frozen into the TensorFlow graph first."""
         tf = self._import("tensorflow")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         serve, signature = self._serving_function(loaded, specs)
         function = tf.function(serve, input_signature=signature).get_concrete_function(*signature)
         return graphs.convert_frozen(*graphs.freeze_function(function), opset=opset, name=loaded.model.name)
@@ -415,7 +431,7 @@ class TensorFlowBackend(Backend):
 
     def export_saved_model_initializers(self, loaded: LoadedModel, opset: int) -> LightModel:
         """Preferred SavedModel route: the signature's graph; variables become ONNX initializers."""
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         prepared = graphs.prepare_function(loaded.model)
         self.release(loaded)  # as in export_keras_initializers
         return graphs.convert_prepared(prepared, opset, loaded.extra["path"].name)
@@ -423,7 +439,7 @@ class TensorFlowBackend(Backend):
     def export_saved_model(self, directory: Path, signature: str, opset: int) -> LightModel:
         """What ``python -m tf2onnx.convert --saved-model DIR --signature_def SIG`` does, in process."""
         tf_loader = self._import("tf2onnx.tf_loader")
-        graphs = self._import("converter.frameworks.tensorflow_graph")
+        graphs = self._import("converter.frameworks.tensorflow.graph")
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             str(directory),
             None,
@@ -441,8 +457,8 @@ class TensorFlowBackend(Backend):
         convert = self._import("tf2onnx.convert")
         # tf2onnx opens the file in a default TFLite interpreter to read tensor shapes, and
         # TFLite's C++ logger prints "Created TensorFlow Lite XNNPACK delegate" whatever
-        # TF_CPP_MIN_LOG_LEVEL says; failures still arrive as Python exceptions.
-        with _stderr_fd_silenced():
+        # TF_CPP_MIN_LOG_LEVEL says; anything else it prints still reaches the user.
+        with native_notices_filtered(enabled=_notices_hidden()):
             proto, _ = convert.from_tflite(str(loaded.extra["path"]), opset=opset)
         # from_tflite names inputs and outputs after tensors (serving_default_x:0); use the signature's names.
         rename_values(proto, loaded.extra["renames"])
@@ -474,19 +490,9 @@ def _quiet() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-@contextmanager
-def _stderr_fd_silenced() -> Iterator[None]:
-    """Send file descriptor 2 (where C++ libraries log) to /dev/null for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def _notices_hidden() -> bool:
+    """TensorFlow's native notices are filtered unless the user asked for them (TF_CPP_MIN_LOG_LEVEL 0 or 1)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in {"2", "3"}
 
 
 def _head(path: Path, size: int) -> bytes:
@@ -507,7 +513,12 @@ def _is_keras_archive(path: Path) -> bool:
 
 
 def _check_keras_archive(path: Path) -> None:
-    """Keras reports a damaged archive as "File not found"; say what is wrong instead."""
+    """Keras reports a damaged archive as "File not found"; say what is wrong instead.
+
+    Bounded first: ``testzip`` inflates every member, and so does Keras (a 1.5 MB archive
+    inflating to 1.5 GB converted at a 3.7 GB peak).
+    """
+    check_archive_bounds(path, path.name)
     if not zipfile.is_zipfile(path):
         problem = "is not a zip archive"
     else:

@@ -1,0 +1,6 @@
+"""TensorFlow/Keras backend: the backend and its export routes (backend), the traced graph with variables kept as
+initializers (graph), the ONNX model written by tf2onnx (onnx_model), a canonical node order (canonical), and the
+C++ start-up notices kept out of the log (startup).
+
+Nothing here imports TensorFlow at module level; the registry imports ``backend`` for detection.
+"""
