@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.errors import UserError
+from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
 DTYPES = (
@@ -84,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-unsafe-load",
         "false",
-        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript, Keras unsafe layers).",
+        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript that calls more than tensor operations, Keras unsafe layers).",
     ),
     Option(
         "model-class",
@@ -92,6 +93,30 @@ OPTIONS: tuple[Option, ...] = (
         "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
+    # Optimised variants (converter/variants/), each validated against the original model.
+    Option(
+        "variants",
+        "",
+        "Optimised variants to make next to the .onnx, comma-separated: optimized, fp16, int8-dynamic, "
+        "int8-static (needs sample-data); each is validated against the original model.",
+    ),
+    Option(
+        "variant-tolerance",
+        "",
+        "Tolerances per variant, e.g. fp16:rtol=1e-2,atol=1e-2;int8-dynamic:label-agreement=0.99; "
+        "unset keys keep their defaults.",
+    ),
+    Option(
+        "pick",
+        "smallest",
+        "smallest or fastest: which file that passed (the .onnx or a variant) the report's best and the output "
+        "best-variant-path name.",
+    ),
+    Option(
+        "require-variants",
+        "",
+        "Variants that must pass (comma-separated, from variants); otherwise a failing variant never fails the run.",
+    ),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
 
@@ -117,6 +142,7 @@ class ConversionRequest:
     allow_unsafe_load: bool
     model_class: str
     signature: str
+    variants: VariantSettings
     # The raw option values, to print the command that reproduces the run.
     raw: Mapping[str, str] = field(compare=False)
 
@@ -158,6 +184,7 @@ class ConversionRequest:
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_class=parse_model_class(raw["model-class"], base_dir),
             signature=raw["signature"],
+            variants=parse_variant_settings(raw, has_sample_data=bool(raw["sample-data"])),
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
 
