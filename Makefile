@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm
+EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm,signing
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint venv clean bench
