@@ -56,7 +56,46 @@ def keras_mlp(models: Path) -> Path:
     return path
 
 
+def sklearn_iris_retrained(models: Path) -> Path:
+    """iris, retrained with another regularisation: the same interface, other numbers."""
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    path = models / "iris-retrained.skops"
+    sio.dump(LogisticRegression(max_iter=1000, C=0.1).fit(x, y), path)
+    return path
+
+
+def _pytorch_net(models: Path, input_name: str) -> Path:
+    """A torch.export program (nothing unpickled, so no allow-unsafe-load) whose input is ``input_name``."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    class Renamed(Net):
+        def forward(self, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return self.fc(features)
+
+    model = (Net() if input_name == "x" else Renamed()).eval()
+    program = torch.export.export(model, (torch.randn(8, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = models / f"net-{input_name}.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "sklearn-iris-retrained": sklearn_iris_retrained,
+    "pytorch-net-x": lambda models: _pytorch_net(models, "x"),
+    "pytorch-net-features": lambda models: _pytorch_net(models, "features"),
     "sklearn-iris": sklearn_iris,
     "sklearn-forest": sklearn_forest,
     "pytorch-mlp": pytorch_mlp,
