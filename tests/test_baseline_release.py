@@ -334,3 +334,21 @@ def test_a_manifest_matches_each_model_to_its_report_in_the_baseline_folder(run_
         "two.report.json, iris/*.report.json, iris.report.json); put the last release's report there, or set "
         "--baseline-optional true when the model is new\n"
     )
+
+
+def test_names_from_a_hostile_baseline_are_text_in_the_summary_and_one_line_in_the_log(release, tmp_path: Path) -> None:
+    from tests.conftest import markdown_html, read_as_runner
+
+    model = iris(tmp_path)
+    assert release(model, "v1").code == 0
+    path = tmp_path / "v1" / "iris.report.json"
+    report = json.loads(path.read_text())
+    hostile = "p\n::error::pwned <script>alert(1)</script> | `x`"
+    report["onnx"]["outputs"][1]["name"] = hostile
+    path.write_text(json.dumps(report))
+    (tmp_path / "v1" / "iris.onnx").unlink()  # its sha256 would no longer matter: the report alone
+    result = release(model, "v2", "--baseline", str(path))
+    assert result.code == 1  # the output was "renamed": breaking
+    assert read_as_runner(result.stdout + result.stderr).commands == []
+    html, raw = markdown_html(result.markdown("iris"))
+    assert raw == [] and "<script" not in html
