@@ -52,12 +52,14 @@ def _diff_tensors(kind: str, baseline: list[Tensor], current: list[Tensor]) -> l
     for old, new in pairs:
         if old.name != new.name:
             changes.append(
-                _change(kind, old, "renamed", old.text(), new.text(), BREAKING, f"renamed to {new.name}: {_BY_NAME}")
+                InterfaceChange(
+                    kind, old.name, "renamed", old.text(), new.text(), BREAKING, f"renamed to {new.name}: {_BY_NAME}"
+                )
             )
         changes += _diff_tensor(kind, old, new)
     for old in baseline:
         if old.name not in paired_old:
-            changes.append(_change(kind, old, "removed", old.text(), "", BREAKING, f"removed: {_BY_NAME}"))
+            changes.append(InterfaceChange(kind, old.name, "removed", old.text(), "", BREAKING, f"removed: {_BY_NAME}"))
     kept = len(baseline)
     for index, new in enumerate(current):
         if new.name not in paired_new:
@@ -101,15 +103,17 @@ def _diff_tensor(kind: str, old: Tensor, new: Tensor) -> list[InterfaceChange]:
             if kind == "input"
             else "clients get another dtype (a typed buffer or a cast breaks)"
         )
-        return [_change(kind, old, "dtype", old.dtype, new.dtype, BREAKING, f"dtype changed: {reason}")]
+        return [InterfaceChange(kind, old.name, "dtype", old.dtype, new.dtype, BREAKING, f"dtype changed: {reason}")]
     if len(old.shape) != len(new.shape):
-        return [_change(kind, old, "rank", old.text(), new.text(), BREAKING, "rank changed")]
+        return [InterfaceChange(kind, old.name, "rank", old.text(), new.text(), BREAKING, "rank changed")]
     changes = []
     for axis, (was, now) in enumerate(zip(old.shape, new.shape, strict=True)):
         change = _axis_change(kind, was, now)
         if change is not None:
             severity, reason = change
-            changes.append(_change(kind, old, "axis", _dim(was), _dim(now), severity, f"axis {axis}: {reason}"))
+            changes.append(
+                InterfaceChange(kind, old.name, "axis", _dim(was), _dim(now), severity, f"axis {axis}: {reason}")
+            )
     return changes
 
 
@@ -156,10 +160,6 @@ def _diff_versions(baseline: Interface, current: Interface) -> list[InterfaceCha
             )
         )
     return changes
-
-
-def _change(kind: str, old: Tensor, change: str, was: str, now: str, severity: str, reason: str) -> InterfaceChange:
-    return InterfaceChange(kind, old.name, change, was, now, severity, reason)
 
 
 def _dim(dim: int | str | None) -> str:
