@@ -105,7 +105,11 @@ def test_a_retrained_model_passes_with_its_drift_in_the_summary(release_run: Rel
     assert step["outputs"]["breaking-changes"] == "0"
     summary = release_run.logs["retrain"].summary
     assert summary.startswith("## ✅ iris-retrained.skops: converted and validated\n")
-    assert "### Compared with `/github/workspace/release/sklearn/iris.report.json`\n" in summary
+    # the baseline's release is the ref its run recorded (act pushes master; a release workflow, the tag)
+    assert "### Compared with master\n\nBaseline: `" in summary
+    assert (
+        "/release/sklearn/iris.report.json` and `" in summary and "/release/sklearn/iris.onnx`. ✅ passes.\n" in summary
+    )
     assert "Interface unchanged; size ×1.00, latency ×" in summary
     assert "| Drift of `probabilities` from the baseline file | - | max abs diff " in summary
     assert release_run.logs["retrain"].errors == []
