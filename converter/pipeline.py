@@ -36,6 +36,7 @@ from converter.request import ConversionRequest
 from converter.samples import check_samples_fit, load_sample_data
 from converter.signing import check_signing, sign
 from converter.validate import OnnxRunner, Validation, validate
+from converter.variants.run import VariantJob, add_variants
 
 LATENCY_RUNS = 5
 LATENCY_BUDGET_S = 0.5  # per side: fast models get 5 runs, slow ones 3 (bench: latency was 9% of a ResNet-18 run)
@@ -152,7 +153,11 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         if opened is not None:  # both files on this run's inputs, while its session is loaded
             current = ThisRun.of(report.onnx, validation, chosen.runner, runs)
             judge(report, compare_with_baseline(opened, request.baseline, current))
-        chosen.runner = None
+        chosen.runner = None  # the variants are timed against an fp32 session of their own
+        if request.variants.names:  # each validated against the original model's runs, not the fp32 file
+            job = VariantJob(exported.path, runs, loaded.label_outputs, final_dir)
+            with _timed(timings, "variants"):
+                add_variants(report, request, job, log)
         signature = (
             sign(request.sign, [exported.path, *exported.extra_files])
             if report.passed and request.sign != "none"

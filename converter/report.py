@@ -11,6 +11,7 @@ from converter.baseline.result import BaselineComparison
 from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
 from converter.provenance import Provenance
 from converter.validate import Validation
+from converter.variants.result import FP32, VariantResult, VariantsReport
 
 SCHEMA_VERSION = 1
 # GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
@@ -74,6 +75,7 @@ class Report:
     export_attempts: list[ExportAttempt] = field(default_factory=list)  # every route tried, in order
     baseline: BaselineComparison | None = None  # the comparison with the last release (--baseline)
     provenance: Provenance | None = None
+    variants: VariantsReport | None = None  # --variants: each validated against the original
     schema_version: int = SCHEMA_VERSION
 
     # -- JSON ----------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class Report:
         data["export_attempts"] = [ExportAttempt(**a) for a in data.get("export_attempts", [])]
         data["baseline"] = BaselineComparison.from_dict(data["baseline"]) if data.get("baseline") else None
         data["provenance"] = Provenance(**data["provenance"]) if data.get("provenance") else None
+        data["variants"] = VariantsReport.from_dict(data["variants"]) if data.get("variants") else None
         return cls(**data)
 
     @classmethod
@@ -128,8 +131,12 @@ class Report:
         if not self.validation.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
+        elif self.variants and self.variants.required_failures():
+            text += "; failing: " + ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
         if self.baseline and self.baseline.failures:
             text += f"; rejected by the baseline: {'; '.join(self.baseline.failures)}"
+        if self.variants:
+            text += f"; variants: {self.variants.summary()}"
         non_finite = self.validation.non_finite_outputs()
         if non_finite:  # equal NaN and Inf pass; say they were there
             text += f"; NaN or Inf in outputs {', '.join(non_finite)} (see the report)"
@@ -179,6 +186,8 @@ def render_markdown(report: Report, max_rows: int) -> str:
         head = f"## ✅ {name}: converted and validated"
     elif report.status == "rejected":
         head = f"## ❌ {name}: validated, but rejected by the comparison with the baseline"
+    elif report.validation and report.validation.passed:
+        head = f"## ❌ {name}: a required variant did not pass"
     else:
         head = f"## ❌ {name}: ONNX output differs from the original"
     lines = [head, ""]
@@ -286,6 +295,9 @@ def render_markdown(report: Report, max_rows: int) -> str:
         lines.append("")
         lines += _non_finite_lines(val, max_rows)
 
+    if report.variants:
+        lines += render_variants(report, max_rows)
+
     if report.timings or report.latency:
         timing_rows = [[stage.replace("_", " "), f"{seconds:.3f} s"] for stage, seconds in report.timings.items()]
         lat = report.latency
@@ -333,3 +345,52 @@ def _shape(shape: list[Any]) -> str:
     if not shape:
         return "scalar"
     return "[" + ", ".join("?" if d is None else _text(d) for d in shape) + "]"
+
+
+def render_variants(report: Report, max_rows: int) -> list[str]:
+    """The variants table: the fp32 file, then each variant against the original model."""
+    variants = report.variants
+    assert variants is not None
+    sizes = " and ".join(str(b) for b in report.validation.batch_sizes) if report.validation else "-"
+    best = "the fp32 file" if variants.best == FP32 else _code(_file_name(variants.best_path))
+    lines = [
+        "### Variants",
+        "",
+        f"Each variant is validated against the original model (batch {sizes}), not against the fp32 file, "
+        f"and kept only when it passes. Latency: onnxruntime CPU, batch {variants.latency_batch_size}, median "
+        "of runs alternating with the fp32 file in this process."
+        + (f" Best ({variants.pick}): {best}." if variants.best else ""),
+        "",
+    ]
+    fp32_row = ["fp32", _code(_file_name(report.onnx.path)), f"{report.onnx.bytes:,} bytes"] if report.onnx else []
+    rows = [[*fp32_row, "1.00x", "1.00x", "-", "-", "✅ validated above"]] if fp32_row else []
+    rows += [_variant_row(result) for result in variants.results]
+    header = ["Variant", "File", "Size", "Size vs fp32", "Latency vs fp32", "Max abs diff", "Label agreement", "Result"]
+    lines += [*_table(header, rows, max_rows, "rows"), ""]
+    for result in variants.results:
+        tolerance = result.tolerance
+        lines.append(
+            f"- {_code(result.name)}: {_text(result.method or 'not made')}. Tolerance: rtol {tolerance.get('rtol', 0):g}, "
+            f"atol {tolerance.get('atol', 0):g}, label agreement ≥ {tolerance.get('label_agreement', 0):.0%}."
+        )
+    return [*lines, ""]
+
+
+def _variant_row(result: VariantResult) -> list[str]:
+    verdict = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⏭️ skipped"}[result.status]
+    if result.status == "skipped":
+        return [_text(result.name), "-", "-", "-", "-", "-", "-", f"{verdict}: {_text(result.reason)}"]
+    return [
+        _text(result.name),
+        _code(_file_name(result.path)) if result.path else "— (deleted)",
+        f"{result.bytes:,} bytes",
+        f"{result.size_ratio:.2f}x" if result.size_ratio is not None else "-",
+        f"{result.latency_ratio:.2f}x" if result.latency_ratio is not None else "-",
+        _num(result.max_abs_diff),
+        f"{result.label_agreement:.2%}" if result.label_agreement is not None else "-",
+        f"{verdict}: {_text(result.reason)}" if result.reason else verdict,
+    ]
+
+
+def _file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import UserError
+from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
 DTYPES = (
@@ -134,6 +135,30 @@ OPTIONS: tuple[Option, ...] = (
         "Sign the ONNX file with OpenSSF model signing when the run passes: none; key (a PEM private key "
         "in the ONNX_CONVERT_SIGNING_KEY environment variable); or sigstore (keyless, needs id-token: write).",
     ),
+    # Optimised variants (converter/variants/), each validated against the original model.
+    Option(
+        "variants",
+        "",
+        "Optimised variants to make next to the .onnx, comma-separated: optimized, fp16, int8-dynamic, "
+        "int8-static (needs sample-data); each is validated against the original model.",
+    ),
+    Option(
+        "variant-tolerance",
+        "",
+        "Tolerances per variant, e.g. fp16:rtol=1e-2,atol=1e-2;int8-dynamic:label-agreement=0.99; "
+        "unset keys keep their defaults.",
+    ),
+    Option(
+        "pick",
+        "smallest",
+        "smallest or fastest: which file that passed (the .onnx or a variant) the report's best and the output "
+        "best-variant-path name.",
+    ),
+    Option(
+        "require-variants",
+        "",
+        "Variants that must pass (comma-separated, from variants); otherwise a failing variant never fails the run.",
+    ),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
 
@@ -185,6 +210,7 @@ class ConversionRequest:
     signature: str = "serving_default"
     baseline: BaselineOptions = field(default_factory=BaselineOptions)
     sign: str = "none"
+    variants: VariantSettings = field(default_factory=VariantSettings)
     # The raw option values, to print the command that reproduces the run.
     raw: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -228,6 +254,7 @@ class ConversionRequest:
             signature=raw["signature"],
             baseline=parse_baseline_options(raw, base_dir),
             sign=parse_choice("sign", raw["sign"], SIGN_METHODS),
+            variants=parse_variant_settings(raw, has_sample_data=bool(raw["sample-data"])),
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
 

@@ -237,3 +237,15 @@ def trained(name: str) -> nn.Module:
     if name == "checked":
         return train(Checked(), (torch.randn(64, 4),))
     raise KeyError(name)
+
+
+class LargeValues(nn.Module):
+    """Intermediate values near 1e5, beyond float16's 65504: a float16 graph overflows to inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(x) * 1e5) * 1e-5)

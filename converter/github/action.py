@@ -87,6 +87,7 @@ def _upload(report: Report, settings: ActionSettings) -> UploadedArtifact | None
     if cut:
         commands.warning(cut, title="onnx-convert")
     files = [Path(p) for p in (report.onnx.files if report.onnx else [])]
+    files += [Path(p) for p in (report.variants.kept_files() if report.variants else [])]  # passing ones only
     files += [Path(report.reports[kind]) for kind in ("json", "markdown") if kind in report.reports]
     if report.onnx and report.provenance and report.provenance.signature:  # the .sig beside the .onnx
         files.append(Path(report.onnx.path).with_name(report.provenance.signature["file"]))

@@ -34,6 +34,9 @@ OUTPUTS: dict[str, str] = {
     "matrix": "mode plan: the strategy.matrix JSON, one entry (name, model) per model of the manifest.",
     "interface-changed": "true if the inputs, outputs, opset or IR version differ from the baseline's; empty without a baseline.",
     "breaking-changes": "How many of those changes break clients written for the baseline; empty without a baseline.",
+    "best-variant-path": "With variants: the file to serve, relative to the workspace: the smallest (pick fastest: "
+    "the fastest) of the .onnx and the variants that passed (empty if none passed).",
+    "variants-passed": "With variants: the variants that passed and were kept, comma-separated.",
 }
 # GitHub shows at most 10 warning annotations per step; keep room for other steps.
 MAX_WARNINGS = 5
@@ -54,6 +57,10 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         "artifact-url": artifact.url if artifact else "",
         "matrix": "",  # set by mode plan only
         **baseline_outputs(report),
+        "best-variant-path": relative_path(report.variants.best_path, workspace)
+        if report.variants and report.variants.best_path
+        else "",
+        "variants-passed": ",".join(r.name for r in report.variants.passed()) if report.variants else "",
     }
 
 
