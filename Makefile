@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-ALL_EXTRAS := sklearn,pytorch,tensorflow,xgboost,lightgbm
+ALL_EXTRAS := sklearn,pytorch,tensorflow,xgboost,lightgbm,signing
 EXTRAS ?= $(ALL_EXTRAS)
 PYTEST_ARGS ?=
 # Every extra: requirements/dev.txt, each package pinned with its hash (torch: the CPU wheel's).

@@ -55,7 +55,8 @@ class IndexRow:
             max_abs_diff=report.max_abs_diff,
             seconds=round(seconds if seconds is not None else report.timings.get("total", 0.0), 3),
             error=report.error
-            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else ""),
+            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else "")
+            or "; ".join(report.baseline.failures if report.baseline else []),
             report=report.reports.get("json", ""),
         )
 

@@ -148,7 +148,7 @@ def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
         print(printable(f"reports: {report.reports['markdown']}, {report.reports['json']}"))
         if not report.passed and not request.fail_on_mismatch and report.status == "failed":
             print("note: --fail-on-mismatch false, so this failure exits 0")
-    return exit_code_for(report.passed, request.fail_on_mismatch) if report.status != "error" else 1
+    return exit_code_for(report.status, request.fail_on_mismatch)
 
 
 def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool) -> int:
@@ -159,8 +159,7 @@ def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: boo
     if not quiet:
         print(printable(f"index: {markdown} ({sum(r.passed for r in index.rows)} of {len(index.rows)} passed)"))
     forgiven = all(
-        r.passed or (r.status == "failed" and not e.request.fail_on_mismatch)
-        for r, e in zip(index.rows, entries, strict=True)
+        exit_code_for(r.status, e.request.fail_on_mismatch) == EXIT_OK for r, e in zip(index.rows, entries, strict=True)
     )
     return EXIT_OK if forgiven else EXIT_FAILED
 

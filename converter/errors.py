@@ -64,8 +64,12 @@ def describe(exc: BaseException, limit: int = 240) -> str:
     return message
 
 
-def exit_code_for(passed: bool, fail_on_mismatch: bool) -> int:
-    """Exit code for a finished conversion (errors carry their own)."""
-    if passed or not fail_on_mismatch:
+def exit_code_for(status: str, fail_on_mismatch: bool) -> int:
+    """Exit code for a finished conversion (errors raised before it carry their own).
+
+    ``fail_on_mismatch`` false forgives a validation failure ("failed") only: a conversion error
+    and a rejection by the baseline comparison ("rejected") have switches of their own.
+    """
+    if status == "passed" or (status == "failed" and not fail_on_mismatch):
         return EXIT_OK
     return EXIT_FAILED

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from converter.baseline.source import locate_report
 from converter.errors import UserError
 from converter.request import OPTION_NAMES, ConversionRequest, Option
 
@@ -38,7 +39,7 @@ MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
 # a maximum of 256 jobs per workflow run."
 MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
-PATH_OPTIONS = ("model-path", "sample-data", "output-dir")
+PATH_OPTIONS = ("model-path", "sample-data", "output-dir", "baseline")
 # Artifact names may not hold these (GitHub's rule); entry names become artifact names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -219,9 +220,16 @@ def _default_name(path: Path) -> str:
 
 
 def _in_subdir(request: ConversionRequest, name: str) -> ConversionRequest:
-    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide."""
+    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide;
+    a baseline folder gives each model its own report, matched by name (checked here, before any conversion)."""
     output_dir = request.output_dir / name
-    return replace(request, output_dir=output_dir, raw={**request.raw, "output-dir": str(output_dir)})
+    baseline = request.baseline
+    if baseline.path is not None and baseline.path.is_dir():
+        found = locate_report(baseline.path, [name, _default_name(request.model_path)], baseline.optional)
+        baseline = replace(baseline, path=found)
+    return replace(
+        request, output_dir=output_dir, baseline=baseline, raw={**request.raw, "output-dir": str(output_dir)}
+    )
 
 
 def plan(entries: list[Entry], model_path: str) -> dict[str, list[dict[str, str]]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.baseline.compare import ThisRun, compare_with_baseline, judge, open_baseline
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
@@ -29,9 +30,11 @@ from converter.inputs import (
     validation_batches,
 )
 from converter.onnx_file import OnnxFacts, check_and_describe, runtime_max_opset, sha256_of, size_of
+from converter.provenance import collect_provenance
 from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
 from converter.request import ConversionRequest
 from converter.samples import check_samples_fit, load_sample_data
+from converter.signing import check_signing, sign
 from converter.validate import OnnxRunner, Validation, validate
 from converter.variants.run import VariantJob, add_variants
 
@@ -60,6 +63,9 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         bytes=size_of(request.model_path),
     )
     opset = choose_opset(request.opset, backend)
+    # The baseline and the signing key are checked before any work: a bad one costs no model load.
+    opened = open_baseline(request.baseline, _safe_stem(request.model_path))
+    check_signing(request.sign)
     with _timed(timings, "load"):
         loaded = backend.load(request, fmt)
     model_info.description = loaded.description
@@ -110,6 +116,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         except ConversionError as exc:
             report.error = exc.one_line()
             report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
+            report.provenance = collect_provenance(report.model.sha256, "", report.command)
             _write_reports(report, staging, stem, request.output_dir)
             _publish(staging, request.output_dir)
             return report
@@ -143,11 +150,20 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         report.passed = validation.passed
         report.status = "passed" if validation.passed else "failed"
         report.versions["opset"] = str(facts.opset)
+        if opened is not None:  # both files on this run's inputs, while its session is loaded
+            current = ThisRun.of(report.onnx, validation, chosen.runner, runs)
+            judge(report, compare_with_baseline(opened, request.baseline, current))
+        chosen.runner = None  # the variants are timed against an fp32 session of their own
         if request.variants.names:  # each validated against the original model's runs, not the fp32 file
-            chosen.runner = None  # the variants are timed against an fp32 session of their own
             job = VariantJob(exported.path, runs, loaded.label_outputs, final_dir)
             with _timed(timings, "variants"):
                 add_variants(report, request, job, log)
+        signature = (
+            sign(request.sign, [exported.path, *exported.extra_files])
+            if report.passed and request.sign != "none"
+            else {}
+        )
+        report.provenance = collect_provenance(report.model.sha256, report.onnx.sha256, report.command, signature)
         report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
         _write_reports(report, staging, stem, final_dir)
         _publish(staging, final_dir)

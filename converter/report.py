@@ -6,7 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from converter.baseline.render import render_baseline
+from converter.baseline.result import BaselineComparison
 from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
+from converter.provenance import Provenance
 from converter.validate import Validation
 from converter.variants.result import FP32, VariantResult, VariantsReport
 
@@ -56,7 +59,9 @@ class ExportAttempt:
 @dataclass
 class Report:
     passed: bool
-    status: str  # "passed", "failed" (validation), "error" (conversion failed)
+    # "passed"; "failed" (validation); "rejected" (validated, but the comparison with the baseline
+    # failed: never forgiven by fail-on-mismatch); "error" (conversion failed)
+    status: str
     model: ModelInfo
     onnx: OnnxInfo | None = None
     validation: Validation | None = None
@@ -68,6 +73,8 @@ class Report:
     command: str = ""
     reports: dict[str, str] = field(default_factory=dict)  # "json" and "markdown" paths
     export_attempts: list[ExportAttempt] = field(default_factory=list)  # every route tried, in order
+    baseline: BaselineComparison | None = None  # the comparison with the last release (--baseline)
+    provenance: Provenance | None = None
     variants: VariantsReport | None = None  # --variants: each validated against the original
     schema_version: int = SCHEMA_VERSION
 
@@ -75,6 +82,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["validation"] = self.validation.to_dict() if self.validation else None
+        data["baseline"] = self.baseline.to_dict() if self.baseline else None
         return data
 
     def to_json(self) -> str:
@@ -87,6 +95,8 @@ class Report:
         data["onnx"] = OnnxInfo(**data["onnx"]) if data.get("onnx") else None
         data["validation"] = Validation.from_dict(data["validation"]) if data.get("validation") else None
         data["export_attempts"] = [ExportAttempt(**a) for a in data.get("export_attempts", [])]
+        data["baseline"] = BaselineComparison.from_dict(data["baseline"]) if data.get("baseline") else None
+        data["provenance"] = Provenance(**data["provenance"]) if data.get("provenance") else None
         data["variants"] = VariantsReport.from_dict(data["variants"]) if data.get("variants") else None
         return cls(**data)
 
@@ -118,11 +128,13 @@ class Report:
             f"{verdict} {name} ({self.model.framework}/{self.model.format}) -> {self.onnx.path}: opset {self.onnx.opset}, "
             f"max abs diff {_num(self.max_abs_diff)}, batch {sizes}"
         )
-        if not self.passed:
+        if not self.validation.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
-            if self.variants and self.validation.passed:
-                text += ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
+        elif self.variants and self.variants.required_failures():
+            text += "; failing: " + ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
+        if self.baseline and self.baseline.failures:
+            text += f"; rejected by the baseline: {'; '.join(self.baseline.failures)}"
         if self.variants:
             text += f"; variants: {self.variants.summary()}"
         non_finite = self.validation.non_finite_outputs()
@@ -172,6 +184,8 @@ def render_markdown(report: Report, max_rows: int) -> str:
         head = f"## ❌ {name}: conversion failed"
     elif report.passed:
         head = f"## ✅ {name}: converted and validated"
+    elif report.status == "rejected":
+        head = f"## ❌ {name}: validated, but rejected by the comparison with the baseline"
     elif report.validation and report.validation.passed:
         head = f"## ❌ {name}: a required variant did not pass"
     else:
@@ -188,6 +202,8 @@ def render_markdown(report: Report, max_rows: int) -> str:
             lines.append("")
     for warning in report.warnings:
         lines += [f"> ⚠️ {_text(warning)}", ""]
+    if report.baseline:
+        lines += render_baseline(report.baseline, max_rows)
 
     model_rows = [
         ["Model", _code(report.model.path)],

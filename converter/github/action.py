@@ -58,7 +58,7 @@ def _run(workspace: Path) -> int:
         return exc.exit_code
     annotate(report, request.fail_on_mismatch)
     # As the CLI: a model that could not be converted fails even with fail-on-mismatch false.
-    code = EXIT_FAILED if report.status == "error" else exit_code_for(report.passed, request.fail_on_mismatch)
+    code = exit_code_for(report.status, request.fail_on_mismatch)
     return _publish(report, request, settings, workspace) or code
 
 
@@ -89,6 +89,8 @@ def _upload(report: Report, settings: ActionSettings) -> UploadedArtifact | None
     files = [Path(p) for p in (report.onnx.files if report.onnx else [])]
     files += [Path(p) for p in (report.variants.kept_files() if report.variants else [])]  # passing ones only
     files += [Path(report.reports[kind]) for kind in ("json", "markdown") if kind in report.reports]
+    if report.onnx and report.provenance and report.provenance.signature:  # the .sig beside the .onnx
+        files.append(Path(report.onnx.path).with_name(report.provenance.signature["file"]))
     name = settings.artifact_name or f"{_stem(report)}-onnx"
     with commands.group(f"upload artifact {name}"):
         client = ArtifactClient(context, log=commands.log)

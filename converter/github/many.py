@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from converter.batch import BatchIndex, IndexRow, run_batch
-from converter.errors import EXIT_FAILED, EXIT_OK, UserError
+from converter.errors import EXIT_FAILED, EXIT_OK, UserError, exit_code_for
 from converter.escape import markdown_code, table_cell
 from converter.github import commands
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact, files_under
@@ -22,6 +22,7 @@ from converter.github.inputs import ActionSettings
 from converter.github.outputs import (
     artifact_footer,
     attempt,
+    baseline_outputs,
     relative_path,
     write_job_summary,
     write_outputs,
@@ -88,7 +89,7 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
     for row in index.rows:
         commands.log(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}")
     forgiven = all(
-        row.passed or (row.status == "failed" and not entry.request.fail_on_mismatch)
+        exit_code_for(row.status, entry.request.fail_on_mismatch) == EXIT_OK
         for row, entry in zip(index.rows, entries, strict=True)
     )
     return EXIT_OK if forgiven and published else EXIT_FAILED
@@ -215,6 +216,7 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
     }
     report = run.reports[0] if run.single and run.reports else None
     if report and report.onnx:
+        values.update(baseline_outputs(report))
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
         values["opset"] = str(report.onnx.opset)
         values["report-path"] = relative_path(report.reports["json"], run.workspace)

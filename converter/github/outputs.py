@@ -32,6 +32,8 @@ OUTPUTS: dict[str, str] = {
     "artifact-id": "Id of the uploaded artifact (empty if none was uploaded).",
     "artifact-url": "Download page of the uploaded artifact (empty if none was uploaded).",
     "matrix": "mode plan: the strategy.matrix JSON, one entry (name, model) per model of the manifest.",
+    "interface-changed": "true if the inputs, outputs, opset or IR version differ from the baseline's; empty without a baseline.",
+    "breaking-changes": "How many of those changes break clients written for the baseline; empty without a baseline.",
     "best-variant-path": "With variants: the file to serve, relative to the workspace: the smallest (pick fastest: "
     "the fastest) of the .onnx and the variants that passed (empty if none passed).",
     "variants-passed": "With variants: the variants that passed and were kept, comma-separated.",
@@ -54,10 +56,20 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
         "matrix": "",  # set by mode plan only
+        **baseline_outputs(report),
         "best-variant-path": relative_path(report.variants.best_path, workspace)
         if report.variants and report.variants.best_path
         else "",
         "variants-passed": ",".join(r.name for r in report.variants.passed()) if report.variants else "",
+    }
+
+
+def baseline_outputs(report: Report) -> dict[str, str]:
+    """interface-changed and breaking-changes: empty when nothing was compared."""
+    compared = report.baseline is not None and report.baseline.compared
+    return {
+        "interface-changed": ("true" if report.baseline.interface else "false") if compared and report.baseline else "",
+        "breaking-changes": str(len(report.baseline.breaking)) if compared and report.baseline else "",
     }
 
 
@@ -121,6 +133,8 @@ def annotate(report: Report, fail_on_mismatch: bool) -> None:
         commands.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
     if report.status == "error":
         commands.error(report.headline(), title="ONNX conversion failed")
+    elif report.status == "rejected":
+        commands.error(report.headline(), title="ONNX file rejected by the comparison with the baseline")
     elif not report.passed:
         if fail_on_mismatch:
             commands.error(report.headline(), title="ONNX output differs from the original")
