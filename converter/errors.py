@@ -46,6 +46,12 @@ class ConversionError(ConverterError):
     exit_code = EXIT_FAILED
 
 
+class UnsupportedByRoute(ConversionError):
+    """An export route cannot take this model at any opset (no converter for an estimator, an op
+    tf2onnx has no handler for, a graph it cannot take apart): the pipeline tries no lower opset
+    of that route and moves to the next route."""
+
+
 class MissingFrameworkError(UserError):
     """A framework the model needs is not installed (or not in this image)."""
 

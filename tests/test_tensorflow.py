@@ -131,6 +131,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     """The route used when from_function fails, run on its own and checked in onnxruntime."""
     import onnxruntime as ort
 
+    from converter.frameworks.tensorflow import keras as keras_format
     from converter.frameworks.tensorflow.backend import TensorFlowBackend
     from converter.inputs import generate_inputs, resolve_specs
     from converter.request import ConversionRequest
@@ -139,7 +140,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     request = ConversionRequest.from_mapping({"model-path": str(models / "two_heads.keras")})
     loaded = backend.load(request, "keras")
     specs = resolve_specs(backend.input_specs(loaded, request), request, None)
-    backend.export_keras_saved_model(loaded, specs, 17).save(tmp_path / "two_heads.onnx")
+    keras_format.export_saved_model_archive(backend.import_module, loaded, specs, 17).save(tmp_path / "two_heads.onnx")
     session = ort.InferenceSession(str(tmp_path / "two_heads.onnx"), providers=["CPUExecutionProvider"])
     inputs = generate_inputs(specs, 5, seed=3)
     reference = backend.run(loaded, inputs)

@@ -143,18 +143,23 @@ def _round_initializers(path: Path, step: float) -> None:
 def _lossy_backend(routes: list[str]) -> type:
     """The TensorFlow backend with a real lossy route: the preferred route's file with its weights
     rounded, as a careless quantizer would write it. Its validation fails on its own numbers."""
-    from converter.frameworks.tensorflow.backend import TensorFlowBackend
+    from dataclasses import replace
+
+    from converter.frameworks.base import ExportRoute
+    from converter.frameworks.tensorflow.backend import TF2ONNX_OPSETS, TensorFlowBackend
+
+    # Each route exports through the initializers route, which frees the model as it goes.
+    declared = [ExportRoute(route, TF2ONNX_OPSETS, consumes_model=True) for route in routes]
 
     class Lossy(TensorFlowBackend):
-        def export_routes(self, loaded: Any) -> list[str]:
-            return list(routes)
+        def export_routes(self, loaded: Any) -> list[Any]:
+            return list(declared)
 
-        def export_route_impl(self, loaded: Any, specs: Any, opset: int, path: Path, dynamic: bool, route: str) -> Any:
-            if route == INITIALIZERS:
-                return super().export_route_impl(loaded, specs, opset, path, dynamic, route)
-            result = super().export_route_impl(loaded, specs, opset, path, dynamic, INITIALIZERS)
-            _round_initializers(path, 1 / 16)
-            result.export_path = route
+        def export_impl(self, loaded: Any, job: Any) -> Any:
+            exact = replace(job, route=ExportRoute(INITIALIZERS, TF2ONNX_OPSETS, consumes_model=True))
+            result = super().export_impl(loaded, exact)
+            if job.route.name != INITIALIZERS:
+                _round_initializers(job.path, 1 / 16)
             return result
 
     return Lossy
