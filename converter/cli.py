@@ -15,9 +15,10 @@ from typing import Any
 
 from converter import __version__
 from converter.batch import IndexRow, merge_reports, run_batch
-from converter.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for
+from converter.errors import EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for, exit_code_for_many
 from converter.escape import printable
-from converter.manifest import BATCH_OPTIONS, is_batch, load_entries, plan
+from converter.github.matrix import plan
+from converter.manifest import BATCH_OPTIONS, is_batch, load_entries
 from converter.request import OPTIONS, ConversionRequest
 
 Log = Callable[[str], None]
@@ -158,10 +159,7 @@ def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: boo
     markdown, _ = index.write(output_dir)
     if not quiet:
         print(printable(f"index: {markdown} ({sum(r.passed for r in index.rows)} of {len(index.rows)} passed)"))
-    forgiven = all(
-        exit_code_for(r.status, e.request.fail_on_mismatch) == EXIT_OK for r, e in zip(index.rows, entries, strict=True)
-    )
-    return EXIT_OK if forgiven else EXIT_FAILED
+    return exit_code_for_many((r.status, e.request.fail_on_mismatch) for r, e in zip(index.rows, entries, strict=True))
 
 
 def _merge(output_dir: Path, quiet: bool) -> int:
@@ -174,7 +172,7 @@ def _merge(output_dir: Path, quiet: bool) -> int:
         print(_row_line(row))
     if not quiet:
         print(printable(f"index: {markdown}"))
-    return EXIT_OK if index.passed else EXIT_FAILED
+    return exit_code_for_many((row.status, True) for row in index.rows)
 
 
 def _row_line(row: IndexRow) -> str:

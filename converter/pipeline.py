@@ -32,6 +32,7 @@ from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
 from converter.inputs import check_generated_size, generate_inputs, resolve_specs, second_run_inputs
+from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
 from converter.opsets import check_requested
 from converter.provenance import collect_provenance
@@ -327,12 +328,6 @@ def _write_reports(report: Report, staging: Path, output_dir: Path) -> None:
     }
     (staging / f"{stem}.report.json").write_text(report.to_json(), encoding="utf-8")
     (staging / f"{stem}.report.md").write_text(report.to_markdown(), encoding="utf-8")
-
-
-def file_stem(path: Path) -> str:
-    stem = path.name if path.is_dir() else path.stem
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._")
-    return cleaned or "model"
 
 
 def _publish(staging: Path, output_dir: Path) -> None:

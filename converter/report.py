@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from converter.baseline.render import render_baseline
 from converter.baseline.result import BaselineComparison
-from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
+from converter.escape import markdown_block, markdown_code, markdown_text, printable
+from converter.markdown import table
 from converter.provenance import Provenance
 from converter.tensors import shape_text
 from converter.validate import Validation
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
     from converter.onnx_file import OnnxFacts
 
 SCHEMA_VERSION = 1
-# GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
-MARKDOWN_LIMIT = 900 * 1024
-MAX_TABLE_ROWS = 200
+MAX_TABLE_ROWS = 200  # per table; the JSON report has every row
 
 
 @dataclass
@@ -150,8 +149,11 @@ class Report:
         return text
 
     # -- markdown ----------------------------------------------------------------------------
-    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
+    def to_markdown(self, limit: int | None = None) -> str:
+        """The markdown report; with ``limit``, in at most that many bytes (fewer table rows, then cut)."""
         text = render_markdown(self, MAX_TABLE_ROWS)
+        if limit is None:
+            return text
         rows = MAX_TABLE_ROWS
         while len(text.encode()) > limit and rows > 5:
             rows //= 4
@@ -175,14 +177,6 @@ def _num(value: float | None) -> str:
 # Every value below may come from the model file or its name: escaped (converter/escape.py).
 _code = markdown_code
 _text = markdown_text
-
-
-def table(header: list[str], rows: list[list[str]], limit: int) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more rows not shown; see the JSON report._")
-    return lines
 
 
 def onnx_info(exported: ExportResult, facts: OnnxFacts, route: str, fallback_reason: str, output_dir: Path) -> OnnxInfo:

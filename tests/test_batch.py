@@ -9,8 +9,8 @@ import pytest
 
 from converter.batch import CUT_NOTE_BYTES, BatchIndex, IndexRow
 from converter.errors import UserError
+from converter.github.outputs import JOB_SUMMARY_LIMIT
 from converter.manifest import load_entries
-from converter.report import MARKDOWN_LIMIT
 from tests.fixtures.sklearn import dataset
 from tests.fixtures.tiers import model_fixture
 
@@ -132,6 +132,24 @@ def test_a_glob_with_equal_stems_names_models_by_path(repo: Path, monkeypatch: p
     assert [e.name for e in entries] == ["models-a-model", "models-b-model"]
 
 
+def test_a_model_name_and_its_file_stem_follow_one_rule(
+    run_cli, iris_skops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The glob's entry name and the files the model writes in its folder are named alike: ASCII only.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "modèle iris.skops").write_bytes(iris_skops.read_bytes())
+    result = run_cli("--model-path", "models/*.skops", "--output-dir", "out")
+    assert result.code == 0, result.stdout + result.stderr
+    [entry] = load_entries({"model-path": "models/*.skops"})
+    assert entry.name == "mod_le_iris"
+    assert sorted(p.name for p in (tmp_path / "out" / "mod_le_iris").iterdir()) == [
+        "mod_le_iris.onnx",
+        "mod_le_iris.report.json",
+        "mod_le_iris.report.md",
+    ]
+
+
 def test_batch_run_isolates_a_failing_model_and_exits_1(
     model_repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,9 +238,9 @@ def _passed(number: int) -> IndexRow:
 def test_an_index_of_ten_thousand_failures_stays_under_the_job_summary_limit() -> None:
     index = BatchIndex([_passed(0), *[_failed(i) for i in range(10_000)]])
 
-    markdown = index.to_markdown()
+    markdown = index.to_markdown(limit=JOB_SUMMARY_LIMIT)
 
-    assert len(markdown.encode()) <= MARKDOWN_LIMIT
+    assert len(markdown.encode()) <= JOB_SUMMARY_LIMIT
     shown = [line for line in markdown.splitlines() if line.startswith("| `")]
     assert all("❌ error" in line for line in shown)  # failures first
     assert markdown.endswith(

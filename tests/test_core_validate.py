@@ -273,3 +273,23 @@ def test_markdown_stays_under_the_job_summary_limit(tmp_path: Path) -> None:
     markdown = report.to_markdown(limit=64 * 1024)
     assert len(markdown.encode()) <= 64 * 1024
     assert "more rows not shown; see the JSON report." in markdown
+
+
+def test_only_the_job_summary_is_cut_to_github_s_limit() -> None:
+    """The .report.md a CLI user gets keeps every row shown; the job summary is cut to fit GitHub's 1 MiB."""
+    from converter.github.outputs import JOB_SUMMARY_LIMIT
+
+    names = {f"output_{i}_" + "x" * 6000: np.zeros(3) for i in range(190)}
+    validation = Validation(1e-3, 1e-3, 3, "generated", True, [BatchCheck(3, True, compare(names, names, 0, 0))])
+    report = Report(
+        passed=True,
+        status="passed",
+        model=ModelInfo(path="m", framework="sklearn", format="skops", description="X", sha256="0", bytes=1),
+        validation=validation,
+    )
+    whole = report.to_markdown()
+    assert len(whole.encode()) > JOB_SUMMARY_LIMIT
+    assert all(name in whole for name in names)
+    summary = report.to_markdown(limit=JOB_SUMMARY_LIMIT)
+    assert len(summary.encode()) <= JOB_SUMMARY_LIMIT
+    assert "more rows not shown; see the JSON report." in summary
