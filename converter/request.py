@@ -58,7 +58,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "opset",
         "auto",
-        "ONNX opset: an integer, or auto for the highest that the exporter and onnxruntime support.",
+        "ONNX opset: an integer (that one exactly, or the run fails), or auto for the highest that exports and reproduces the model.",
     ),
     Option(
         "input-shapes",
