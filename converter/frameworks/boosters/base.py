@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
 REGRESSOR_OUTPUTS = ("variable",)
 ROUTE = "onnxmltools converter in skl2onnx.convert_sklearn"
+# What the export needs besides the library itself (module -> pip package).
+EXPORT_REQUIREMENTS = {"onnxmltools": "onnxmltools", "skl2onnx": "skl2onnx", "sklearn": "scikit-learn"}
 
 
 @dataclass

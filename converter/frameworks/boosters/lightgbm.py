@@ -14,7 +14,12 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.boosters.base import BoosterBackend, BoosterState, outputs_of_prediction
+from converter.frameworks.boosters.base import (
+    EXPORT_REQUIREMENTS,
+    BoosterBackend,
+    BoosterState,
+    outputs_of_prediction,
+)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -41,12 +46,7 @@ REGRESSOR_OBJECTIVES = (
 class LightGBMBackend(BoosterBackend):
     name = "lightgbm"
     package = "lightgbm"
-    requirements: ClassVar[dict[str, str]] = {
-        "lightgbm": "lightgbm",
-        "onnxmltools": "onnxmltools",
-        "skl2onnx": "skl2onnx",
-        "sklearn": "scikit-learn",
-    }
+    requirements: ClassVar[dict[str, str]] = {"lightgbm": "lightgbm", **EXPORT_REQUIREMENTS}
     formats_help = "a LightGBM text model (.txt)"
 
     @classmethod

@@ -17,7 +17,12 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.boosters.base import BoosterBackend, BoosterState, outputs_of_prediction
+from converter.frameworks.boosters.base import (
+    EXPORT_REQUIREMENTS,
+    BoosterBackend,
+    BoosterState,
+    outputs_of_prediction,
+)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -46,12 +51,7 @@ _UBJ_LENGTH = {ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}
 class XGBoostBackend(BoosterBackend):
     name = "xgboost"
     package = "xgboost-cpu"
-    requirements: ClassVar[dict[str, str]] = {
-        "xgboost": "xgboost-cpu",
-        "onnxmltools": "onnxmltools",
-        "skl2onnx": "skl2onnx",
-        "sklearn": "scikit-learn",
-    }
+    requirements: ClassVar[dict[str, str]] = {"xgboost": "xgboost-cpu", **EXPORT_REQUIREMENTS}
     formats_help = "an XGBoost .json or .ubj model"
 
     @classmethod
