@@ -1,4 +1,4 @@
-"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn/converters.py).
+"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn/converters/).
 
 Each estimator is trained, saved, converted through the CLI (which validates at two batch
 sizes), and the .onnx is then run again here on fresh inputs and compared with scikit-learn.
