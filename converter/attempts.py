@@ -116,6 +116,7 @@ class _Attempt:
         return Candidate(self.route, exported, self.facts, runner, warnings, validation, self._attempt(validation))
 
     def run(self, search: _Search) -> Outcome:
+        """Make the attempt and record it in the report and ``search``; what the next opset depends on."""
         try:
             candidate = self.validated()
             if candidate.validation.passed:
