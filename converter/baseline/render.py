@@ -9,7 +9,8 @@ release reads as one line. Every value from either report is escaped (converter/
 from __future__ import annotations
 
 from converter.baseline.result import BREAKING, BaselineComparison, Drift, LatencyComparison, OutputNumbers
-from converter.escape import markdown_code, markdown_text, table_cell
+from converter.escape import markdown_code, markdown_text
+from converter.markdown import table
 
 NOISE = 0.10  # a latency ratio within 1 ± this is shown only in the summary line
 WORSE = 2.0  # a validation difference this many times the baseline's gets a row
@@ -32,12 +33,7 @@ def render_baseline(comparison: BaselineComparison, max_rows: int) -> list[str]:
     lines += [f"Baseline: {' and '.join(files)}. {verdict}.", ""]
     rows = _rows(comparison)
     if rows:
-        header = ["", "Baseline", "This run", "Verdict"]
-        lines += ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
-        lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:max_rows]]
-        if len(rows) > max_rows:
-            lines.append(f"\n_{len(rows) - max_rows} more rows not shown; see the JSON report._")
-        lines.append("")
+        lines += [*table(["", "Baseline", "This run", "Verdict"], rows, max_rows), ""]
     summary = _summary_line(comparison)
     if not comparison.interface:
         summary = f"Interface unchanged; {summary[:1].lower()}{summary[1:]}" if summary else "Interface unchanged."
