@@ -237,7 +237,7 @@ def test_a_zip_bomb_keras_file_is_refused_before_keras_reads_it(run_cli, models:
                 member.write(bytes(16_000_000))
     result = run_cli("--model-path", str(path))
     assert result.code == 2
-    assert result.errors.startswith(f"error: bomb.keras: bomb.keras would inflate from {path.stat().st_size:,} to ")
+    assert result.errors.startswith(f"error: --model-path: bomb.keras would inflate from {path.stat().st_size:,} to ")
     assert "('model.weights.h5' alone to 320,000,000); this tool reads at most 64 MiB plus 100x" in result.errors
     assert result.errors.count("\n") == 1 and result.written() == []
 

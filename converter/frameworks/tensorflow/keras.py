@@ -117,7 +117,7 @@ def _check_keras_archive(path: Path) -> None:
     Bounded first: ``testzip`` inflates every member, and so does Keras (a 1.5 MB archive
     inflating to 1.5 GB converted at a 3.7 GB peak).
     """
-    check_archive_bounds(path, path.name)
+    check_archive_bounds(path, "--model-path")
     if not zipfile.is_zipfile(path):
         problem = "is not a zip archive"
     else:
