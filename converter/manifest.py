@@ -37,7 +37,7 @@ BATCH_OPTIONS: tuple[Option, ...] = (
 
 MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
 GLOB_CHARS = re.compile(r"[*?\[]")
-PATH_OPTIONS = ("model-path", "sample-data", "output-dir", "baseline")
+PATH_OPTIONS = ("model-path", "sample-data", "output-dir", "baseline", "requirements")
 # Artifact names may not hold these (GitHub's rule); entry names become artifact names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

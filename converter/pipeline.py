@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from converter.inputs import check_generated_size, generate_inputs, resolve_spec
 from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
 from converter.opsets import check_requested
+from converter.packages import install_requirements
 from converter.provenance import collect_provenance
 from converter.report import ModelInfo, Report, onnx_info
 from converter.request import ConversionRequest
@@ -61,6 +62,10 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     # The baseline and the signing key are checked before any work: a bad one costs no model load.
     opened = open_baseline(request.baseline, file_stem(request.model_path))
     check_signing(request.sign)
+    installed = None
+    if request.requirements is not None:  # before the load: the model-class file imports them
+        with timings.stage("requirements"):
+            installed = install_requirements(request.requirements, request.import_root)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
     specs, first_inputs, from_samples = _inputs(backend, loaded, request)
@@ -68,6 +73,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         passed=False, status="error", model=_model_info(request, backend, loaded), command=request.command_line()
     )
     report.versions = _versions(backend)
+    report.requirements = asdict(installed) if installed else {}
     report.warnings.extend(loaded.notes)
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)

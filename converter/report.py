@@ -74,6 +74,7 @@ class Report:
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    requirements: dict[str, Any] = field(default_factory=dict)  # --requirements: file, seconds, packages
     latency: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
@@ -256,6 +257,10 @@ def _model_rows(report: Report) -> list[list[str]]:
         ["Model size", f"{report.model.bytes:,} bytes"],
         ["Model sha256", _code(report.model.sha256)],
     ]
+    if report.requirements:  # installed before the model-class file was imported
+        installed = report.requirements
+        packages = ", ".join(_text(p) for p in installed["packages"]) or "nothing new"
+        rows.append(["Requirements", f"{_code(installed['file'])} in {installed['seconds']:.1f} s: {packages}"])
     return rows + (_onnx_rows(report.onnx) if report.onnx else [])
 
 

@@ -92,6 +92,12 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
     ),
+    Option(
+        "requirements",
+        "",
+        "A requirements file in the repository: packages the model-class file imports, installed before the "
+        "conversion without replacing any installed package (this runs their code, as model-class does).",
+    ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
     Option(
         "baseline",
@@ -206,6 +212,8 @@ class ConversionRequest:
     fail_on_mismatch: bool
     allow_unsafe_load: bool
     model_class: str
+    requirements: Path | None  # installed by converter/packages.py before the model is loaded
+    import_root: Path  # importable from the model-class file: the workspace, or the working directory
     signature: str
     baseline: BaselineOptions
     sign: str
@@ -250,6 +258,12 @@ class ConversionRequest:
             fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_class=parse_model_class(raw["model-class"], base_dir),
+            requirements=(
+                parse_path("requirements", raw["requirements"], base_dir, must_exist=True)
+                if raw["requirements"]
+                else None
+            ),
+            import_root=(base_dir or Path.cwd()).resolve(),
             signature=raw["signature"],
             baseline=parse_baseline_options(raw, base_dir),
             sign=parse_choice("sign", raw["sign"], SIGN_METHODS),

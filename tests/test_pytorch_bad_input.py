@@ -118,7 +118,7 @@ def test_model_class_file_that_fails_to_import_shows_its_exception(
         result,
         2,
         f'error: --model-class "{broken}:Net": importing broken_model.py failed: ModuleNotFoundError: '
-        "No module named 'not_installed_package_xyz'; fix the error in that file, or install what it imports",
+        "No module named 'not_installed_package_xyz'; fix the error in that file, or install what it imports (--requirements)",
     )
 
 
@@ -130,7 +130,7 @@ def test_model_class_file_with_a_long_error_is_shortened(run_cli, model_files: M
     assert result.code == 2
     assert line.startswith(f'error: --model-class "{broken}:Net": importing loud_model.py failed: RuntimeError: ')
     # Cut to 200 characters (the trailing "..." is dropped with the sentence's final dots).
-    assert line.endswith("x; fix the error in that file, or install what it imports")
+    assert line.endswith("x; fix the error in that file, or install what it imports (--requirements)")
     assert 150 < line.count("x") < 200
     assert result.written() == []
 

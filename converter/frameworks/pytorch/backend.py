@@ -118,8 +118,9 @@ class PytorchBackend(Backend[PytorchState]):
                 f"{path.name} is a state_dict ({len(state)} tensors: {keys}, ...), which holds weights but not the model's code",
                 "pass --model-class path/to/model.py:ClassName naming the nn.Module class (or a zero-argument factory)",
             )
-        factory, label = torch_load.import_model_class(request.model_class)
-        model = torch_load.build_module(torch, factory, request.model_class)
+        with torch_load.importable(request.import_root):
+            factory, label = torch_load.import_model_class(request.model_class)
+            model = torch_load.build_module(torch, factory, request.model_class)
         notes += torch_load.apply_state_dict(model, state, path, label)
         return model, notes
 

@@ -21,7 +21,8 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -259,19 +260,15 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up here
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # so the file can import its neighbours
     try:
-        module_spec.loader.exec_module(module)
+        with importable(path.resolve().parent):  # so the file can import its neighbours
+            module_spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         raise UserError(
             f'--model-class "{spec}": importing {path.name} failed: {type(exc).__name__}: {shorten(exc, 200)}',
-            "fix the error in that file, or install what it imports",
+            "fix the error in that file, or install what it imports (--requirements)",
         ) from None
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
     factory = getattr(module, name, None)
     if factory is None or not callable(factory):
         classes = [
@@ -285,6 +282,19 @@ def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
             "name the nn.Module class or a zero-argument factory function in that file",
         )
     return factory, f"{path.name}:{name}"
+
+
+@contextmanager
+def importable(folder: Path) -> Iterator[None]:
+    """``folder`` first on sys.path for the duration: the class file's own folder, and the repository root
+    (``from mypackage.models import Net`` in a class file under models/)."""
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
 
 
 def _module_name(path: Path) -> str:
