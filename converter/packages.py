@@ -142,8 +142,8 @@ def _pins() -> dict[str, str]:
     pins: dict[str, str] = {}
     for dist in md.distributions():
         name = dist.metadata["Name"]
-        if name:
-            pins[canonicalize_name(name)] = dist.version
+        if name:  # the first on sys.path is the one imported (a later copy is shadowed)
+            pins.setdefault(canonicalize_name(name), dist.version)
     return pins
 
 

@@ -7,11 +7,8 @@ and an already installed package is installed as "already satisfied".
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib.metadata as md
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from converter.errors import UserError
 from converter.github.inputs import read_inputs
 from tests.fixtures.cli import assert_one_line_error
 from tests.fixtures.pytorch import ModelFiles
+from tests.fixtures.wheels import make_wheel
 
 NUMPY = md.version("numpy")
 HOW = "list packages as name==version, or as a wheel, sdist or folder inside the repository"
@@ -34,27 +32,6 @@ def no_index(monkeypatch: pytest.MonkeyPatch) -> None:
 def write_requirements(folder: Path, text: str) -> Path:
     path = folder / "reqs.txt"
     path.write_text(text)
-    return path
-
-
-def make_wheel(folder: Path, name: str, requires: list[str]) -> Path:
-    """A pure-Python wheel of one empty module that requires ``requires``."""
-    path = folder / f"{name}-1.0-py3-none-any.whl"
-    info = f"{name}-1.0.dist-info"
-    files = {
-        f"{name}.py": "",
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: 1.0\n{}".format(
-            name, "".join(f"Requires-Dist: {r}\n" for r in requires)
-        ),
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    with zipfile.ZipFile(path, "w") as wheel:
-        for member, text in files.items():
-            wheel.writestr(member, text)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-            record.append(f"{member},sha256={digest},{len(text.encode())}")
-        wheel.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
     return path
 
 

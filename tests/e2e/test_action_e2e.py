@@ -53,6 +53,16 @@ CASES = [
     # float32 ONNX against float64 scikit-learn cannot be exact: a tolerance of 0 must fail.
     Case("sklearn-zero-tolerance", "sklearn-iris", {"atol": "0", "rtol": "0"}, passes=False),
     Case("hostile-name", "sklearn-iris", file_name=HOSTILE_NAME),
+    # A state_dict whose class file imports the repository's package, which imports one from requirements.
+    Case(
+        "requirements",
+        "pytorch-state-dict-with-package",
+        {
+            "model-class": "e2e-models/net_class.py:Net",
+            "requirements": "e2e-models/requirements.txt",
+            "input-shapes": "batchx8",
+        },
+    ),
 ]
 
 
@@ -200,3 +210,10 @@ def test_a_hostile_file_name_issues_no_workflow_command_and_is_text_in_the_summa
     assert summary.startswith(f"## ✅ {markdown_text(HOSTILE_NAME)}: converted and validated\n")
     html, raw = markdown_html(summary)
     assert raw == [] and "<script" not in html and "<b>" not in html
+
+
+def test_requirements_are_installed_in_the_container_and_timed(e2e: E2ERun) -> None:
+    summary = e2e.logs["requirements"].summary
+    assert "| Requirements | `requirements.txt` in " in summary
+    assert " s: tinylayers 1.0 |" in summary
+    assert "| requirements | " in summary  # the timings table's stage
