@@ -80,11 +80,15 @@ clean:
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# Benchmark-only packages (transformers for the PyTorch coverage family), with their hashes in
-# requirements/bench.txt (every extra, the dev tools and transformers); never in the image or CI.
+# Benchmark-only packages (transformers for the PyTorch coverage family, timm), with their hashes in
+# requirements/bench.txt (every extra, the dev tools, transformers, timm); never in the image or CI.
+# --no-deps: bench.txt is complete but for timm's torchvision, which goes into bench/.torchvision
+# (requirements/compile.sh says why).
 BENCH_STAMP := $(VENV)/.bench-stamp
-$(BENCH_STAMP): $(STAMP) requirements/bench.txt
-	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/bench-torchvision.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/bench.txt
+	rm -rf bench/.torchvision && $(PY) -m pip install --quiet --require-hashes --no-deps \
+	  --target bench/.torchvision -r requirements/bench-torchvision.txt
 	touch $@
 
 # make coverage: convert whole model families and re-check each (long; not part of CI).

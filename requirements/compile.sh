@@ -26,5 +26,10 @@ pinned="--generate-hashes -c requirements/constraints.txt"
   done
   compile $pinned pyproject.toml --all-extras -o requirements/full.txt
   compile $pinned pyproject.toml --all-extras requirements/dev.in -o requirements/dev.txt
-  compile $pinned pyproject.toml --all-extras requirements/dev.in requirements/bench.in -o requirements/bench.txt
+  # torchvision (timm's dependency) apart: PyPI's build for this torch cannot load its C ops, and
+  # installed in the venv it breaks transformers' vision models (their import finds it and fails).
+  # bench-torchvision.txt goes into a folder of its own that only the timm family imports from.
+  compile $pinned pyproject.toml --all-extras requirements/dev.in requirements/bench.in \
+    --no-emit-package torchvision -o requirements/bench.txt
+  compile $pinned --no-deps requirements/bench-torchvision.in -o requirements/bench-torchvision.txt
 }
