@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from converter.errors import ConversionError, UnsupportedByRoute
 from converter.frameworks.base import ExportJob, ExportResult, ExportRoute
+from converter.memory import return_freed_memory
 from converter.onnx_file import OnnxFacts, check_and_describe
 from converter.opsets import OpsetSearch, Outcome, check_written
 from converter.report import ExportAttempt
@@ -107,6 +108,7 @@ class _Attempt:
         )
         with run.timings.stage("check"):
             self.facts = check_and_describe(exported.path)
+            return_freed_memory()  # shape inference's copies of the weights, before onnxruntime loads them
         warnings = exported.warnings + check_written(run.request.opset, self.facts.opset)
         run.log("validating in onnxruntime")
         with run.timings.stage("validate"):

@@ -10,8 +10,6 @@ A ``Conversion`` carries what every step shares.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import importlib.metadata as md
 import platform
 import shutil
@@ -32,6 +30,7 @@ from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
 from converter.inputs import check_generated_size, generate_inputs, resolve_specs, second_run_inputs
+from converter.memory import return_freed_memory
 from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
 from converter.opsets import check_requested
@@ -276,26 +275,6 @@ class Timings:
 
     def with_total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
-        return None
-
-
-def return_freed_memory() -> None:
-    """Give the memory the process has freed back to the system (glibc ``malloc_trim``).
-
-    glibc keeps freed memory in its arenas, one per thread that allocated it, and TensorFlow's
-    threads leave much there: after a ConvNeXtLarge reference run 600 MB of RSS is freed memory
-    that the next phase (tf2onnx, onnxruntime's session, on other threads) cannot reuse.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 @contextmanager

@@ -149,6 +149,10 @@ class OnnxRunner:
         # plan beside the arena chunks of the first (NASNetLarge at batch 16: 2.0 -> 3.0 GB;
         # without it 2.2 GB, and no slower here). The validation and latency runs repeat shapes.
         options.enable_mem_pattern = False
+        # No arena: it keeps the largest run's blocks for the life of the session (the report's later
+        # stages run beside it). swin_tiny at batch 16 then 8: peak 879 -> 827 MB above the session's
+        # start, and 879 -> 515 MB held after the runs (bench/timm_memory.py).
+        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

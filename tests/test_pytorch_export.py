@@ -40,6 +40,33 @@ def test_opset_below_what_dynamo_writes_falls_back_to_the_torchscript_exporter(r
     assert report["passed"] is True
 
 
+def test_a_large_model_is_freed_after_its_export_and_loaded_again_for_the_next_route(
+    run_cli, model_files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime validates without the weights held twice; the fallback route loads the model again."""
+    from converter.frameworks.base import Backend
+    from converter.frameworks.pytorch import backend as pytorch_backend
+
+    monkeypatch.setattr(pytorch_backend, "RELEASE_BYTES", 256)  # the MLP's 524 bytes of weights count as large
+    reloaded: list[bool] = []
+    reload = Backend.reload
+
+    def counted(self, released, request):  # type: ignore[no-untyped-def]
+        reloaded.append(released.released and released.model is None)
+        return reload(self, released, request)
+
+    monkeypatch.setattr(Backend, "reload", counted)
+    result = run_cli(*mlp_args(model_files, "--input-shapes", "batchx4", "--opset", "12"))
+    assert result.code == 0, result.stderr
+    report = result.report("mlp")
+    assert [(a["route"], a["outcome"]) for a in report["export_attempts"]] == [
+        (DYNAMO, "error"),
+        (TORCHSCRIPT, "passed"),
+    ]
+    assert reloaded == [True]  # freed after the dynamo export, loaded again for the TorchScript one
+    assert report["validation"]["batch_sizes"] == [16, 8]
+
+
 def test_opset_the_dynamo_exporter_can_write_is_honoured(run_cli, model_files) -> None:
     result = run_cli(*mlp_args(model_files, "--input-shapes", "batchx4", "--opset", "17"))
     assert result.code == 0, result.stdout

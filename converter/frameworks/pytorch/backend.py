@@ -12,6 +12,7 @@ detection reads zip entries and pickle opcodes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from converter.frameworks.pytorch.pt2 import load_program
 from converter.frameworks.pytorch.state import Loaded, PytorchState
 from converter.frameworks.pytorch.torchscript_code import check_archive
 from converter.tensors import shape_text
+
+RELEASE_BYTES = 8 * 1024**2  # weights above this are freed after an export (release_impl)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -190,6 +193,18 @@ class PytorchBackend(Backend[PytorchState]):
             loaded.output_names = tuple(name for name, _ in flat)
             state.output_ranks = [t.dim() for _, t in flat]
         return {name: _to_numpy(torch, t) for name, t in zip(loaded.output_names, (t for _, t in flat), strict=True)}
+
+    def release_impl(self, loaded: Loaded) -> bool:
+        """Free a model whose weights are large once its file exists: onnxruntime then validates the file
+        without the weights held twice (swin_tiny: peak 1.52 -> see bench/RESULTS.md, bench/timm_memory.py).
+        A later route's export loads it again (base.py's lifecycle)."""
+        torch = self.require("torch")
+        if routes.weight_bytes(torch, loaded.model, loaded.state.kind) < RELEASE_BYTES:
+            return False  # a small model is cheaper to keep than to load again
+        loaded.model = None
+        loaded.state.call = None
+        gc.collect()  # the exported graph's module holds cycles
+        return True
 
     def reload_impl(self, released: Loaded, again: Loaded) -> None:
         again.state.output_ranks = released.state.output_ranks

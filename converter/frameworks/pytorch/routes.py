@@ -79,7 +79,7 @@ def _torch_call(torch: Any, loaded: Loaded, job: ExportJob) -> tuple[torch_expor
     input_names = [s.name for s in job.specs]
     if loaded.state.keywords:
         kwargs, args = dict(zip(input_names, args, strict=True)), ()
-    large = _weight_bytes(torch, loaded.model, loaded.state.kind) > torch_export.EXTERNAL_DATA_BYTES
+    large = weight_bytes(torch, loaded.model, loaded.state.kind) > torch_export.EXTERNAL_DATA_BYTES
     notes = []
     if large:
         notes.append(
@@ -133,7 +133,7 @@ def _dynamic_axes(specs: list[TensorSpec], loaded: Loaded, dynamic_batch: bool) 
     return {name: value for name, value in axes.items() if value}
 
 
-def _weight_bytes(torch: Any, model: Any, kind: str) -> int:
+def weight_bytes(torch: Any, model: Any, kind: str) -> int:
     if kind == "program":
         tensors = [*model.state_dict.values(), *(v for v in model.constants.values() if isinstance(v, torch.Tensor))]
     else:
