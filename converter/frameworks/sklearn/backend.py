@@ -17,7 +17,7 @@ import numpy as np
 from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
 from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec, image_hint
-from converter.frameworks.sklearn import skops_trust
+from converter.frameworks.sklearn import skops_trust, tree_checks
 from converter.frameworks.sklearn import stable as sklearn_stable
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class SklearnBackend(Backend):
                 f"{path.name} holds a {type(model).__name__}, not a scikit-learn estimator",
                 "save the fitted estimator or pipeline itself",
             )
+        tree_checks.check_trees(model, path.name)  # before anything runs the trees: scikit-learn trusts them
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
                 f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
