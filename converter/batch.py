@@ -153,13 +153,16 @@ def _fitting(lines: list[str], budget: int) -> list[str]:
 
 
 def run_batch(
-    entries: list[Entry], log: Callable[[str], None], on_result: Callable[[IndexRow], None] | None = None
+    entries: list[Entry],
+    log: Callable[[str], None],
+    on_result: Callable[[IndexRow], None] | None = None,
+    first: int = 0,
 ) -> BatchIndex:
-    """Convert every entry; a failure is recorded and the next model runs."""
+    """Convert every entry from ``entries[first]`` on; a failure is recorded and the next model runs."""
     from converter.pipeline import convert
 
     index = BatchIndex()
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(entries[first:], start=first + 1):
         log(f"[{number}/{len(entries)}] {entry.name}")
         start = time.perf_counter()
         try:

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from converter import __version__
-from converter.batch import IndexRow, merge_reports, run_batch
+from converter import __version__, isolated
+from converter.batch import IndexRow, merge_reports
+from converter.child_process import Options
 from converter.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for
-from converter.escape import printable
+from converter.escape import inert, printable
 from converter.manifest import BATCH_OPTIONS, is_batch, load_entries, plan
 from converter.request import OPTIONS, ConversionRequest
 
@@ -52,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, own_process: bool | None = None) -> int:
+    """Run the command ``argv`` (default: this process's command line); returns the exit code.
+
+    The program (the console script, ``python -m converter``, the container) owns its process, so
+    each conversion runs in a child process that a crash ends alone (converter/isolated.py), and
+    every line the child writes is made inert for GitHub's runner. Called as a function
+    (``main([...])``, as the tests do) it converts in this process: forking someone else's process
+    (a notebook with threads) is not safe. ``own_process`` says which, when argv is given.
+    """
+    own_process = argv is None if own_process is None else own_process
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "convert"
     parser = build_parser()
@@ -61,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.pop("quiet")
     batch_values = {o.name: args.pop(o.name) or "" for o in BATCH_OPTIONS}
     log = (lambda _m: None) if quiet else _log
+    child = Options(line_filter=inert, debug=debug) if own_process else None
     if command != "merge" and not args.get("model-path"):
         parser.print_usage(sys.stderr)
         print("error: --model-path is required; give the model file or directory to convert", file=sys.stderr)
@@ -73,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "merge":
             return _merge(Path(args.get("output-dir") or "onnx-models"), quiet)
         if batch_values["select"] or is_batch(args["model-path"]):
-            return _convert_many(args, batch_values["select"], log, quiet)
-        return _convert_one(args, log, quiet)
+            return _convert_many(args, batch_values["select"], log, quiet, child)
+        return _convert_one(args, log, quiet, child)
     except ConverterError as exc:
         if debug:
             raise
@@ -82,11 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
-    from converter.pipeline import convert
-
+def _convert_one(args: dict[str, str | None], log: Log, quiet: bool, child: Options | None) -> int:
     request = ConversionRequest.from_mapping(args)
-    report = convert(request, log=log)
+    report = isolated.convert(request, log, child)
     print(report.headline())
     if not quiet:
         print(printable(f"reports: {report.reports['markdown']}, {report.reports['json']}"))
@@ -95,9 +104,9 @@ def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
     return exit_code_for(report.passed, request.fail_on_mismatch) if report.status != "error" else 1
 
 
-def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool) -> int:
+def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool, child: Options | None) -> int:
     entries = load_entries(args, select=select)  # every entry is checked before the first conversion
-    index = run_batch(entries, log, on_result=lambda row: print(_row_line(row), flush=True))
+    index = isolated.run_many(entries, log, lambda row: print(_row_line(row), flush=True), child)
     output_dir = Path(args.get("output-dir") or "onnx-models")
     markdown, _ = index.write(output_dir)
     if not quiet:

@@ -59,6 +59,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         bytes=size_of(request.model_path),
     )
     opset = choose_opset(request.opset, backend)
+    log("loading the model")
     with _timed(timings, "load"):
         loaded = backend.load(request, fmt)
     model_info.description = loaded.description
@@ -82,6 +83,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
             # outputs at both batch sizes, its latency), so that the backend can free the
             # model before onnxruntime loads the file: the two never hold the weights at once.
             second = _second_inputs(specs, first_inputs, request, samples is not None)
+            log("running the original model")
             with _timed(timings, "reference_run"):
                 runs: list[Run] = [(first_inputs, backend.run(loaded, first_inputs))]
                 if second is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from converter import isolated
 from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, exit_code_for
 from converter.github import commands
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact
@@ -50,9 +51,8 @@ def _run(workspace: Path) -> int:
             return run_many(values, settings.select, workspace, settings)
         request, settings = read_inputs(workspace)
         with commands.group(f"onnx-convert: {request.model_path.name}"):
-            from converter.pipeline import convert  # after the inputs: a bad input costs no import
-
-            report = convert(request, log=lambda message: commands.log(f"onnx-convert: {message}"))
+            # In a child process: a crash there still leaves this one to write the summary and outputs.
+            report = isolated.convert(request, lambda message: commands.log(f"onnx-convert: {message}"), commands.CHILD)
     except ConverterError as exc:
         commands.error(exc.one_line(), title="onnx-convert")
         return exc.exit_code

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from converter.batch import BatchIndex, IndexRow, run_batch
+from converter import isolated
+from converter.batch import BatchIndex, IndexRow
 from converter.errors import EXIT_FAILED, EXIT_OK, UserError
 from converter.escape import markdown_code, table_cell
 from converter.github import commands
@@ -76,7 +77,9 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
     entries = load_entries(values, base_dir=workspace, select=select)  # all checked before any conversion
     output_dir = _output_dir(values, workspace)
     with commands.group(f"onnx-convert: {len(entries)} model(s)"):
-        index = run_batch(entries, log=lambda message: commands.log(f"onnx-convert: {message}"))
+        index = isolated.run_many(
+            entries, lambda message: commands.log(f"onnx-convert: {message}"), None, commands.CHILD
+        )
     index.write(output_dir)
     for row, entry in zip(index.rows, entries, strict=True):
         if row.status == "failed" and not entry.request.fail_on_mismatch:
