@@ -8,7 +8,6 @@ per-model reports of a fan-out run.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from converter.atomic import write_file
 from converter.errors import ConverterError
 from converter.escape import markdown_code, markdown_text, table_cell
 from converter.manifest import Entry
@@ -133,11 +133,7 @@ class BatchIndex:
         output_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for suffix, text in ((".md", self.to_markdown()), (".json", self.to_json())):
-            final = output_dir / f"{INDEX_STEM}{suffix}"
-            partial = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-            partial.write_text(text, encoding="utf-8")
-            partial.replace(final)
-            paths.append(final)
+            paths.append(write_file(output_dir / f"{INDEX_STEM}{suffix}", text))
         return paths[0], paths[1]
 
 
@@ -192,11 +188,7 @@ def _error_row(entry: Entry, message: str, start: float) -> IndexRow:
 
 def merge_reports(report_paths: list[Path]) -> BatchIndex:
     """The index of a fan-out run, rebuilt from the per-model JSON reports."""
-    rows = []
-    for path in sorted(report_paths):
-        report = Report.from_json(path.read_text(encoding="utf-8"))
-        name = path.parent.name if path.parent.name else path.stem
-        row = IndexRow.from_report(name, report)
-        row.report = str(path)
-        rows.append(row)
+    from converter.merged import read_row  # other jobs wrote them: read as untrusted
+
+    rows = [read_row(path.parent.name or path.stem, path) for path in sorted(report_paths)]
     return BatchIndex(sorted(rows, key=lambda r: r.name))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from converter import child_process
+from converter.atomic import write_file
 from converter.batch import BatchIndex, IndexRow, run_batch
 from converter.child_process import Options
 from converter.errors import ConversionError, ConverterError, UserError
@@ -115,6 +116,11 @@ def crash_report(request: ConversionRequest, death: child_process.Death, progres
         timings={"total": round(seconds, 4)},
         command=f"{request.command_line()} --debug",
     )
+    try:
+        request.check_output_dir()
+    except UserError as exc:  # a link appeared there: the report goes to the summary and the log only
+        report.warnings.append(f"reports not written: {exc.one_line()}")
+        return report
     _write_reports(report, request.output_dir, _safe_stem(model))
     return report
 
@@ -172,11 +178,5 @@ def _write_reports(report: Report, output_dir: Path, stem: str) -> None:
         "json": str(output_dir / f"{stem}.report.json"),
         "markdown": str(output_dir / f"{stem}.report.md"),
     }
-    for kind, text in (
-        ("markdown", report.to_markdown()),
-        ("json", report.to_json()),
-    ):  # JSON last: it marks completion
-        final = Path(report.reports[kind])
-        partial = final.with_name(f".{final.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(final)
+    write_file(Path(report.reports["markdown"]), report.to_markdown())
+    write_file(Path(report.reports["json"]), report.to_json())  # last: it marks completion

@@ -219,9 +219,18 @@ def _default_name(path: Path) -> str:
 
 
 def _in_subdir(request: ConversionRequest, name: str) -> ConversionRequest:
-    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide."""
+    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide.
+
+    The name comes from the repository: that folder may not be a symbolic link, even where the
+    user's own output dir may be one (the CLI's).
+    """
     output_dir = request.output_dir / name
-    return replace(request, output_dir=output_dir, raw={**request.raw, "output-dir": str(output_dir)})
+    below = request.link_free_below or request.output_dir
+    updated = replace(
+        request, output_dir=output_dir, raw={**request.raw, "output-dir": str(output_dir)}, link_free_below=below
+    )
+    updated.check_output_dir()  # now, so that a run stops before its first model; and again when written
+    return updated
 
 
 def plan(entries: list[Entry], model_path: str) -> dict[str, list[dict[str, str]]]:

@@ -76,6 +76,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     report = Report(passed=False, status="error", model=model_info, command=request.command_line())
     report.versions = _versions(backend)
     report.warnings.extend(loaded.notes)
+    request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
         stem = _safe_stem(request.model_path)
         try:

@@ -120,6 +120,9 @@ class ConversionRequest:
     signature: str = "serving_default"
     # The raw option values, to print the command that reproduces the run.
     raw: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # No symbolic link may be on the output path below this folder (check_output_dir): the
+    # workspace in the action; a many-model run's output dir, whose folders it names itself.
+    link_free_below: Path | None = field(default=None, compare=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
@@ -160,6 +163,7 @@ class ConversionRequest:
             model_class=parse_model_class(raw["model-class"], base_dir),
             signature=raw["signature"],
             raw={k: v for k, v in raw.items() if v != _default(k)},
+            link_free_below=base_dir.resolve() if base_dir is not None else None,
         )
 
     @classmethod
@@ -168,6 +172,16 @@ class ConversionRequest:
         env = os.environ if env is None else env
         values = {o.name: env.get(input_variable(o.name)) for o in OPTIONS}
         return cls.from_mapping(values, base_dir)
+
+    def check_output_dir(self) -> None:
+        """Refuse (exit 2) an output path that passes through a symbolic link below ``link_free_below``.
+
+        Called when the folder is about to be written, not only when the option was parsed: the
+        repository (a pull request) can hold a link at ``<output-dir>/<model name>``, or put one
+        there after parsing, and a write through it lands wherever it points.
+        """
+        if self.link_free_below is not None:
+            check_no_link("output-dir", self.output_dir, self.link_free_below)
 
     def command_line(self) -> str:
         """The ``onnx-convert`` command that reproduces this run."""
@@ -285,6 +299,32 @@ def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool 
     if must_exist and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
         raise UserError.bad_value(option, value, "is not a regular file or directory", "give a file or directory")
     return path
+
+
+def check_no_link(option: str, path: Path, below: Path) -> None:
+    """Refuse (exit 2) ``path`` when a part of it below ``below`` is a symbolic link."""
+    link = first_link(path, below)
+    if link is not None:
+        raise UserError.bad_value(
+            option,
+            path,
+            f"{link} is a symbolic link (to {os.readlink(link)}), and this tool never writes through a link",
+            "remove the link, or give an output directory that is a plain folder",
+        )
+
+
+def first_link(path: Path, below: Path) -> Path | None:
+    """The first part of ``path`` below ``below`` that is a symbolic link (``path`` itself included)."""
+    try:
+        parts = path.relative_to(below).parts
+    except ValueError:
+        return None if path.resolve().is_relative_to(below.resolve()) else path
+    current = below
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
 
 
 def parse_model_class(value: str, base_dir: Path | None) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from converter import isolated
 from converter.batch import BatchIndex, IndexRow
-from converter.errors import EXIT_FAILED, EXIT_OK, UserError
+from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError
 from converter.escape import markdown_code, table_cell
 from converter.github import commands
-from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact, files_under
+from converter.github.artifacts import ArtifactClient, ListedArtifact, RuntimeContext, UploadedArtifact, files_under
 from converter.github.inputs import ActionSettings
 from converter.github.outputs import (
     artifact_footer,
@@ -28,11 +28,15 @@ from converter.github.outputs import (
     write_outputs,
 )
 from converter.manifest import Entry, load_entries, plan
+from converter.merged import read_row
 from converter.report import MARKDOWN_LIMIT, Report
-from converter.request import parse_path
+from converter.request import check_no_link, parse_path
 
 DEFAULT_COMBINED_ARTIFACT = "onnx-models"
 MAX_LISTED_LINKS = 5  # a warning names this many symbolic links, then counts the rest
+# merge downloads an artifact whole, into memory, to read the report in it: bounded by the size
+# the artifact service lists for it (what it verified at FinalizeArtifact).
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
 
 
 def artifact_name_for(entry: Entry) -> str:
@@ -80,6 +84,7 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
         index = isolated.run_many(
             entries, lambda message: commands.log(f"onnx-convert: {message}"), None, commands.CHILD
         )
+    check_no_link("output-dir", output_dir, workspace)  # when written: see ConversionRequest.check_output_dir
     index.write(output_dir)
     for row, entry in zip(index.rows, entries, strict=True):
         if row.status == "failed" and not entry.request.fail_on_mismatch:
@@ -126,32 +131,13 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "outside Actions, download the reports and run onnx-convert merge --output-dir DIR",
         )
     client = ArtifactClient(context, log=commands.log)
-    available = {a.name for a in client.list_artifacts()}
+    available = {a.name: a for a in client.list_artifacts()}
     output_dir = _output_dir(values, workspace)
+    check_no_link("output-dir", output_dir, workspace)  # when written: see ConversionRequest.check_output_dir
     index = BatchIndex()
     with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
-            name = artifact_name_for(entry)
-            if name not in available:
-                index.rows.append(
-                    IndexRow(
-                        name=entry.name,
-                        model=entry.model,
-                        passed=False,
-                        status="missing",
-                        error=f"no artifact {name}: its job failed before uploading, or did not run",
-                    )
-                )
-                continue
-            paths = client.download_reports(name, output_dir)
-            if not paths:
-                index.rows.append(
-                    IndexRow(entry.name, entry.model, False, "missing", error=f"artifact {name} holds no report")
-                )
-                continue
-            row = IndexRow.from_report(entry.name, Report.from_json(paths[0].read_text()))
-            row.report = str(paths[0])
-            index.rows.append(row)
+            index.rows.append(_merged_row(client, entry, available.get(artifact_name_for(entry)), output_dir))
     index.write(output_dir)
     for row in index.rows:
         if not row.passed:
@@ -169,6 +155,32 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _merged_row(client: ArtifactClient, entry: Entry, artifact: ListedArtifact | None, output_dir: Path) -> IndexRow:
+    """The index row of one model of a fan-out run, from the report in its artifact: anything wrong
+    with the artifact (another job made it) is that model's row, never the end of the merge."""
+    name = artifact_name_for(entry)
+    if artifact is None:
+        return _missing(entry, f"no artifact {name}: its job failed before uploading, or did not run")
+    if artifact.size > MAX_DOWNLOAD_BYTES:
+        return _missing(
+            entry,
+            f"artifact {name} is {artifact.size:,} bytes, more than the {MAX_DOWNLOAD_BYTES // 1024**3} GiB merge "
+            "downloads to read a report",
+        )
+    try:
+        check_no_link("output-dir", output_dir / name, output_dir)
+        paths = client.download_reports(name, output_dir)
+    except ConverterError as exc:
+        return IndexRow(entry.name, entry.model, False, "error", error=exc.one_line())
+    if not paths:
+        return _missing(entry, f"artifact {name} holds no report")
+    return read_row(entry.name, paths[0], entry.model)
+
+
+def _missing(entry: Entry, why: str) -> IndexRow:
+    return IndexRow(entry.name, entry.model, False, "missing", error=why)
 
 
 def _output_dir(values: dict[str, str | None], workspace: Path) -> Path:
