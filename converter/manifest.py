@@ -18,7 +18,9 @@ Paths in a manifest are relative to the manifest's directory.
 from __future__ import annotations
 
 import glob
+import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
 # a maximum of 256 jobs per workflow run."
 MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
+# A glob is read lazily and refused past this many matches: a committed link loop (models/loop -> .)
+# makes models/**/*.skops match every model once per level of the loop, hundreds of times.
+MAX_GLOB_MATCHES = 10_000
 PATH_OPTIONS = ("model-path", "sample-data", "output-dir")
 # Artifact names may not hold these (GitHub's rule); entry names become artifact names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -53,31 +58,45 @@ class Entry:
     model: str  # the model path as written in the manifest or found by the glob
 
 
-def is_batch(model_path: str) -> bool:
-    """True when --model-path names a manifest or a glob rather than one model."""
-    if GLOB_CHARS.search(model_path):
+def is_batch(model_path: str, base_dir: Path | None = None) -> bool:
+    """True when --model-path names a manifest or a glob rather than one model (relative to ``base_dir``)."""
+    if is_glob(model_path, base_dir):
         return True
     if not model_path.lower().endswith(MANIFEST_SUFFIXES):
         return False
     # A model can be a .json too (XGBoost's): whatever a backend recognises is a model, not a manifest.
     from converter.frameworks import detect
 
-    return detect(Path(model_path)) is None
+    return detect(_path(model_path, base_dir)) is None
+
+
+def is_glob(model_path: str, base_dir: Path | None = None) -> bool:
+    """True when ``model_path`` holds ``*``, ``?`` or ``[`` and names no file or directory that exists:
+    a file called ``models/[v2].skops`` is a model, not a pattern that matches ``models/v.skops``."""
+    if not GLOB_CHARS.search(model_path):
+        return False
+    path = _path(model_path, base_dir)
+    return not (path.is_file() or path.is_dir())
+
+
+def _path(model_path: str, base_dir: Path | None) -> Path:
+    path = Path(model_path).expanduser()
+    return base_dir / path if base_dir is not None else path
 
 
 def load_entries(values: dict[str, str | None], base_dir: Path | None = None, select: str = "") -> list[Entry]:
     """The entries named by ``values["model-path"]`` (a manifest or a glob), every one validated."""
     model_path = str(values.get("model-path") or "")
     shared = {k: v for k, v in values.items() if k != "model-path" and v not in (None, "")}
-    if GLOB_CHARS.search(model_path):
+    if is_glob(model_path, base_dir):
         entries = _from_glob(model_path, shared, base_dir)
     else:
         entries = _from_manifest(model_path, shared, base_dir)
     if not entries:
         raise UserError(f'--model-path "{model_path}" lists no models', "add at least one model")
     names = [e.name for e in entries]
-    for name in names:
-        if names.count(name) > 1:
+    for name, count in Counter(names).items():
+        if count > 1:
             where = ", ".join(e.source for e in entries if e.name == name)
             raise UserError(f"two models are named {name} ({where})", "give each model a unique name")
     if select:
@@ -90,12 +109,19 @@ def load_entries(values: dict[str, str | None], base_dir: Path | None = None, se
 
 def _from_glob(pattern: str, shared: dict[str, Any], base_dir: Path | None) -> list[Entry]:
     root = base_dir.resolve() if base_dir else Path.cwd()
-    matches = sorted(glob.glob(pattern, root_dir=root, recursive=True))
+    matches = sorted(itertools.islice(glob.iglob(pattern, root_dir=root, recursive=True), MAX_GLOB_MATCHES + 1))
+    if len(matches) > MAX_GLOB_MATCHES:
+        raise UserError(
+            f'--model-path "{pattern}": the pattern matches more than {MAX_GLOB_MATCHES:,} files',
+            "narrow the pattern, or list the models in a manifest (a symbolic link to a folder above makes ** "
+            "match the same files again at every level)",
+        )
     if not matches:
         raise UserError(
             f'--model-path "{pattern}": the pattern matches no file',
             "check the pattern (it is relative to the working directory)",
         )
+    matches = _distinct(matches, root)
     stems = [_default_name(Path(m)) for m in matches]
     # models/a/model.pt and models/b/model.pt: name them by path so the names stay unique
     by_path = len(set(stems)) < len(stems)
@@ -106,6 +132,19 @@ def _from_glob(pattern: str, shared: dict[str, Any], base_dir: Path | None) -> l
         name = _default_name(Path(str(Path(match).with_suffix("")).replace("/", "-"))) if by_path else stem
         entries.append(Entry(name=name, request=_in_subdir(request, name), source=match, model=match))
     return entries
+
+
+def _distinct(matches: list[str], root: Path) -> list[str]:
+    """One match per file, by its shortest path: through a link to a folder, a glob reaches the same
+    files again (models/current -> v3), at every level of a loop (models/loop -> .)."""
+    seen: set[Path] = set()
+    kept = []
+    for match in sorted(matches, key=lambda m: (len(Path(m).parts), m)):
+        real = (root / match).resolve()
+        if real not in seen:
+            seen.add(real)
+            kept.append(match)
+    return sorted(kept)
 
 
 def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None) -> list[Entry]:

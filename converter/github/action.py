@@ -47,7 +47,7 @@ def _run(workspace: Path) -> int:
             return run_plan(values, workspace)
         if settings.mode == "merge":
             return run_merge(values, workspace, settings)
-        if settings.select or is_batch(values.get("model-path") or ""):
+        if settings.select or is_batch(values.get("model-path") or "", workspace):
             return run_many(values, settings.select, workspace, settings)
         request, settings = read_inputs(workspace)
         with commands.group(f"onnx-convert: {request.model_path.name}"):
