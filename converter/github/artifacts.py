@@ -30,7 +30,6 @@ import random
 import re
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ import requests
 from converter.errors import ConverterError, UserError, shorten
 from converter.github.deadline import DeadlineAdapter
 from converter.github.downloads import extract_reports
+from converter.github.zipped import write_zip
 
 BLOCK_SIZE = 8 * 1024 * 1024  # the toolkit's block size; Azure allows up to 4000 MiB
 SERVICE_PATH = "/twirp/github.actions.results.api.v1.ArtifactService/"
@@ -421,17 +421,12 @@ def files_under(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -> list[str]:
-    members: list[str] = []
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in files:
-            arcname = _member_name(path, root)
-            if arcname in members:
-                continue
-            zf.write(path, arcname=arcname)
-            members.append(arcname)
+    members: dict[str, Path] = {}
+    for path in files:
+        members.setdefault(_member_name(path, root), path)
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
-    return members
+    return write_zip(archive, members)  # the same files give the same bytes (zipped.py)
 
 
 def _member_name(path: Path, root: Path | None) -> str:
