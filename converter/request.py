@@ -6,8 +6,10 @@ options, ``OPTIONS``, and one parser per value, so the two shells cannot drift.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,30 +340,79 @@ def parse_model_class(value: str, base_dir: Path | None) -> str:
 
 
 def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:
-    """``a:x;b:y`` -> [(a, x), (b, y)]; a single ``x`` -> [(None, x)]."""
+    """``a:x;b:y`` -> [(a, x), (b, y)]; a single ``x`` -> [(None, x)].
+
+    A name that is not plain (a DataFrame column such as ``unit price`` or ``g;h``) is written as a
+    JSON string: ``"g;h":1x1;"i\\nj":1x1``.
+    """
     items: list[tuple[str | None, str]] = []
-    for part in (p.strip() for p in value.split(";")):
-        if not part:
-            continue
-        if ":" in part:
-            name, _, spec = part.rpartition(":")
-            name = name.strip()
-            if not _INPUT_NAME.match(name):
-                raise UserError.bad_value(
-                    option, value, f'"{name}" is not an input name', "write name:value pairs separated by ;"
-                )
-            items.append((name, spec.strip()))
+    position = 0
+    while position < len(value):
+        start = len(value) - len(value[position:].lstrip())
+        if value.startswith('"', start):
+            item, end = _quoted_item(option, value, start)
+            items.append(item)
         else:
-            items.append((None, part))
+            end = _next_separator(value, position)
+            part = value[position:end].strip()
+            if ":" in part:
+                items.append(_plain_item(option, value, part))
+            elif part:
+                items.append((None, part))
+        position = end + 1
     if len(items) > 1 and any(name is None for name, _ in items):
         raise UserError.bad_value(
             option, value, "several values but not all are named", "write name:value pairs separated by ;"
         )
-    names = [n for n, _ in items]
-    duplicates = sorted({n for n in names if n is not None and names.count(n) > 1})
+    counts = Counter(n for n, _ in items if n is not None)
+    duplicates = sorted(n for n, count in counts.items() if count > 1)
     if duplicates:
         raise UserError.bad_value(option, value, f"input {duplicates[0]} is given twice", "give each input once")
     return items
+
+
+def _next_separator(value: str, position: int) -> int:
+    found = value.find(";", position)
+    return len(value) if found < 0 else found
+
+
+def _plain_item(option: str, value: str, part: str) -> tuple[str, str]:
+    name, _, spec = part.rpartition(":")  # the last colon: a plain name may hold colons
+    name = name.strip()
+    if not _INPUT_NAME.match(name):
+        raise UserError.bad_value(
+            option,
+            value,
+            f'"{name}" is not an input name',
+            'write name:value pairs separated by ; (a name with other characters in JSON quotes: "g;h":1x1)',
+        )
+    return name, spec.strip()
+
+
+def _quoted_item(option: str, value: str, start: int) -> tuple[tuple[str, str], int]:
+    """The JSON-quoted name at ``value[start]`` and what follows its ``:``; and where that ends."""
+    name, after = _json_string(option, value, start)
+    rest = value[after:].lstrip()
+    if not rest.startswith(":"):
+        raise UserError.bad_value(option, value, f"no : after the quoted name {json.dumps(name)}", 'write "name":value')
+    spec_start = len(value) - len(rest) + 1
+    end = _next_separator(value, spec_start)
+    return (name, value[spec_start:end].strip()), end
+
+
+def _json_string(option: str, value: str, start: int) -> tuple[str, int]:
+    try:
+        name, after = json.JSONDecoder().raw_decode(value, start)
+    except json.JSONDecodeError as exc:
+        raise UserError.bad_value(
+            option,
+            value,
+            f"the quoted name at character {start + 1} is not a JSON string ({exc.msg})",
+            'quote it as JSON: "g;h", with \\" and \\\\ inside',
+        ) from None
+    if not isinstance(name, str):
+        raise UserError.bad_value(option, value, "a quoted name must be a string", 'write "name":value')
+    return name, after
 
 
 SINGLE_INPUT = ""

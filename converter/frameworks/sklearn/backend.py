@@ -129,18 +129,23 @@ class SklearnBackend(Backend):
     # -- inputs -------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
         model = loaded.model
-        names = getattr(model, "feature_names_in_", None)
         string_columns = _string_columns(model)
-        if names is not None and _has_column_transformer(model):
+        if _by_column(model):
             # A ColumnTransformer fitted on a DataFrame selects columns by name: one input per column.
+            columns = _input_columns(loaded)
+            loaded.notes.extend(
+                f"column {column!r} is the ONNX input {name!r}: {_why_renamed(column, loaded.output_names)}"
+                for name, column in columns.items()
+                if name != column
+            )
             return [
                 TensorSpec(
-                    name=str(col),
+                    name=name,
                     shape=(None, 1),
-                    dtype="string" if str(col) in string_columns else "float32",
-                    categories=string_columns.get(str(col), ()),
+                    dtype="string" if column in string_columns else "float32",
+                    categories=string_columns.get(column, ()),
                 )
-                for col in names
+                for name, column in columns.items()
             ]
         n_features = getattr(model, "n_features_in_", None)
         if n_features is None:
@@ -151,7 +156,7 @@ class SklearnBackend(Backend):
     # -- reference run ----------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         model = loaded.model
-        features = self._features(model, inputs)
+        features = self._features(loaded, inputs)
         outputs: dict[str, Any] = {}
         for name, method in loaded.extra["plan"]:
             value = getattr(model, method)(features)
@@ -160,15 +165,16 @@ class SklearnBackend(Backend):
             outputs[name] = value.reshape(-1, 1) if name == "variable" and value.ndim == 1 else value
         return outputs
 
-    def _features(self, model: Any, inputs: dict[str, np.ndarray]) -> Any:
+    def _features(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> Any:
         # The ONNX model sees float32; sklearn gets the same values in float64, the dtype it
         # was fitted in (some estimators refuse float32 input to float64 fitted state).
         inputs = {n: a.astype(np.float64) if a.dtype.kind == "f" else a for n, a in inputs.items()}
-        if list(inputs) == ["input"]:
-            return inputs["input"]
+        if not _by_column(loaded.model):
+            return next(iter(inputs.values()))
         pandas = self.require("pandas")
-        columns = {name: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
-        return pandas.DataFrame(columns)[list(model.feature_names_in_)]
+        column_of = _input_columns(loaded)
+        columns = {column_of[name]: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
+        return pandas.DataFrame(columns)[list(loaded.model.feature_names_in_)]
 
     # -- export -----------------------------------------------------------------------------
     def export_impl(
@@ -184,7 +190,9 @@ class SklearnBackend(Backend):
         if foreign:
             self.require("onnxmltools")
             sklearn_converters.register_boosters(foreign)
-        initial_types = [(s.name, _onnx_type(data_types, s)) for s in specs]
+        # skl2onnx finds a ColumnTransformer's columns by these names: the columns' own
+        column_of = _input_columns(loaded) if _by_column(loaded.model) else {}
+        initial_types = [(column_of.get(s.name, s.name), _onnx_type(data_types, s)) for s in specs]
         sklearn_converters.DOUBLED.clear()
         try:
             onx = skl2onnx.convert_sklearn(
@@ -197,6 +205,7 @@ class SklearnBackend(Backend):
         except Exception as exc:
             raise ConversionError(*_conversion_message(loaded.model, exc)) from None
         _name_outputs(onx, loaded)
+        _name_inputs(onx, specs)
         sklearn_stable.make_reproducible(onx)
         path.write_bytes(onx.SerializeToString())
         return ExportResult(
@@ -280,6 +289,51 @@ def _walk(estimator: Any) -> list[Any]:
         if child is not None and hasattr(child, "get_params"):
             found.extend(_walk(child))
     return found
+
+
+def _by_column(model: Any) -> bool:
+    """A ColumnTransformer fitted on a DataFrame: it selects columns by name, one input each."""
+    return getattr(model, "feature_names_in_", None) is not None and _has_column_transformer(model)
+
+
+def _input_columns(loaded: LoadedModel) -> dict[str, str]:
+    """Each ONNX input name, and the DataFrame column it is: the column's own name, as ONNX allows
+    any string (spaces, dots, ``:``, ``;``, newlines, markup, a leading digit) except three cases.
+
+    A value cannot share an output's name (label, probabilities, scores, variable), and a name
+    that is not valid UTF-8 (a lone surrogate) cannot be stored: such a column is the input
+    ``<name>_input`` (the invalid characters as ``\\udc80``), numbered ``_2``, ``_3`` ... if that is
+    taken too. An empty name is refused (ONNX reads it as no input, and skl2onnx needs a name).
+    """
+    columns = [str(col) for col in loaded.model.feature_names_in_]
+    if "" in columns:
+        raise ConversionError(
+            f"{loaded.description} takes a DataFrame column whose name is empty, and an ONNX input needs a name",
+            "give the column a name before fitting",
+        )
+    taken = set(columns) | set(loaded.output_names)
+    names: dict[str, str] = {}
+    for column in columns:
+        name = column
+        if _why_renamed(column, loaded.output_names):
+            base = column.encode("utf-8", "backslashreplace").decode("utf-8") + "_input"
+            name, number = base, 2
+            while name in taken:
+                name, number = f"{base}_{number}", number + 1
+            taken.add(name)
+        names[name] = column
+    return names
+
+
+def _why_renamed(column: str, outputs: tuple[str, ...]) -> str:
+    """Why ``column`` cannot be an ONNX input's name, or ""."""
+    if column in outputs:
+        return "an output of the model has that name"
+    try:
+        column.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8, which ONNX names are"
+    return ""
 
 
 def _has_column_transformer(model: Any) -> bool:
@@ -444,6 +498,25 @@ def _name_outputs(onx: Any, loaded: LoadedModel) -> None:
         output = next(o for o in graph.output if o.name == "scores_both_columns")
         output.name = "scores"
         dims[1].dim_value = 1
+
+
+def _name_inputs(onx: Any, specs: list[TensorSpec]) -> None:
+    """Give the graph inputs the model's input names: a DataFrame's column names, as they are.
+
+    skl2onnx makes every name it declares a C identifier (``_generate_unique_name`` in
+    skl2onnx/common/_topology.py: ``re.sub("[^\\w+]", "_", seed)``, and ``_`` before a leading
+    digit), so the column "unit price" became the input "unit_price" and the file no longer took
+    the columns by their names. An ONNX value name is any string (onnxruntime feeds by it), so the
+    inputs, in ``initial_types`` order, get their names back.
+    """
+    actual = [value.name for value in onx.graph.input]
+    if len(actual) != len(specs) or actual == [spec.name for spec in specs]:
+        return
+    # Through names of no column first: a wanted name may be another input's name from skl2onnx.
+    for number, old in enumerate(actual):
+        _rename_value(onx.graph, old, f"onnx-convert input {number}")
+    for number, spec in enumerate(specs):
+        _rename_value(onx.graph, f"onnx-convert input {number}", spec.name)
 
 
 # predict() = classes_[argmax(predict_proba)], and the probabilities are vote shares: two classes
