@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None, own_process: bool | None = None) -> 
     try:
         if command == "plan":
             entries = load_entries(args, select=batch_values["select"])
-            print(json.dumps(plan(entries, str(args["model-path"]))))
+            # JSON escapes no "##[" (the runner's legacy command marker, anywhere in a line): a model path may hold it
+            print(json.dumps(plan(entries, str(args["model-path"]))).replace("##[", "##\\u005b"))
             return EXIT_OK
         if command == "merge":
             return _merge(Path(args.get("output-dir") or "onnx-models"), quiet)

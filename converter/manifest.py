@@ -40,6 +40,7 @@ MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
 # a maximum of 256 jobs per workflow run."
 MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
+MAX_MANIFEST_BYTES = 16 * 1024**2  # 10,000 entries of 200 characters take 2 MB
 # A glob is read lazily and refused past this many matches: a committed link loop (models/loop -> .)
 # makes models/**/*.skops match every model once per level of the loop, hundreds of times.
 MAX_GLOB_MATCHES = 10_000
@@ -155,7 +156,7 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
     if isinstance(node, yaml.SequenceNode):
         defaults_node, models_node = None, node
     elif isinstance(node, yaml.MappingNode):
-        parts = {key.value: (key, value) for key, value in node.value}
+        parts = {_key(path, key): (key, value) for key, value in node.value}
         for key, (key_node, _) in parts.items():
             if key not in ("defaults", "models"):
                 raise UserError(
@@ -203,8 +204,26 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
 
 
 def _compose(path: Path) -> yaml.Node:
+    """The manifest's YAML nodes. Composed, never constructed: an alias is the node it names, so a
+    "billion laughs" of nested aliases is never expanded (and no value holds more than a scalar)."""
+    if not path.is_file():
+        raise UserError(f"{path.name} is a folder, not a manifest", "give a manifest file, or a model file")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise UserError(
+            f"{path.name} is {size:,} bytes, more than the {MAX_MANIFEST_BYTES // 1024**2} MiB a manifest may take",
+            "list fewer models per manifest",
+        )
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})", "save it as UTF-8"
+        ) from None
+    except RecursionError:
+        raise UserError(
+            f"{path.name} nests lists or mappings too deeply to read", "a manifest is two levels deep"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -223,7 +242,7 @@ def _options(path: Path, node: yaml.Node, allow_name: bool) -> dict[str, str]:
     allowed = set(OPTION_NAMES) | ({"name"} if allow_name else set())
     options: dict[str, str] = {}
     for key_node, value_node in node.value:
-        key = str(key_node.value)
+        key = _key(path, key_node)
         if key not in allowed:
             raise UserError(
                 f'{path.name}:{key_node.start_mark.line + 1}: unknown key "{key}"',
@@ -235,6 +254,12 @@ def _options(path: Path, node: yaml.Node, allow_name: bool) -> dict[str, str]:
             )
         options[key] = str(value_node.value)
     return options
+
+
+def _key(path: Path, node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):  # YAML allows a list or a mapping as a key: ? [a, b]
+        raise UserError(f"{path.name}:{node.start_mark.line + 1}: a key must be a name", "write option: value")
+    return str(node.value)
 
 
 def _relative_to(manifest_dir: Path, value: str, base_dir: Path | None) -> str:

@@ -224,7 +224,7 @@ class ArtifactClient:
 
         validate_artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="onnx-convert-artifact-") as tmp:
-            archive = Path(tmp) / f"{name}.zip"
+            archive = Path(tmp) / "artifact.zip"  # not the name: it may be as long as GitHub allows
             members = _write_zip(archive, files, root)
             size = archive.stat().st_size
             digest = sha256_of(archive)
