@@ -40,6 +40,7 @@ MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
 # a maximum of 256 jobs per workflow run."
 MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
+MAX_NAMES_SHOWN = 20  # an error that lists the names of the models (an annotation of 10,000 names helps no one)
 MAX_MANIFEST_BYTES = 16 * 1024**2  # 10,000 entries of 200 characters take 2 MB
 # A glob is read lazily and refused past this many matches: a committed link loop (models/loop -> .)
 # makes models/**/*.skops match every model once per level of the loop, hundreds of times.
@@ -103,7 +104,10 @@ def load_entries(values: dict[str, str | None], base_dir: Path | None = None, se
     if select:
         chosen = [e for e in entries if e.name == select]
         if not chosen:
-            raise UserError(f'--select "{select}": no model has that name', f"use one of {', '.join(names)}")
+            shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (
+                f" ... ({len(names):,} in all)" if len(names) > MAX_NAMES_SHOWN else ""
+            )
+            raise UserError(f'--select "{select}": no model has that name', f"use one of {shown}")
         return chosen
     return entries
 

@@ -83,3 +83,16 @@ def test_plan_prints_no_workflow_command_from_a_model_path(run_cli, tmp_path: Pa
     assert result.code == 0, result.errors
     assert read_as_runner(result.stdout).commands == []
     assert json.loads(result.stdout) == {"include": [{"name": "m", "model": "m ##[warning]x.skops"}]}
+
+
+def test_a_select_that_names_no_model_lists_twenty_names_not_all(run_cli, tmp_path: Path) -> None:
+    for number in range(30):
+        (tmp_path / f"m{number:02}.skops").touch()
+
+    result = run_cli("plan", "--model-path", f"{tmp_path}/*.skops", "--select", "nope")
+
+    names = ", ".join(f"m{number:02}" for number in range(20))
+    assert (result.code, result.errors) == (
+        2,
+        f'error: --select "nope": no model has that name; use one of {names} ... (30 in all)\n',
+    )
