@@ -67,28 +67,28 @@ def run_many(
     index = BatchIndex()
     while len(index.rows) < len(entries):
         first = len(index.rows)
-        progress = {"line": ""}
+        progress: dict[str, Any] = {"line": "", "since": time.perf_counter()}  # since: the current model's start
         before = {e.request.output_dir: _staging_folders(e.request.output_dir) for e in entries[first:]}
 
         def work(channel: child_process.Channel, first: int = first) -> None:
             row = lambda done: channel.send("row", asdict(done))  # noqa: E731
             run_batch(entries, _reporting(log, channel), on_result=row, first=first)
 
-        def on_message(kind: str, value: Any, progress: dict[str, str] = progress) -> None:
+        def on_message(kind: str, value: Any, progress: dict[str, Any] = progress) -> None:
             if kind == "progress":
                 progress["line"] = value
             elif kind == "row":
+                progress["since"] = time.perf_counter()
                 index.rows.append(IndexRow(**value))
                 if on_result:
                     on_result(index.rows[-1])
 
-        started = time.perf_counter()
         death = child_process.run_in_child(work, on_message, child)
-        if death is None:
+        if death is None or len(index.rows) == len(entries):  # done, or killed once every row was in
             break
         entry = entries[len(index.rows)]  # the model it was converting when it died
         _remove_staging_left_by(entry.request.output_dir, before[entry.request.output_dir])
-        report = crash_report(entry.request, death, progress["line"], time.perf_counter() - started)
+        report = crash_report(entry.request, death, progress["line"], time.perf_counter() - progress["since"])
         index.rows.append(IndexRow.from_report(entry.name, report))
         if on_result:
             on_result(index.rows[-1])
