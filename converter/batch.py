@@ -17,13 +17,15 @@ from pathlib import Path
 
 from converter.atomic import write_file
 from converter.errors import ConverterError
-from converter.escape import markdown_code, markdown_text, table_cell
+from converter.escape import markdown_code, markdown_text
 from converter.manifest import Entry
-from converter.report import MARKDOWN_LIMIT, Report
+from converter.markdown import table_head, table_row
+from converter.report import Report
 
 INDEX_STEM = "index"
 MAX_ERROR_CHARS = 300  # of an error in the index table; the model's own report has all of it
 CUT_NOTE_BYTES = 512  # room kept for the note that says how many rows were cut
+INDEX_HEADER = ("Model", "Framework", "Format", "Opset", "ONNX size", "Max abs diff", "Result", "Time")
 
 
 @dataclass
@@ -55,7 +57,8 @@ class IndexRow:
             max_abs_diff=report.max_abs_diff,
             seconds=round(seconds if seconds is not None else report.timings.get("total", 0.0), 3),
             error=report.error
-            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else ""),
+            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else "")
+            or "; ".join(report.baseline.failures if report.baseline else []),
             report=report.reports.get("json", ""),
         )
 
@@ -75,7 +78,7 @@ class IndexRow:
             result,
             f"{self.seconds:.1f} s",
         ]
-        return "| " + " | ".join(table_cell(cell) for cell in cells) + " |"
+        return table_row(cells)
 
 
 @dataclass
@@ -93,40 +96,36 @@ class BatchIndex:
     def from_json(cls, text: str) -> BatchIndex:
         return cls([IndexRow(**row) for row in json.loads(text)["models"]])
 
-    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
-        """The index table, in ``limit`` bytes (GitHub refuses a job summary over 1 MiB).
+    def to_markdown(self, limit: int | None = None) -> str:
+        """The index table; with ``limit``, in at most that many bytes (GitHub refuses a job summary over 1 MiB).
 
         When every row does not fit, failures come first and the table says how many were cut;
         index.json always lists every model.
         """
-        failed = [r for r in self.rows if not r.passed]
-        head = (
-            f"## ✅ {len(self.rows)} models converted and validated"
-            if not failed
-            else f"## ❌ {len(failed)} of {len(self.rows)} models failed"
-        )
-        lines = [
-            head,
-            "",
-            "| Model | Framework | Format | Opset | ONNX size | Max abs diff | Result | Time |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        lines = [self._heading(), "", *table_head(INDEX_HEADER)]
         rows = [row.to_markdown() for row in self.rows]
         text = "\n".join(lines + rows) + "\n"
-        if len(text.encode()) <= limit:
+        if limit is None or len(text.encode()) <= limit:
             return text
         ordered = [md for row, md in zip(self.rows, rows, strict=True) if not row.passed]
         ordered += [md for row, md in zip(self.rows, rows, strict=True) if row.passed]
-        budget = limit - len("\n".join(lines).encode()) - CUT_NOTE_BYTES
-        shown = _fitting(ordered, budget)
-        cut = len(self.rows) - len(shown)
-        cut_failed = max(0, len(failed) - len(shown))
-        note = (
+        shown = _fitting(ordered, limit - len("\n".join(lines).encode()) - CUT_NOTE_BYTES)
+        return "\n".join(lines + shown) + "\n" + self._cut_note(len(shown)) + "\n"
+
+    def _heading(self) -> str:
+        failed = sum(not r.passed for r in self.rows)
+        if not failed:
+            return f"## ✅ {len(self.rows)} models converted and validated"
+        return f"## ❌ {failed} of {len(self.rows)} models failed"
+
+    def _cut_note(self, shown: int) -> str:
+        cut = len(self.rows) - shown
+        cut_failed = max(0, sum(not r.passed for r in self.rows) - shown)
+        return (
             f"\n_{cut:,} of {len(self.rows):,} models not shown ({cut_failed:,} failed, {cut - cut_failed:,} passed), "
             "to keep this under GitHub's job summary limit; failures are listed first, and index.json has every "
             "model._"
         )
-        return "\n".join(lines + shown) + "\n" + note + "\n"
 
     def write(self, output_dir: Path) -> tuple[Path, Path]:
         """Write index.json and index.md into ``output_dir`` (renamed into place)."""

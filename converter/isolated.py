@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from converter import child_process
-from converter.atomic import write_file
 from converter.batch import BatchIndex, IndexRow, run_batch
 from converter.child_process import Options
 from converter.errors import ConversionError, ConverterError, UserError
@@ -98,7 +97,6 @@ def run_many(
 def crash_report(request: ConversionRequest, death: child_process.Death, progress: str, seconds: float) -> Report:
     """The report of a conversion whose process died, written into the output folder."""
     from converter.onnx_file import sha256_of, size_of
-    from converter.pipeline import _safe_stem
 
     step = f' at the step "{progress}"' if progress else " before it reported any step"
     problem = ConversionError(
@@ -121,7 +119,7 @@ def crash_report(request: ConversionRequest, death: child_process.Death, progres
     except UserError as exc:  # a link appeared there: the report goes to the summary and the log only
         report.warnings.append(f"reports not written: {exc.one_line()}")
         return report
-    _write_reports(report, request.output_dir, _safe_stem(model))
+    _write_reports(report, request.output_dir)
     return report
 
 
@@ -172,11 +170,11 @@ def _remove_staging_left_by(output_dir: Path, before: set[Path]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_reports(report: Report, output_dir: Path, stem: str) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    report.reports = {
-        "json": str(output_dir / f"{stem}.report.json"),
-        "markdown": str(output_dir / f"{stem}.report.md"),
-    }
-    write_file(Path(report.reports["markdown"]), report.to_markdown())
-    write_file(Path(report.reports["json"]), report.to_json())  # last: it marks completion
+def _write_reports(report: Report, output_dir: Path) -> None:
+    """Where and how the pipeline writes a report: staged, then renamed into place."""
+    from converter.pipeline import _publish, _staging
+    from converter.pipeline import _write_reports as write_staged
+
+    with _staging(output_dir) as staging:
+        write_staged(report, staging, output_dir)
+        _publish(staging, output_dir)

@@ -11,13 +11,7 @@ import pytest
 
 from converter.errors import UserError
 from converter.github.artifacts import ArtifactClient, RuntimeContext
-from tests.test_github_fake_server import FakeResultsServer
-
-
-@pytest.fixture
-def server():
-    with FakeResultsServer() as fake:
-        yield fake
+from tests.fixtures.artifact_server import FakeResultsServer
 
 
 def upload(server: FakeResultsServer, name: str, files: list[Path], root: Path) -> bytes:

@@ -7,37 +7,38 @@ fitted on such columns failed validation (the file expected other inputs than th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-import pandas as pd
 import pytest
-import skops.io as sio
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from converter.request import parse_input_dtypes, parse_input_shapes
-from tests.conftest import markdown_html
+from tests.fixtures.runner import markdown_html
+from tests.fixtures.sklearn import lazy
 
+pytestmark = pytest.mark.converts
+sklearn, sio, pd = lazy("sklearn"), lazy("skops.io"), lazy("pandas")
 NUMERIC = ["unit price", "c.d", "e:f", "g;h", "i\nj", "ü€", "<script>alert(1)</script>", "1st", "k|l", "m,n", ' "q" ']
 COLOUR = "colour `code`"
 
 
-def _fit(tmp_path: Path, numeric: list[str], name: str = "columns.skops") -> tuple[Path, pd.DataFrame]:
+def _fit(tmp_path: Path, numeric: list[str], name: str = "columns.skops") -> tuple[Path, Any]:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({column: rng.normal(size=60) for column in numeric})
     frame[COLOUR] = np.array(["red", "green", "blue"])[np.arange(60) % 3]
-    columns = ColumnTransformer([("num", StandardScaler(), numeric), ("cat", OneHotEncoder(), [COLOUR])])
-    model = Pipeline([("columns", columns), ("model", LogisticRegression())])
+    preprocessing = sklearn.preprocessing
+    columns = sklearn.compose.ColumnTransformer(
+        [("num", preprocessing.StandardScaler(), numeric), ("cat", preprocessing.OneHotEncoder(), [COLOUR])]
+    )
+    model = sklearn.pipeline.Pipeline([("columns", columns), ("model", sklearn.linear_model.LogisticRegression())])
     model.fit(frame, (frame[numeric[0]] > 0).astype(int))
     sio.dump(model, tmp_path / name)
     return tmp_path / name, frame
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return _fit(tmp_path_factory.mktemp("columns"), NUMERIC)
 
 

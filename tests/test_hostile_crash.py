@@ -18,19 +18,18 @@ import sys
 from pathlib import Path
 
 import pytest
-import skops.io as sio
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
 from converter import child_process
 from converter.escape import inert
-from tests.conftest import read_as_runner
-from tests.test_github_action import parse_output_file
-from tests.test_github_fake_server import FakeResultsServer
+from tests.fixtures.action import parse_output_file
+from tests.fixtures.artifact_server import FakeResultsServer
+from tests.fixtures.runner import read_as_runner
+from tests.fixtures.sklearn import dataset, lazy
+from tests.fixtures.tiers import model_fixture
 
+sklearn = lazy("sklearn")
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "converter", "--model-path"]  # run from ROOT: this checkout's converter
-X, Y = load_iris(return_X_y=True)
 CRASH_HINT = (
     "a native library crashed on this model or ran out of memory: the file may be damaged or hostile; "
     "run the command under Reproduce (with --debug) to see where"
@@ -52,11 +51,11 @@ class _KillsItself:
         return (os.kill, (_Pid(), signal.SIGKILL))
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
+@model_fixture
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
     ws = tmp_path / "workspace"
     (ws / "models").mkdir(parents=True)
-    sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), ws / "models" / "iris.skops")
+    (ws / "models" / "iris.skops").write_bytes(iris_skops.read_bytes())
     (ws / "models" / "segfault.pkl").write_bytes(pickle.dumps(_ReadsAddressZero()))
     (ws / "models" / "killed.pkl").write_bytes(pickle.dumps(_KillsItself()))
     return ws
@@ -195,8 +194,9 @@ class _WritesToFd2:
         return (os.write, (2, b"::add-mask::written to fd 2 as C code would\n"))
 
 
+@pytest.mark.converts
 def test_what_a_model_prints_reaches_the_cli_output_as_no_command(tmp_path: Path) -> None:
-    model = LogisticRegression(max_iter=1000).fit(X, Y)
+    model = sklearn.linear_model.LogisticRegression(max_iter=1000).fit(*dataset("iris"))
     model.printed, model.written = _Prints(), _WritesToFd2()  # unpickled (run) as the model loads
     (tmp_path / "noisy.pkl").write_bytes(pickle.dumps(model))
 

@@ -5,9 +5,6 @@ the folder is about to be written, not only when the input is parsed); in the CL
 --output-dir may be one, but not the per-model folders a manifest or glob names below it.
 """
 
-# The action fixtures come from test_github_action; pytest passes them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,10 +14,18 @@ import pytest
 from converter.errors import UserError
 from converter.pipeline import convert
 from converter.request import ConversionRequest
-from tests.test_github_action import action, iris_model, workspace  # noqa: F401 (fixtures)
+from tests.fixtures.tiers import model_fixture
 
 MANIFEST = "models:\n  - name: knn\n    model-path: models/iris.skops\n"
 FIX = "remove the link, or give an output directory that is a plain folder"
+
+
+@model_fixture
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
+    ws = tmp_path / "workspace"
+    (ws / "models").mkdir(parents=True)
+    (ws / "models" / "iris.skops").write_bytes(iris_skops.read_bytes())
+    return ws
 
 
 @pytest.fixture

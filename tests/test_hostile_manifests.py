@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_as_runner
+from tests.fixtures.runner import read_as_runner
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_a_select_that_names_no_model_lists_twenty_names_not_all(run_cli, tmp_pa
     for number in range(30):
         (tmp_path / f"m{number:02}.skops").touch()
 
-    result = run_cli("plan", "--model-path", f"{tmp_path}/*.skops", "--select", "nope")
+    result = run_cli("--model-path", f"{tmp_path}/*.skops", "--select", "nope")  # refused before converting
 
     names = ", ".join(f"m{number:02}" for number in range(20))
     assert (result.code, result.errors) == (

@@ -5,10 +5,6 @@ model with allow-unsafe-load can upload anything under its name): a zip bomb, to
 reports, members whose names climb out or are links, reports whose JSON is not a report.
 """
 
-# The action and fake-server fixtures come from test_github_action; pytest passes them by
-# parameter name, which ruff reads as a redefinition.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import io
@@ -20,10 +16,18 @@ from pathlib import Path
 import pytest
 
 from converter.github.downloads import MAX_REPORT_BYTES, MAX_REPORT_FILES
-from tests.test_github_action import action, iris_model, server, workspace  # noqa: F401 (fixtures)
-from tests.test_github_fake_server import Artifact
+from tests.fixtures.artifact_server import Artifact
+from tests.fixtures.tiers import model_fixture
 
 MANIFEST = "models:\n  - name: knn\n    model-path: models/iris.skops\n"
+
+
+@model_fixture
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
+    ws = tmp_path / "workspace"
+    (ws / "models").mkdir(parents=True)
+    (ws / "models" / "iris.skops").write_bytes(iris_skops.read_bytes())  # merge reads the manifest, converts nothing
+    return ws
 
 
 def publish(server, name: str, members: dict[str, bytes], links: dict[str, str] | None = None) -> None:

@@ -1,21 +1,26 @@
 """Model paths from the repository: a file whose name holds glob characters, and globs that explode."""
 
-# The action fixtures come from test_github_action; pytest passes them by parameter name.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from converter.manifest import MAX_GLOB_MATCHES
-from tests.test_github_action import action, iris_model, workspace  # noqa: F401 (fixtures)
+from tests.fixtures.tiers import model_fixture
 
 ODD = "[v2] *?.skops"  # as a pattern it would match models/v <anything>.skops, not this file
 
 
-def test_an_existing_file_whose_name_holds_glob_characters_is_that_model(run_cli, iris_model: Path, tmp_path) -> None:
-    (tmp_path / ODD).write_bytes(iris_model.read_bytes())
+@model_fixture
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
+    ws = tmp_path / "workspace"
+    (ws / "models").mkdir(parents=True)
+    (ws / "models" / "iris.skops").write_bytes(iris_skops.read_bytes())
+    return ws
+
+
+def test_an_existing_file_whose_name_holds_glob_characters_is_that_model(run_cli, iris_skops: Path, tmp_path) -> None:
+    (tmp_path / ODD).write_bytes(iris_skops.read_bytes())
 
     result = run_cli("--model-path", str(tmp_path / ODD))
 

@@ -11,28 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
-import skops.io as sio
-from sklearn.datasets import load_iris
-from sklearn.ensemble import (
-    AdaBoostClassifier,
-    BaggingClassifier,
-    ExtraTreesRegressor,
-    GradientBoostingClassifier,
-    HistGradientBoostingClassifier,
-    IsolationForest,
-    RandomForestClassifier,
-    RandomTreesEmbedding,
-)
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.tree._tree import Tree
 
 from converter.frameworks.sklearn.tree_checks import check_trees
+from tests.fixtures.sklearn import dataset, lazy
 
-X, Y = load_iris(return_X_y=True)
+pytestmark = pytest.mark.converts
+sklearn, sio, pd = lazy("sklearn"), lazy("skops.io"), lazy("pandas")
 HINT = (
     "; the file is damaged or was made to crash whatever runs it (scikit-learn does not check tree nodes before "
     "it follows them); save the model again with skops.io.dump\n"
@@ -56,7 +41,7 @@ def _refusal(run_cli, tmp_path: Path, model: Any, name: str = "tree.skops") -> s
 
 
 def test_a_child_index_past_the_nodes_is_refused_not_run(run_cli, tmp_path: Path) -> None:
-    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
+    model = sklearn.tree.DecisionTreeClassifier(max_depth=3, random_state=0).fit(*dataset("iris"))
     _with_nodes(model.tree_, lambda nodes: nodes["left_child"].__setitem__(0, 10**6))
 
     assert _refusal(run_cli, tmp_path, model) == (
@@ -67,7 +52,7 @@ def test_a_child_index_past_the_nodes_is_refused_not_run(run_cli, tmp_path: Path
 
 def test_a_child_that_points_back_at_its_parent_is_refused(run_cli, tmp_path: Path) -> None:
     # predict would follow 0 -> 2 -> 0 ... for ever
-    model = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X, Y)
+    model = sklearn.tree.DecisionTreeRegressor(max_depth=2, random_state=0).fit(*dataset("iris"))
     assert list(model.tree_.children_left[:3]) == [1, -1, 3]
     _with_nodes(model.tree_, lambda nodes: nodes["right_child"].__setitem__(2, 0))
 
@@ -77,7 +62,7 @@ def test_a_child_that_points_back_at_its_parent_is_refused(run_cli, tmp_path: Pa
 
 
 def test_a_split_on_a_feature_past_the_columns_in_a_forest_member_is_refused(run_cli, tmp_path: Path) -> None:
-    model = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, Y)
+    model = sklearn.ensemble.RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(*dataset("iris"))
     _with_nodes(model.estimators_[2].tree_, lambda nodes: nodes["feature"].__setitem__(0, 4000))
 
     assert _refusal(run_cli, tmp_path, model) == (
@@ -88,7 +73,7 @@ def test_a_split_on_a_feature_past_the_columns_in_a_forest_member_is_refused(run
 
 def test_a_forest_member_wider_than_the_forest_is_refused(tmp_path: Path) -> None:
     # the forest validates X at its own width, then hands it to every member unchecked
-    model = RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0).fit(X, Y)
+    model = sklearn.ensemble.RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0).fit(*dataset("iris"))
     model.n_features_in_ = 2
 
     with pytest.raises(Exception) as refused:
@@ -98,16 +83,16 @@ def test_a_forest_member_wider_than_the_forest_is_refused(tmp_path: Path) -> Non
 
 def test_a_tree_without_nodes_is_refused(run_cli, tmp_path: Path) -> None:
     # predict reads node 0 of an empty array
-    model = DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y)
+    model = sklearn.tree.DecisionTreeClassifier(max_depth=1, random_state=0).fit(*dataset("iris"))
     state = model.tree_.__getstate__()
-    model.tree_ = Tree(4, np.array([3]), 1)
+    model.tree_ = sklearn.tree._tree.Tree(4, np.array([3]), 1)
     model.tree_.__setstate__({**state, "node_count": 0, "nodes": state["nodes"][:0], "values": state["values"][:0]})
 
     assert _refusal(run_cli, tmp_path, model) == "error: tree.skops: DecisionTreeClassifier.tree_: has no nodes" + HINT
 
 
 def test_a_hist_gradient_boosting_node_past_the_predictor_is_refused(run_cli, tmp_path: Path) -> None:
-    model = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(X, Y)
+    model = sklearn.ensemble.HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(*dataset("iris"))
     model._predictors[1][2].nodes["left"][0] = 70000
 
     assert _refusal(run_cli, tmp_path, model, "hgb.skops").startswith(
@@ -116,7 +101,7 @@ def test_a_hist_gradient_boosting_node_past_the_predictor_is_refused(run_cli, tm
 
 
 def test_a_hist_gradient_boosting_split_past_the_columns_is_refused(tmp_path: Path) -> None:
-    model = HistGradientBoostingClassifier(max_iter=2, random_state=0).fit(X, Y)
+    model = sklearn.ensemble.HistGradientBoostingClassifier(max_iter=2, random_state=0).fit(*dataset("iris"))
     model._predictors[0][0].nodes["feature_idx"][0] = 9
 
     with pytest.raises(Exception) as refused:
@@ -127,9 +112,12 @@ def test_a_hist_gradient_boosting_split_past_the_columns_is_refused(tmp_path: Pa
 
 
 def test_a_categorical_split_without_its_bitset_is_refused() -> None:
-    frame = pd.DataFrame({"colour": pd.Categorical(np.array(["r", "g", "b"])[Y]), "x": X[:, 0]})
-    model = HistGradientBoostingClassifier(max_iter=2, categorical_features="from_dtype", random_state=0)
-    model.fit(frame, Y)
+    x, y = dataset("iris")
+    frame = pd.DataFrame({"colour": pd.Categorical(np.array(["r", "g", "b"])[y]), "x": x[:, 0]})
+    model = sklearn.ensemble.HistGradientBoostingClassifier(
+        max_iter=2, categorical_features="from_dtype", random_state=0
+    )
+    model.fit(frame, y)
     assert check_trees(model, "hgb.skops") is None  # as fitted
     predictor = model._predictors[0][0]
     node = int(np.flatnonzero(predictor.nodes["is_categorical"])[0])
@@ -140,22 +128,28 @@ def test_a_categorical_split_without_its_bitset_is_refused() -> None:
     assert str(refused.value).endswith(f"tree 0: node {node} uses category bitset 50 of 1")
 
 
-TREE_MODELS = [
-    DecisionTreeClassifier(random_state=0),
-    make_pipeline(StandardScaler(), ExtraTreesRegressor(n_estimators=3, random_state=0)),
-    RandomForestClassifier(n_estimators=3, random_state=0),
-    GradientBoostingClassifier(n_estimators=3, random_state=0),
-    HistGradientBoostingClassifier(max_iter=3, random_state=0),
-    AdaBoostClassifier(n_estimators=3, random_state=0),
-    BaggingClassifier(DecisionTreeClassifier(), n_estimators=3, max_features=2, random_state=0),
-    IsolationForest(n_estimators=3, max_features=2, random_state=0),
-    RandomTreesEmbedding(n_estimators=3, random_state=0),
-]
+TREE_MODELS: dict[str, Callable[[], Any]] = {
+    "DecisionTreeClassifier": lambda: sklearn.tree.DecisionTreeClassifier(random_state=0),
+    "ExtraTreesRegressor in a pipeline": lambda: sklearn.pipeline.make_pipeline(
+        sklearn.preprocessing.StandardScaler(), sklearn.ensemble.ExtraTreesRegressor(n_estimators=3, random_state=0)
+    ),
+    "RandomForestClassifier": lambda: sklearn.ensemble.RandomForestClassifier(n_estimators=3, random_state=0),
+    "GradientBoostingClassifier": lambda: sklearn.ensemble.GradientBoostingClassifier(n_estimators=3, random_state=0),
+    "HistGradientBoostingClassifier": lambda: sklearn.ensemble.HistGradientBoostingClassifier(
+        max_iter=3, random_state=0
+    ),
+    "AdaBoostClassifier": lambda: sklearn.ensemble.AdaBoostClassifier(n_estimators=3, random_state=0),
+    "BaggingClassifier": lambda: sklearn.ensemble.BaggingClassifier(
+        sklearn.tree.DecisionTreeClassifier(), n_estimators=3, max_features=2, random_state=0
+    ),
+    "IsolationForest": lambda: sklearn.ensemble.IsolationForest(n_estimators=3, max_features=2, random_state=0),
+    "RandomTreesEmbedding": lambda: sklearn.ensemble.RandomTreesEmbedding(n_estimators=3, random_state=0),
+}
 
 
-@pytest.mark.parametrize("model", TREE_MODELS, ids=lambda m: type(m).__name__)
-def test_trees_as_scikit_learn_fits_them_pass_the_checks(model: Any, tmp_path: Path) -> None:
-    model.fit(X, Y)
+@pytest.mark.parametrize("name", TREE_MODELS)
+def test_trees_as_scikit_learn_fits_them_pass_the_checks(name: str, tmp_path: Path) -> None:
+    model = TREE_MODELS[name]().fit(*dataset("iris"))
     sio.dump(model, tmp_path / "model.skops")
     loaded = sio.load(tmp_path / "model.skops", trusted=sio.get_untrusted_types(file=tmp_path / "model.skops"))
 

@@ -15,21 +15,25 @@ from pathlib import Path
 
 from converter import isolated
 from converter.batch import BatchIndex, IndexRow
-from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError
-from converter.escape import markdown_code, table_cell
+from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError, exit_code_for_many
+from converter.escape import markdown_code
 from converter.github import commands
 from converter.github.artifacts import ArtifactClient, ListedArtifact, RuntimeContext, UploadedArtifact, files_under
 from converter.github.inputs import ActionSettings
+from converter.github.matrix import artifact_name, plan
 from converter.github.outputs import (
-    artifact_footer,
-    attempt,
+    JOB_SUMMARY_LIMIT,
+    baseline_outputs,
+    publish,
     relative_path,
     write_job_summary,
     write_outputs,
 )
-from converter.manifest import Entry, load_entries, plan
+from converter.github.upload import runtime_context, upload
+from converter.manifest import Entry, load_entries
+from converter.markdown import table
 from converter.merged import read_row
-from converter.report import MARKDOWN_LIMIT, Report
+from converter.report import Report
 from converter.request import check_no_link, parse_path
 
 DEFAULT_COMBINED_ARTIFACT = "onnx-models"
@@ -39,18 +43,14 @@ MAX_LISTED_LINKS = 5  # a warning names this many symbolic links, then counts th
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 
 
-def artifact_name_for(entry: Entry) -> str:
-    """The artifact a matrix job uploads for one entry, and the one merge looks for."""
-    return f"{entry.name}-onnx"
-
-
 def run_plan(values: dict[str, str | None], workspace: Path) -> int:
     entries = load_entries(values, base_dir=workspace)
     matrix = plan(entries, str(values.get("model-path") or ""))
     write_outputs({"matrix": json.dumps(matrix)})
+    rows = [[markdown_code(e.name), markdown_code(e.model)] for e in entries]
     write_job_summary(
-        f"## onnx-convert plan: {len(entries)} models\n\n| Name | Model |\n|---|---|\n"
-        + "".join(f"| {table_cell(markdown_code(e.name))} | {table_cell(markdown_code(e.model))} |\n" for e in entries)
+        f"## onnx-convert plan: {len(entries)} models\n\n"
+        + "".join(f"{line}\n" for line in table(["Name", "Model"], rows))
     )
     print(json.dumps(matrix), flush=True)
     return EXIT_OK
@@ -92,33 +92,26 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
             commands.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
         elif not row.passed:
             commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
-    published = _publish_many(_Converted(entries, index, output_dir, workspace, bool(select)), settings)
+    run = _Converted(entries, index, output_dir, workspace, bool(select))
+    published = publish(
+        settings,
+        lambda: _upload_many(run, settings),
+        lambda room: _many_summary(run, room),
+        lambda artifact: _outputs(run, artifact),
+        relative_path(str(run.folder), workspace),
+    )
     for row in index.rows:
         commands.log(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}")
-    forgiven = all(
-        row.passed or (row.status == "failed" and not entry.request.fail_on_mismatch)
-        for row, entry in zip(index.rows, entries, strict=True)
+    code = exit_code_for_many(
+        (row.status, entry.request.fail_on_mismatch) for row, entry in zip(index.rows, entries, strict=True)
     )
-    return EXIT_OK if forgiven and published else EXIT_FAILED
+    return max(code, EXIT_OK if published else EXIT_FAILED)
 
 
-def _publish_many(run: _Converted, settings: ActionSettings) -> bool:
-    """Upload, summary and outputs, each attempted whatever happened to the others: True if all went well."""
-    artifact, upload_failed = None, ""
-    if settings.upload_artifact:
-        artifact, upload_failed = attempt("artifact upload", lambda: _upload_many(run, settings))
-    failed = [upload_failed]
-    if settings.summary:
-        footer = artifact_footer(artifact, upload_failed, relative_path(str(run.folder), run.workspace))
-        failed.append(attempt("job summary", lambda: write_job_summary(_many_summary(run, footer)))[1])
-    failed.append(attempt("step outputs", lambda: write_outputs(_outputs(run, artifact)))[1])
-    return not any(failed)
-
-
-def _many_summary(run: _Converted, footer: str) -> str:
+def _many_summary(run: _Converted, room: int) -> str:
     if run.single and run.reports:
-        return run.reports[0].to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
-    return run.index.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
+        return run.reports[0].to_markdown(limit=room)
+    return run.index.to_markdown(limit=room)
 
 
 def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSettings) -> int:
@@ -137,13 +130,13 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
     index = BatchIndex()
     with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
-            index.rows.append(_merged_row(client, entry, available.get(artifact_name_for(entry)), output_dir))
+            index.rows.append(_merged_row(client, entry, available.get(artifact_name(entry.name)), output_dir))
     index.write(output_dir)
     for row in index.rows:
         if not row.passed:
             commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
     if settings.summary:
-        write_job_summary(index.to_markdown())
+        write_job_summary(index.to_markdown(limit=JOB_SUMMARY_LIMIT))
     write_outputs(
         {
             "passed": "true" if index.passed else "false",
@@ -151,7 +144,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "max-abs-diff": _worst([r.max_abs_diff for r in index.rows]),
         }
     )
-    return EXIT_OK if index.passed else EXIT_FAILED
+    return exit_code_for_many((row.status, True) for row in index.rows)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -160,7 +153,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
 def _merged_row(client: ArtifactClient, entry: Entry, artifact: ListedArtifact | None, output_dir: Path) -> IndexRow:
     """The index row of one model of a fan-out run, from the report in its artifact: anything wrong
     with the artifact (another job made it) is that model's row, never the end of the merge."""
-    name = artifact_name_for(entry)
+    name = artifact_name(entry.name)
     if artifact is None:
         return _missing(entry, f"no artifact {name}: its job failed before uploading, or did not run")
     if artifact.size > MAX_DOWNLOAD_BYTES:
@@ -188,25 +181,18 @@ def _output_dir(values: dict[str, str | None], workspace: Path) -> Path:
 
 
 def _upload_many(run: _Converted, settings: ActionSettings) -> UploadedArtifact | None:
-    context = RuntimeContext.from_env(os.environ)
+    context = runtime_context()
     if context is None:
-        commands.notice(
-            "artifact upload skipped: not running in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)", title="onnx-convert"
-        )
         return None
     # One matrix job, one model: the artifact merge looks for.
-    name = settings.artifact_name or (artifact_name_for(run.entries[0]) if run.single else DEFAULT_COMBINED_ARTIFACT)
+    name = settings.artifact_name or (artifact_name(run.entries[0].name) if run.single else DEFAULT_COMBINED_ARTIFACT)
     files, links = files_under(run.folder)
     if links:
         _warn_links(links, run.folder, run.workspace)
     if not files:
         commands.warning("nothing to upload: no model wrote any file", title="onnx-convert")
         return None
-    retention, cut = context.retention(settings.retention_days)
-    if cut:
-        commands.warning(cut, title="onnx-convert")
-    with commands.group(f"upload artifact {name}"):
-        return ArtifactClient(context, log=commands.log).upload(name, files, retention, root=run.folder)
+    return upload(context, name, files, settings, root=run.folder)
 
 
 def _warn_links(links: list[Path], folder: Path, workspace: Path) -> None:
@@ -230,9 +216,13 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
     }
     report = run.reports[0] if run.single and run.reports else None
     if report and report.onnx:
+        values.update(baseline_outputs(report))
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
         values["opset"] = str(report.onnx.opset)
         values["report-path"] = relative_path(report.reports["json"], run.workspace)
+        if report.variants and report.variants.best_path:
+            values["best-variant-path"] = relative_path(report.variants.best_path, run.workspace)
+            values["variants-passed"] = ",".join(r.name for r in report.variants.passed())
     return values
 
 
