@@ -217,7 +217,7 @@ class ConversionRequest:
     raw: Mapping[str, str] = field(compare=False)
     # No symbolic link may be on the output path below this folder (check_output_dir): the
     # workspace in the action; a many-model run's output dir, whose folders it names itself.
-    link_free_below: Path | None = field(default=None, compare=False)
+    link_free_below: Path | None = field(compare=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
