@@ -28,7 +28,14 @@ from converter.inputs import (
     resolve_specs,
     validation_batches,
 )
-from converter.onnx_file import OnnxFacts, check_and_describe, runtime_max_opset, sha256_of, size_of
+from converter.onnx_file import (
+    OnnxFacts,
+    check_and_describe,
+    name_batch_axes,
+    runtime_max_opset,
+    sha256_of,
+    size_of,
+)
 from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
 from converter.request import ConversionRequest
 from converter.samples import check_samples_fit, load_sample_data
@@ -269,6 +276,8 @@ def _export_and_load(
         return_freed_memory()
     with _timed(timings, "check"):
         facts = check_and_describe(exported.path)
+        if request.dynamic_batch and name_batch_axes(exported.path, facts):
+            facts = check_and_describe(exported.path)
     warnings = list(exported.warnings) + _opset_warnings(request.opset, facts)
     log("validating in onnxruntime")
     with _timed(timings, "validate"):

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from converter.escape import markdown_block, markdown_code, markdown_text, printable, table_cell
+from converter.escape import printable
 from converter.validate import Validation
 
 SCHEMA_VERSION = 1
@@ -124,12 +124,18 @@ class Report:
         return text
 
     # -- markdown ----------------------------------------------------------------------------
-    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
-        text = render_markdown(self, MAX_TABLE_ROWS)
+    def to_markdown(self, limit: int | None = None) -> str:
+        """The markdown report (converter/markdown/report.py); with ``limit``, in that many bytes,
+        as a job summary must be (the .report.md has no limit)."""
+        from converter.markdown.report import render
+
+        text = render(self, MAX_TABLE_ROWS)
+        if limit is None:
+            return text
         rows = MAX_TABLE_ROWS
         while len(text.encode()) > limit and rows > 5:
             rows //= 4
-            text = render_markdown(self, rows)
+            text = render(self, rows)
         if len(text.encode()) > limit:
             text = (
                 text.encode()[: limit - 200].decode(errors="ignore")
@@ -144,176 +150,3 @@ def _num(value: float | None) -> str:
     if value == 0:
         return "0"
     return f"{value:.3g}"
-
-
-# Every value below may come from the model file or its name: escaped (converter/escape.py).
-_code = markdown_code
-_text = markdown_text
-
-
-def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
-    return lines
-
-
-def render_markdown(report: Report, max_rows: int) -> str:
-    name = _text(report.model.path.rsplit("/", 1)[-1])
-    if report.status == "error":
-        head = f"## ❌ {name}: conversion failed"
-    elif report.passed:
-        head = f"## ✅ {name}: converted and validated"
-    else:
-        head = f"## ❌ {name}: ONNX output differs from the original"
-    lines = [head, ""]
-    if report.error:
-        lines += [f"**Error:** {_text(report.error)}", ""]
-    if report.validation and not report.passed:
-        failing = report.validation.failing_outputs()
-        if failing:
-            lines += [f"**Failing outputs:** {', '.join(_code(n) for n in failing)}", ""]
-        lines += [f"**Problem:** {_text(p)}" for p in report.validation.problems]
-        if report.validation.problems:
-            lines.append("")
-    for warning in report.warnings:
-        lines += [f"> ⚠️ {_text(warning)}", ""]
-
-    model_rows = [
-        ["Model", _code(report.model.path)],
-        ["Framework / format", f"{_text(report.model.framework)} / {_text(report.model.format)}"],
-        ["Model class", _text(report.model.description)],
-        ["Model size", f"{report.model.bytes:,} bytes"],
-        ["Model sha256", _code(report.model.sha256)],
-    ]
-    if report.onnx:
-        onnx_info = report.onnx
-        model_rows += [
-            ["ONNX file", _code(onnx_info.path)],
-            ["ONNX size", f"{onnx_info.bytes:,} bytes"],
-            ["ONNX sha256", _code(onnx_info.sha256)],
-            ["Opset / IR version", f"{onnx_info.opset} / {onnx_info.ir_version}"],
-            ["Exporter", f"{_text(onnx_info.exporter)} ({_text(onnx_info.export_path)})"],
-        ]
-        if onnx_info.fallback_reason:
-            model_rows.append(["Fallback reason", _text(onnx_info.fallback_reason)])
-        if len(onnx_info.files) > 1:
-            model_rows.append(["Files", ", ".join(_code(f) for f in onnx_info.files)])
-        model_rows += [
-            [
-                "Inputs",
-                "; ".join(f"{_code(i['name'])} {_shape(i['shape'])} {_text(i['dtype'])}" for i in onnx_info.inputs),
-            ],
-            [
-                "Outputs",
-                "; ".join(f"{_code(o['name'])} {_shape(o['shape'])} {_text(o['dtype'])}" for o in onnx_info.outputs),
-            ],
-        ]
-    lines += ["### Model", "", *_table(["", ""], model_rows, max_rows, "rows"), ""]
-    if len(report.export_attempts) > 1:
-        attempt_rows = [
-            [_code(a.route), _text(a.outcome), _text(a.reason) or "-", f"{a.seconds:.1f} s"]
-            for a in report.export_attempts
-        ]
-        lines += [
-            "### Export routes tried",
-            "",
-            *_table(["Route", "Outcome", "Reason", "Time"], attempt_rows, max_rows, "rows"),
-            "",
-        ]
-
-    if report.validation:
-        val = report.validation
-        lines += [
-            "### Comparison",
-            "",
-            f"Tolerance: an element fails when |onnx − original| > atol + rtol·|original|, "
-            f"with atol {val.atol:g}, rtol {val.rtol:g}. Inputs: {_text(val.input_source)}.",
-            "",
-        ]
-        rows = []
-        for batch in val.batches:
-            if batch.problem:
-                rows.append([str(batch.batch_size), "—", "❌", _text(batch.problem), "", "", "", "", ""])
-            for out in batch.outputs:
-                agreement = "" if out.label_agreement is None else f"{out.label_agreement:.2%} labels agree"
-                rows.append(
-                    [
-                        str(batch.batch_size),
-                        _code(out.name),
-                        "✅" if out.passed else "❌",
-                        _text(out.problem) or agreement or _shape(out.shape),
-                        _num(out.max_abs_diff),
-                        _num(out.mean_abs_diff),
-                        _num(out.p99_abs_diff),
-                        _num(out.max_rel_diff),
-                        f"{out.failing:,} / {out.elements:,}",
-                    ]
-                )
-        lines += _table(
-            [
-                "Batch",
-                "Output",
-                "",
-                "Shape / labels",
-                "Max abs diff",
-                "Mean abs diff",
-                "p99 abs diff",
-                "Max rel diff",
-                "Failing elements",
-            ],
-            rows,
-            max_rows,
-            "rows",
-        )
-        lines.append("")
-        lines += _non_finite_lines(val, max_rows)
-
-    if report.timings or report.latency:
-        timing_rows = [[stage.replace("_", " "), f"{seconds:.3f} s"] for stage, seconds in report.timings.items()]
-        lat = report.latency
-        if lat:
-            timing_rows += [
-                [
-                    f"latency, original ({lat['batch_size']} rows, median of {lat['runs']})",
-                    f"{lat['reference_ms']:.3f} ms",
-                ],
-                [
-                    f"latency, onnxruntime ({lat['batch_size']} rows, median of {lat['runs']})",
-                    f"{lat['onnxruntime_ms']:.3f} ms",
-                ],
-            ]
-        lines += ["### Timings", "", *_table(["Stage", "Time"], timing_rows, max_rows, "rows"), ""]
-
-    if report.versions:
-        lines += ["### Versions", "", " · ".join(_text(f"{k} {v}") for k, v in report.versions.items()), ""]
-    if report.command:
-        lines += ["### Reproduce", "", markdown_block(report.command, "sh"), ""]
-    return "\n".join(lines)
-
-
-def _non_finite_lines(val: Validation, max_rows: int) -> list[str]:
-    """Where outputs held NaN or Inf: equal ones count as equal, so the table alone would not show them."""
-    found = [
-        f"{_code(out.name)} at batch {batch.batch_size}: {out.non_finite_text()}"
-        for batch in val.batches
-        for out in batch.outputs
-        if out.non_finite_text()
-    ]
-    if not found:
-        return []
-    more = f"; {len(found) - max_rows} more in the JSON report" if len(found) > max_rows else ""
-    return [
-        "**Non-finite values** (NaN on both sides, or the same infinity, count as equal): "
-        + "; ".join(found[:max_rows])
-        + more
-        + ".",
-        "",
-    ]
-
-
-def _shape(shape: list[Any]) -> str:
-    if not shape:
-        return "scalar"
-    return "[" + ", ".join("?" if d is None else _text(d) for d in shape) + "]"

@@ -147,12 +147,17 @@ def _command_name(line: str, registered: frozenset[str] | set[str]) -> str | Non
     return None
 
 
+# The reports' own raw HTML: folded sections with a title of ours (converter/markdown/report.py `folded`).
+OWN_HTML = re.compile(r"<details><summary>[^<>]*</summary>\n|</details>\n")
+
+
 def markdown_html(markdown: str) -> tuple[str, list[str]]:
-    """GitHub-flavoured markdown (tables, strikethrough) as HTML, and the raw-HTML pieces it holds."""
+    """GitHub-flavoured markdown (tables, strikethrough) as HTML, and the raw-HTML pieces it holds
+    other than the reports' own ``<details>`` blocks."""
     from markdown_it import MarkdownIt
 
     parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
     tokens = parser.parse(markdown)
-    raw = [t.content for t in tokens if t.type == "html_block"]
+    raw = [t.content for t in tokens if t.type == "html_block" and not OWN_HTML.fullmatch(t.content)]
     raw += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
     return parser.render(markdown), raw
