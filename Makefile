@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint venv clean bench docs screenshots chromium
 
 venv: $(STAMP)
 
@@ -23,6 +23,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# make docs: the action's inputs and outputs in README.md and docs/action.md, from action.yml.
+docs: $(STAMP)
+	$(PY) tools/action_docs.py
+
+# make screenshots: real reports rendered as GitHub shows a job summary (docs/images/summary-*.png);
+# fails when the mismatch's first 800 px lack a number that explains it. CI runs it.
+screenshots: $(STAMP) chromium
+	$(PY) tools/screenshots.py docs/images
+
+# Headless Chromium and an emoji font (Debian packages), for the screenshots and the layout test.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi emoji || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    chromium fonts-noto-color-emoji; }
 
 # make e2e: only the end-to-end tests (the action's image under act); needs ../shared/tools.
 .PHONY: e2e

@@ -129,7 +129,7 @@ def test_labels_that_disagree_have_no_passing_tolerance() -> None:
 
 
 def test_numbers_have_three_significant_digits_and_sizes_a_unit() -> None:
-    assert [sig(v) for v in (1.6e-5, 1e-6, 100.0, 0.0124, 16.0, 0.5, None, 0.0)] == [
+    assert [sig(v) for v in (1.6e-5, 1e-6, 100.0, 0.0124, 16.0, 0.5, None, 0.0, 0.000124)] == [
         "1.60e-05",
         "1.00e-06",
         "100",
@@ -138,8 +138,9 @@ def test_numbers_have_three_significant_digits_and_sizes_a_unit() -> None:
         "0.500",
         "—",
         "0",
+        "1.24e-04",
     ]
-    assert [ceil_sig(v) for v in (1.6012e-5, 1e-6, 3.98e-7)] == ["1.7e-05", "1e-06", "4e-07"]
+    assert [ceil_sig(v) for v in (1.6012e-5, 1e-6, 3.98e-7, 0.0124)] == ["1.7e-05", "1.0e-06", "4.0e-07", "0.013"]
     assert [size(n) for n in (520, 11_264, 3 * 1024**2 + 1)] == ["520 B", "11.0 KB", "3.00 MB"]
     assert [percent(*p) for p in ((22, 24), (1, 100_000), (99_999, 100_000), (0, 5))] == [
         "91.7%",
@@ -197,7 +198,7 @@ def test_a_mismatch_shows_verdict_worst_diff_allowed_and_a_passing_tolerance_bef
     worst = report.validation.worst_verdict()
     atol, _ = report.validation.passing_tolerance()
     first = _before_first_table(markdown)
-    assert first.startswith("❌ diabetes.skops → diabetes.onnx: 1 of 1 outputs differ from the original, up to ")
+    assert first.startswith("❌ diabetes.skops → diabetes.onnx: variable differs from the original, up to ")
     assert (
         f"Worst output variable (batch {worst.batch_size}): |diff| {sig(worst.worst_diff)} where {sig(worst.worst_allowed)} was allowed (atol 1e-07 + rtol 0·|original|): over by {sig(worst.max_ratio)}×"
         in first
@@ -223,6 +224,7 @@ def test_the_index_lists_failures_first_with_tolerance_and_over_by(reports) -> N
     assert " was allowed (atol 1e-07, rtol 0): over by " in first and "; it would pass with atol " in first
     names = [line.split("`")[1] for line in markdown.splitlines() if line.startswith("| `")]
     assert names == ["diabetes", "embedding", "iris"]
+    assert "| `diabetes` (sklearn) | ❌ failed: variable | " in markdown
     assert "| atol 1e-07, rtol 0 | " in markdown
     assert "<details><summary>❌ diabetes: failed</summary>" in markdown
     assert "<details><summary>❌ embedding: error</summary>" in markdown
@@ -255,7 +257,7 @@ def test_the_first_800_px_of_a_mismatch_hold_every_number_that_explains_it(repor
     boxes = github_render.positions(markdown)
 
     wanted = {
-        "verdict": "differ from the original",
+        "verdict": "from the original, up to",
         "worst output": "Worst output",
         "max |diff|": sig(worst.worst_diff),
         "allowed": sig(worst.worst_allowed),

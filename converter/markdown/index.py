@@ -13,11 +13,12 @@ from converter.markdown.numbers import ceil_sig, sig, size, times
 if TYPE_CHECKING:
     from converter.batch import IndexRow
 
-MAX_ERROR_CHARS = 300  # of an error in the index table; the model's own report has all of it
+MAX_ERROR_CHARS = 300  # of an error in a folded verdict; the model's own report has all of it
+MAX_CELL_CHARS = 90  # of an error in the table, which stays narrow
 CUT_NOTE_BYTES = 512  # room kept for the note that says how many rows were cut
 HEADER = [
-    "| Model | Result | Max \\|diff\\| | Tolerance | Over by | Framework / format | ONNX file | Time |",
-    "|---|---|---:|---|---:|---|---|---:|",
+    "| Model | Result | Max \\|diff\\| | Tolerance | Over by | ONNX file | Time |",
+    "|---|---|---:|---|---:|---|---:|",
 ]
 
 
@@ -83,20 +84,19 @@ def index_row(row: IndexRow) -> str:
     """One model's row of the index table; every value escaped (names come from the repository)."""
     result = "✅ pass" if row.passed else f"❌ {markdown_text(row.status)}"
     if not row.passed and row.error:
-        result += f": {markdown_text(_cut(row.error))}"
+        result += f": {markdown_text(_cut(row.error, MAX_CELL_CHARS))}"
     tolerance = f"atol {row.atol:g}, rtol {row.rtol:g}" if row.atol is not None and row.rtol is not None else "—"
     over = times(row.over_by) if not row.passed and row.worst_output and row.tolerance_applies else "—"
     onnx = "—"
     if row.onnx_bytes is not None:
         onnx = f"{size(row.onnx_bytes)}, opset {row.opset}" if row.opset is not None else size(row.onnx_bytes)
-    framework = " / ".join(markdown_text(v) for v in (row.framework, row.format) if v) or "—"
+    model = markdown_code(row.name) + (f" ({markdown_text(row.framework)})" if row.framework else "")
     cells = [
-        markdown_code(row.name),
+        model,
         result,
         sig(row.max_abs_diff),
         tolerance,
         over,
-        framework,
         onnx,
         f"{row.seconds:.1f} s",
     ]
@@ -108,8 +108,8 @@ def _folded_verdict(row: IndexRow) -> str:
     return f"<details><summary>{title}</summary>\n\n{_verdict(row)}\n\n</details>\n"
 
 
-def _cut(error: str) -> str:
-    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
+def _cut(error: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return error if len(error) <= limit else error[: limit - 1] + "…"
 
 
 def _fitting(lines: list[str], budget: int) -> list[str]:

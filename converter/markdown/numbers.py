@@ -16,7 +16,9 @@ def sig(value: float | None, digits: int = 3) -> str:
         return "0"
     if math.isinf(value) or abs(value) >= 1.7e308:  # JSON stores an unbounded difference as the largest float
         return "∞"
-    text = f"{value:#.{digits}g}"  # '#' keeps trailing zeros: 1.60e-05, so a column's digits line up
+    if abs(value) < 1e-3 or abs(value) >= 1e6:  # 1.24e-04, not 0.000124: the exponent reads at a glance
+        return f"{value:.{digits - 1}e}"
+    text = f"{value:#.{digits}g}"  # '#' keeps trailing zeros: 0.0500, so a column's digits line up
     mantissa, _, exponent = text.partition("e")
     mantissa = mantissa.rstrip(".")
     return f"{mantissa}e{exponent}" if exponent else mantissa
@@ -30,7 +32,8 @@ def ceil_sig(value: float, digits: int = 2) -> str:
     scaled = value / 10.0**exponent
     # A value already at ``digits`` digits stays (the division leaves it a hair off the integer).
     whole = round(scaled) if abs(scaled - round(scaled)) < 1e-9 * scaled else math.ceil(scaled)
-    return f"{whole * 10.0**exponent:.{digits}g}"
+    rounded = whole * 10.0**exponent
+    return f"{rounded:.{digits - 1}e}" if rounded < 1e-3 else f"{rounded:.{digits}g}"
 
 
 def times(ratio: float | None) -> str:

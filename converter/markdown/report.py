@@ -70,6 +70,8 @@ def headline(report: Report) -> str:
         if worst and worst.tolerance_applies:  # unbounded where nothing was allowed: the difference says more
             over = f", up to {times(worst.max_ratio)} over tolerance" if worst.max_ratio else ""
             over = over or f", max \\|diff\\| {sig(worst.max_abs_diff)}"
+        if len(verdicts) == 1:
+            return f"❌ {target}: {_code(failing[0].name)} differs from the original{over}"
         return f"❌ {target}: {len(failing)} of {len(verdicts)} outputs differ from the original{over}"
     sizes = " and ".join(str(b) for b in val.batch_sizes)
     if len(val.insensitive_outputs()) == len(verdicts):  # nothing in the check depends on the inputs
