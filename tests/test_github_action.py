@@ -167,6 +167,7 @@ def test_a_tolerance_failure_fails_the_step_with_one_error_annotation(action, se
     assert len(errors) == 1
     assert errors[0].startswith("::error title=ONNX output differs from the original::FAIL iris.skops (sklearn/skops)")
     assert errors[0].endswith("failing: probabilities")
+    assert (result.outputs["status"], result.outputs["failing-outputs"]) == ("failed", '["probabilities"]')
     assert result.summary.startswith(
         "## ❌ iris.skops → iris.onnx: 1 of 2 outputs differ from the original, max \\|diff\\| "
     )
@@ -188,12 +189,18 @@ def test_a_bad_input_is_one_error_line_and_exit_2_without_traceback(action) -> N
     result = action(model_path="models/iris.skops", rtol="abc")
 
     assert result.code == 2
+    # In the action's words: the input as the workflow writes it (rtol:), not the CLI's --rtol.
     assert result.runner.commands == [
-        '::error title=onnx-convert::--rtol "abc": not a number; use a non-negative number such as 1e-3'
+        '::error title=onnx-convert::rtol: "abc": not a number; use a non-negative number such as 1e-3'
     ]
     assert [line for line in result.stdout.splitlines() if not line.startswith("::")] == []
     assert result.stderr == ""
-    assert result.output_file.read_text() == ""
+    assert result.summary == (
+        "## ❌ onnx-convert: the input is wrong, nothing was converted\n\n"
+        '**Error:** rtol: "abc": not a number\n\n'
+        "**Fix:** use a non-negative number such as 1e-3\n\n"
+    )
+    assert result.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}
     assert not (result.workspace / "onnx-models").exists()
 
 
@@ -202,7 +209,7 @@ def test_a_missing_required_input_is_one_error_line(action) -> None:
 
     assert result.code == 2
     assert result.runner.commands == [
-        "::error title=onnx-convert::--model-path is required; give the model file or directory to convert"
+        "::error title=onnx-convert::model-path is required; give the model file or directory to convert"
     ]
 
 
@@ -213,7 +220,7 @@ def test_a_path_outside_the_workspace_is_refused(action, workspace: Path) -> Non
 
     assert result.code == 2
     assert result.commands("error") == [
-        f'::error title=onnx-convert::--model-path "../outside.skops": is outside the workspace {workspace}; '
+        f'::error title=onnx-convert::model-path: "../outside.skops": is outside the workspace {workspace}; '
         "give a path inside the repository"
     ]
 
@@ -230,7 +237,7 @@ def test_an_invalid_artifact_name_is_refused_before_converting(action, server) -
 
     assert result.code == 2
     assert result.commands("error") == [
-        '::error title=onnx-convert::--artifact-name "models/iris": contains /; '
+        '::error title=onnx-convert::artifact-name: "models/iris": contains /; '
         'artifact names cannot contain " : < > | * ? \\r \\n \\ or /'
     ]
     assert server.calls == []
@@ -244,7 +251,7 @@ def test_bad_action_inputs_are_refused_like_cli_options(action, name: str, value
     result = action(model_path="models/iris.skops", **{name: value})
 
     assert result.code == 2
-    assert result.commands("error")[0].startswith(f'::error title=onnx-convert::--{name} "{value}": {problem}')
+    assert result.commands("error")[0].startswith(f'::error title=onnx-convert::{name}: "{value}": {problem}')
 
 
 def test_outside_actions_the_upload_is_skipped_with_a_notice(action) -> None:
@@ -353,7 +360,7 @@ def test_entrypoint_without_arguments_runs_the_action(
     assert (
         read_as_runner(capsys.readouterr().out)
         .commands[0]
-        .startswith('::error title=onnx-convert::--rtol "nan": must be a finite number >= 0')
+        .startswith('::error title=onnx-convert::rtol: "nan": must be a finite number >= 0')
     )
 
 

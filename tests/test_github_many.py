@@ -111,7 +111,10 @@ def test_a_failing_model_in_a_manifest_fails_the_step_and_names_it(action, serve
     assert done.code == 1
     assert len(errors) == 1 and "logreg: failed: probabilities" in errors[0]
     assert done.outputs["passed"] == "false"
-    assert "❌ 1 of 2 models failed" in done.summary
+    assert (done.outputs["status"], done.outputs["failing-outputs"]) == ("failed", '["logreg/probabilities"]')
+    # the summary explains it: the worst model, its |diff| where nothing was allowed, and its folded verdict
+    assert done.summary.startswith("## ❌ 1 of 2 models failed\n\n❌ `logreg`: **worst output** `probabilities`: ")
+    assert "<details><summary>❌ logreg: failed</summary>" in done.summary
 
 
 def test_a_forgiven_mismatch_is_a_warning_not_an_error(action, server, workspace: Path) -> None:
@@ -166,7 +169,7 @@ def test_select_that_names_no_entry_is_refused_before_converting(action, server)
 def test_a_bad_mode_is_refused(action) -> None:
     done = action(mode="deploy", model_path="onnx-models.yml")
     assert done.code == 2
-    assert 'mode "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
+    assert 'mode: "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
 
 
 def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, workspace: Path) -> None:
@@ -232,7 +235,7 @@ def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_
     assert (workspace / "onnx-models" / "knn" / "knn.onnx").is_file()
 
 
-def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, workspace: Path) -> None:
+def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_matrix(action, workspace: Path) -> None:
     entries = "".join(f"  - name: m{i}\n    model-path: models/knn.skops\n" for i in range(300))
     (workspace / "onnx-models.yml").write_text("models:\n" + entries)
 
@@ -240,8 +243,8 @@ def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, wo
 
     assert done.code == 2
     assert done.commands("error") == [
-        '::error title=onnx-convert::--model-path "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
+        '::error title=onnx-convert::model-path: "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
         "runs at most 256 jobs; split the models into manifests of at most 256 (a plan job and a matrix for each), "
         "or convert them in one job (model-path without mode plan)"
     ]
-    assert done.output_file.read_text() == ""
+    assert done.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}  # no matrix: no fan-out

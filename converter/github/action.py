@@ -19,6 +19,7 @@ from converter.github.outputs import (
     artifact_footer,
     attempt,
     outputs_for,
+    publish_error,
     relative_path,
     write_outputs,
     write_summary,
@@ -54,7 +55,7 @@ def _run(workspace: Path) -> int:
 
             report = convert(request, log=lambda message: commands.log(f"onnx-convert: {message}"))
     except ConverterError as exc:
-        commands.error(exc.one_line(), title="onnx-convert")
+        publish_error(exc)
         return exc.exit_code
     annotate(report, request.fail_on_mismatch)
     # As the CLI: a model that could not be converted fails even with fail-on-mismatch false.

@@ -160,6 +160,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "passed": "true" if index.passed else "false",
             "report-path": relative_path(str(output_dir / "index.json"), workspace),
             "max-abs-diff": _worst([r.max_abs_diff for r in index.rows]),
+            **_verdict_outputs(index),
         }
     )
     return EXIT_OK if index.passed else EXIT_FAILED
@@ -213,12 +214,29 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
     }
+    values.update(_verdict_outputs(run.index))
     report = run.reports[0] if run.single and run.reports else None
+    if report:
+        values["failing-outputs"] = json.dumps(report.validation.failing_outputs() if report.validation else [])
     if report and report.onnx:
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
         values["opset"] = str(report.onnx.opset)
         values["report-path"] = relative_path(report.reports["json"], run.workspace)
     return values
+
+
+def _verdict_outputs(index: BatchIndex) -> dict[str, str]:
+    """status and failing-outputs of many models: error if one could not be converted (or is missing)."""
+    statuses = {row.status for row in index.rows}
+    status = "passed" if index.passed else ("failed" if statuses <= {"passed", "failed"} else "error")
+    failing = []
+    for row in index.rows:
+        if row.status == "failed" and row.report and Path(row.report).is_file():
+            report = Report.from_json(Path(row.report).read_text(encoding="utf-8"))
+            failing += [
+                f"{row.name}/{name}" for name in (report.validation.failing_outputs() if report.validation else [])
+            ]
+    return {"status": status, "failing-outputs": json.dumps(failing)}
 
 
 def _worst(values: list[float | None]) -> str:

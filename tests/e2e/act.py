@@ -34,9 +34,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("ONNX_CONVERT_SANDBOX_TOOLS", ROOT.parent / "shared" / "tools"))
 WHEELS = Path("/opt/container-sandbox/wheels")  # torch CPU wheels that `container-sandbox up` leaves
-# act names the image of a local docker action after its path (`./` -> act-dockeraction) and, run
-# with --rebuild=false, uses an image of that name as it is: the one we build below.
-IMAGE = "act-dockeraction:latest"
+# action.yml is a trampoline: under `uses: ./` it runs the docker action it writes at
+# action/image.py's GENERATED path, built from the Dockerfile. act names the image of a local
+# docker action after its path (`./x/y` -> act-x-y-dockeraction) and uses an image of that name
+# as it is (--rebuild=false): the one we build below. No registry is reachable, so nothing is pulled.
+IMAGE = "act-github--tmp--generated-actions-onnx-convert-dockeraction:latest"
 CACHE_TAG = "onnx-convert-e2e-cache"
 LOCK = Path("/tmp/onnx-convert-e2e.lock")
 BUILD_TIMEOUT = 45 * 60
