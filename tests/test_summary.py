@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import LocallyLinearEmbedding
 
 from converter.batch import BatchIndex, IndexRow
-from converter.markdown.numbers import ceil_sig, decade_bars, percent, sig, size
+from converter.markdown.numbers import NBSP, ceil_sig, decade_bars, percent, sig, size, unbroken
 from converter.report import Report
 from converter.validate import BatchCheck, Validation, compare, decade_histogram
 from tools import github_render
@@ -68,7 +68,10 @@ def test_no_tolerance_passes_a_nan_on_one_side_and_no_rtol_a_difference_at_zero(
 def test_the_difference_is_counted_per_decade() -> None:
     diff = np.array([0.0, 0.0, 2e-9, 3e-7, 5e-7, 0.9e-6, np.inf])
     assert decade_histogram(diff) == {"0": 2, "1e-09": 1, "1e-08": 0, "1e-07": 3, "inf": 1}
-    assert decade_bars(decade_histogram(diff)) == "1e-09 ▃·█ 1e-07, 2 equal, 1 unbounded"
+    # no-break spaces and hyphens: the chart stays on one line in its table cell
+    assert decade_bars(decade_histogram(diff)) == "1e-09 ▃·█ 1e-07, 2 equal, 1 unbounded".replace(" ", NBSP)
+    many = decade_histogram(np.array([10.0**-e for e in range(1, 13)]))
+    assert decade_bars(many) == "≤1e-08 █▂▂▂▂▂▂▂ 1e-01".replace(" ", NBSP)  # 12 decades: the lowest 5 in one
 
 
 def test_an_output_that_ignores_its_inputs_is_a_weak_check() -> None:
@@ -225,7 +228,7 @@ def test_the_index_lists_failures_first_with_tolerance_and_over_by(reports) -> N
     names = [line.split("`")[1] for line in markdown.splitlines() if line.startswith("| `")]
     assert names == ["diabetes", "embedding", "iris"]
     assert "| `diabetes` (sklearn) | ❌ failed: variable | " in markdown
-    assert "| atol 1e-07, rtol 0 | " in markdown
+    assert f"| {unbroken('atol 1e-07,')} {unbroken('rtol')}{NBSP}0 | ".replace("atol ", f"atol{NBSP}") in markdown
     assert "<details><summary>❌ diabetes: failed</summary>" in markdown
     assert "<details><summary>❌ embedding: error</summary>" in markdown
 

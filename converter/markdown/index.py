@@ -8,7 +8,7 @@ import html
 from typing import TYPE_CHECKING
 
 from converter.escape import markdown_code, markdown_text, one_line, table_cell
-from converter.markdown.numbers import ceil_sig, sig, size, times
+from converter.markdown.numbers import NBSP, ceil_sig, sig, size, times, unbroken
 
 if TYPE_CHECKING:
     from converter.batch import IndexRow
@@ -85,7 +85,9 @@ def index_row(row: IndexRow) -> str:
     result = "✅ pass" if row.passed else f"❌ {markdown_text(row.status)}"
     if not row.passed and row.error:
         result += f": {markdown_text(_cut(row.error, MAX_CELL_CHARS))}"
-    tolerance = f"atol {row.atol:g}, rtol {row.rtol:g}" if row.atol is not None and row.rtol is not None else "—"
+    tolerance = "—"
+    if row.atol is not None and row.rtol is not None:
+        tolerance = unbroken(f"atol {row.atol:g}, rtol {row.rtol:g}").replace(" ", NBSP).replace(",\u00a0", ", ")
     over = times(row.over_by) if not row.passed and row.worst_output and row.tolerance_applies else "—"
     onnx = "—"
     if row.onnx_bytes is not None:
@@ -94,9 +96,9 @@ def index_row(row: IndexRow) -> str:
     cells = [
         model,
         result,
-        sig(row.max_abs_diff),
+        unbroken(sig(row.max_abs_diff)),
         tolerance,
-        over,
+        unbroken(over),
         onnx,
         f"{row.seconds:.1f} s",
     ]

@@ -6,6 +6,9 @@ import math
 
 BARS = "▁▂▃▄▅▆▇█"  # eight heights; an empty decade is EMPTY
 EMPTY = "·"
+MAX_DECADES = 8
+NBSP = "\u00a0"
+NB_HYPHEN = "\u2011"
 
 
 def sig(value: float | None, digits: int = 3) -> str:
@@ -63,16 +66,29 @@ def percent(part: int, whole: int) -> str:
 
 def decade_bars(decades: dict[str, int]) -> str:
     """Elements per decade of |diff| as a one-line bar chart: "1e-09 ▁▃█ 1e-07", with the equal
-    and unbounded elements counted beside it."""
+    and unbounded elements counted beside it. At most MAX_DECADES bars: lower decades join the first
+    ("≤1e-15"). Spaces are no-break spaces, so that the chart stays on one line in a table cell."""
     counts = {label: n for label, n in decades.items() if label not in ("0", "inf")}
     parts = []
     if counts:
-        peak = max(counts.values())
-        bars = "".join(BARS[max(0, math.ceil(n / peak * len(BARS)) - 1)] if n else EMPTY for n in counts.values())
-        labels = list(counts)
-        parts.append(f"{labels[0]} {bars} {labels[-1]}" if len(labels) > 1 else f"{bars} {labels[0]}")
+        labels, values = list(counts), list(counts.values())
+        first = labels[0]
+        if len(values) > MAX_DECADES:
+            cut = len(values) - MAX_DECADES + 1
+            values = [sum(values[:cut]), *values[cut:]]
+            labels = labels[cut - 1 :]
+            first = f"≤{labels[0]}"
+        peak = max(values)
+        bars = "".join(BARS[max(0, math.ceil(n / peak * len(BARS)) - 1)] if n else EMPTY for n in values)
+        parts.append(f"{first} {bars} {labels[-1]}" if len(values) > 1 else f"{bars} {labels[0]}")
     if decades.get("0"):
         parts.append(f"{decades['0']:,} equal")
     if decades.get("inf"):
         parts.append(f"{decades['inf']:,} unbounded")
-    return ", ".join(parts)
+    return ", ".join(parts).replace(" ", NBSP)
+
+
+def unbroken(text: str) -> str:
+    """``text`` that a browser will not break at its hyphens: for numbers in table cells, where
+    "3.98e-07" would otherwise wrap to "3.98e-" / "07" (U+2011, a no-break hyphen)."""
+    return text.replace("-", NB_HYPHEN)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from converter.escape import markdown_block, markdown_code, markdown_text, table_cell
-from converter.markdown.numbers import ceil_sig, decade_bars, percent, sig, size, times
+from converter.markdown.numbers import ceil_sig, decade_bars, percent, sig, size, times, unbroken
 from converter.validate import OutputVerdict, Validation
 
 if TYPE_CHECKING:
@@ -157,11 +157,11 @@ def _output_row(v: OutputVerdict) -> list[str]:
     return [
         _code(v.name),
         "✅" if v.passed else "❌",
-        sig(v.max_abs_diff),
-        sig(v.worst_allowed),
-        over,
+        unbroken(sig(v.max_abs_diff)),
+        unbroken(sig(v.worst_allowed)),
+        unbroken(over),
         failing,
-        _code(decade_bars(v.diff_decades)) if v.diff_decades else "—",
+        unbroken(_code(decade_bars(v.diff_decades))) if v.diff_decades else "—",
     ]
 
 
@@ -300,10 +300,10 @@ def batch_table(val: Validation, max_rows: int) -> list[str]:
                     _code(out.name),
                     "✅" if out.passed else "❌",
                     _text(out.problem) or agreement or shape_text(out.shape),
-                    sig(out.max_abs_diff),
-                    sig(out.mean_abs_diff),
-                    sig(out.p99_abs_diff),
-                    sig(out.max_rel_diff),
+                    unbroken(sig(out.max_abs_diff)),
+                    unbroken(sig(out.mean_abs_diff)),
+                    unbroken(sig(out.p99_abs_diff)),
+                    unbroken(sig(out.max_rel_diff)),
                     f"{out.failing:,} / {out.elements:,}",
                 ]
             )

@@ -101,5 +101,6 @@ def test_merge_writes_the_index_of_every_matrix_job(matrix_run: MatrixRun) -> No
     # Framework and format come from the reports merge downloaded from the artifact server.
     rows = {line.split(" | ")[0]: line for line in summary.splitlines() if line.startswith("| `")}
     assert set(rows) == {"| `forest` (sklearn)", "| `logreg` (sklearn)"}
-    assert all(" | ✅ pass | " in row and " | atol 0.001, rtol 0.001 | " in row for row in rows.values())
+    tolerance = "atol\u00a00.001, rtol\u00a00.001"  # no-break spaces: one line in its cell
+    assert all(" | ✅ pass | " in row and f" | {tolerance} | " in row for row in rows.values())
     assert matrix_run.errors == {}
