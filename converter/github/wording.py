@@ -24,11 +24,14 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 # A command the message tells the user to run keeps its flags: "run onnx-convert merge --output-dir DIR".
 _COMMAND = re.compile(r"onnx-convert[^;]*")
+# converter.frameworks.base.image_hint: in the action, the image is an input, not a build target.
+_IMAGE_HINT = re.compile(r"the (\w+) image \(docker build --target \w+; released as [^)]*\)")
 
 
 def action_wording(text: str) -> str:
     """``text`` with each CLI option named as the action's input: ``--rtol "abc"`` -> ``rtol: "abc"``."""
     with_value, bare = _patterns()
+    text = _IMAGE_HINT.sub(r"image: \1", text)
     parts, start = [], 0
     for command in _COMMAND.finditer(text):
         parts += [bare.sub(r"\1", with_value.sub(r"\1: ", text[start : command.start()])), command.group()]
