@@ -159,6 +159,8 @@ def test_step_outputs_are_set_and_passed_is_right(e2e: E2ERun, case: Case) -> No
     outputs = step["outputs"]
     assert set(outputs) == set(OUTPUTS)
     assert outputs["passed"] == ("true" if case.passes else "false")
+    assert outputs["status"] == ("passed" if case.passes else "failed")
+    assert outputs["failing-outputs"] == ("[]" if case.passes else '["probabilities"]')
     assert step["outcome"] == ("success" if case.passes else "failure")
     assert outputs["onnx-path"].startswith(f"out/{case.step}/") and outputs["onnx-path"].endswith(".onnx")
     assert outputs["report-path"].startswith(f"out/{case.step}/") and outputs["report-path"].endswith(".report.json")
@@ -173,7 +175,7 @@ def test_job_summary_holds_the_report(e2e: E2ERun, case: Case) -> None:
     summary = e2e.logs[case.step].summary
     model = markdown_text(Path(e2e.model_paths[case.step]).name)
     verdict = "✅" if case.passes else "❌"
-    assert summary.startswith(f"## {verdict} {model}: ")
+    assert summary.startswith(f"## {verdict} {model} → ")
     assert "<details><summary>Comparison at each batch size</summary>" in summary and "\nVersions: python " in summary
     assert f"**Artifact:** [{case.artifact}](" in summary
 
