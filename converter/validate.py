@@ -363,16 +363,22 @@ def _compare_one(
     result.passed = result.failing == 0
     if diff.size:
         _difference_statistics(result, diff, np.abs(ref64))
-        _tolerance_statistics(result, diff, allowed, magnitude, rtol, atol)
+        _tolerance_statistics(result, diff, allowed, magnitude, (rtol, atol))
         result.diff_decades = decade_histogram(diff)
         _sensitivity(result, ref64, allowed)
     return result
 
 
 def _tolerance_statistics(
-    result: OutputComparison, diff: np.ndarray, allowed: np.ndarray, magnitude: np.ndarray, rtol: float, atol: float
+    result: OutputComparison,
+    diff: np.ndarray,
+    allowed: np.ndarray,
+    magnitude: np.ndarray,
+    tolerance: tuple[float, float],
 ) -> None:
-    """The element furthest over its tolerance, and the smallest atol (at rtol) and rtol (at atol) that pass."""
+    """The element furthest over its tolerance, and the smallest atol (at rtol) and rtol (at atol) that
+    pass; ``tolerance`` is (rtol, atol)."""
+    rtol, atol = tolerance
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(diff == 0, 0.0, diff / allowed)  # a difference where nothing is allowed: inf
     flat = int(np.argmax(ratio))
