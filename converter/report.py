@@ -118,6 +118,7 @@ class Report:
         if not self.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
+            text += _passing_text(self.validation)
         non_finite = self.validation.non_finite_outputs()
         if non_finite:  # equal NaN and Inf pass; say they were there
             text += f"; NaN or Inf in outputs {', '.join(non_finite)} (see the report)"
@@ -142,6 +143,15 @@ class Report:
                 + "\n\n_(report cut at the job summary size limit; see the JSON report)_\n"
             )
         return text
+
+
+def _passing_text(validation: Validation) -> str:
+    """ "; would pass with atol 1.3e-04 or rtol 3.5e-07" (rounded up: the values shown pass), or ""."""
+    from converter.markdown.numbers import ceil_sig
+
+    atol, rtol = validation.passing_tolerance()
+    options = [f"{name} {ceil_sig(value)}" for name, value in (("atol", atol), ("rtol", rtol)) if value is not None]
+    return f"; would pass with {' or '.join(options)}" if options else ""
 
 
 def _num(value: float | None) -> str:

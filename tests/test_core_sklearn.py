@@ -135,7 +135,7 @@ def test_a_real_mismatch_exits_1_and_names_the_failing_output(tmp_path: Path, ru
     result = run_cli("--model-path", str(model), "--atol", "1e-7", "--rtol", "0")
     assert result.code == 1
     assert result.stdout.startswith("FAIL gradient_boosting_regressor.skops")
-    assert "failing: variable" in result.stdout
+    assert "failing: variable; would pass with atol " in result.stdout
     report = result.report("gradient_boosting_regressor")
     assert report["passed"] is False and report["status"] == "failed"
     variable = report["validation"]["batches"][0]["outputs"][0]
