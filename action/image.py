@@ -74,12 +74,19 @@ def choose(repository: str, ref: str, variant: str, action_path: str, exists: Ca
 
 
 def registry_has(image: str) -> bool:
-    """Whether the registry serves ``image`` (an anonymous manifest request; a public image needs no login)."""
+    """Whether the registry serves ``image`` (an anonymous manifest request; a public image needs no
+    login). Only a clear "not found" means no: when the registry cannot be asked, the pull is tried,
+    and its error says more than a 2.2 GB build would."""
     try:
-        done = subprocess.run(["docker", "manifest", "inspect", image], capture_output=True, timeout=60, check=False)
+        done = subprocess.run(
+            ["docker", "manifest", "inspect", image], capture_output=True, text=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
-        return True  # cannot ask: pulling says more than a build would
-    return done.returncode == 0
+        return True
+    return done.returncode == 0 or not _NOT_FOUND.search(done.stderr)
+
+
+_NOT_FOUND = re.compile(r"manifest unknown|no such manifest|not found", re.I)
 
 
 def input_names(action_yml: str) -> list[str]:

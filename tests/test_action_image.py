@@ -81,3 +81,18 @@ def test_the_script_writes_the_docker_action_into_the_workspace(tmp_path: Path) 
     generated = yaml.safe_load((tmp_path / image.GENERATED / "action.yml").read_text())
     assert generated["runs"] == {"using": "docker", "image": str(ROOT / "Dockerfile")}
     assert list(generated["inputs"]) == list(yaml.safe_load((ROOT / "action.yml").read_text())["inputs"])
+
+
+def test_only_a_clear_not_found_from_the_registry_means_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stand-in docker CLI: what the registry answers decides; an unreachable one does not force a build
+    docker = tmp_path / "docker"
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    for stderr, code, has in [
+        ("", 0, True),
+        ("manifest unknown: manifest unknown", 1, False),
+        ("no such manifest: ghcr.io/o/onnx-convert-action:9", 1, False),
+        ("Get https://ghcr.io/v2/: dial tcp: i/o timeout", 1, True),
+    ]:
+        docker.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {code}\n")
+        docker.chmod(0o755)
+        assert image.registry_has("ghcr.io/o/onnx-convert-action:9") is has, stderr
