@@ -94,3 +94,9 @@ def test_dockerfile_default_target_is_full() -> None:
     stages = re.findall(r"^FROM \S+ AS (\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
     assert stages[-1] == "full"
     assert {"sklearn", "pytorch", "tensorflow", "full"} <= set(stages)
+
+
+def test_every_picture_and_page_the_readme_links_exists() -> None:
+    links = re.findall(r"\]\(((?:docs|\.github)/[^)#]+)", README)
+    assert "docs/images/summary-mismatch.png" in links
+    assert [link for link in links if not (ROOT / link).is_file()] == []
