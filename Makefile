@@ -24,8 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# make docs: the action's inputs and outputs in README.md and docs/action.md, from action.yml.
+# make docs: action.yml from the code's options and outputs, then its inputs and outputs in
+# README.md and docs/action.md.
 docs: $(STAMP)
+	$(PY) tools/action_yml.py
 	$(PY) tools/action_docs.py
 
 # make screenshots: real reports rendered as GitHub shows a job summary (docs/images/summary-*.png);

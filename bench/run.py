@@ -5,7 +5,7 @@ each from process start to exit, and the median of at least 5 runs is compared, 
 these machines are noisy. Peak memory is the child's max RSS (os.wait4). Results are
 printed and written to bench/RESULTS.md with the machine and versions.
 
-    python bench/run.py [--runs 5] [--only e2e,import,docker,samples,many]
+    python bench/run.py [--runs 5] [--only e2e,import,docker,samples,many,variants]
 
 With --only, the sections measured replace theirs in bench/RESULTS.md and the others stay.
 """
@@ -34,12 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 
 from bench import models  # noqa: E402
+from bench import variants as variants_bench  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ONNX_CONVERT = str(BIN / "onnx-convert")
 RESULTS = ROOT / "bench" / "RESULTS.md"
 DOCKER_IMAGE = os.environ.get("BENCH_IMAGE", "onnx-convert-action:full")
-ALL = ("e2e", "import", "docker", "samples", "many")
+ALL = ("e2e", "import", "docker", "samples", "many", "variants")
 
 
 @dataclass
@@ -301,6 +302,7 @@ def render(
     samples: list | None,
     runs: int,
     many: ManyModels | None = None,
+    variants: list[variants_bench.ModelResult] | None = None,
 ) -> str:
     lines = [
         "# Benchmark results",
@@ -398,6 +400,8 @@ def render(
             + ".",
             "",
         ]
+    if variants:
+        lines += variants_bench.render(variants)
     return "\n".join(lines)
 
 
@@ -431,7 +435,8 @@ def main() -> int:
         docker = docker_cold_start(work, args.runs) if "docker" in only else None
         samples = validation_cost(work, args.runs) if "samples" in only else None
         many = many_models(work, args.runs) if "many" in only else None
-    text = render(e2e, imports, docker, samples, args.runs, many)
+        variants = variants_bench.measure(work) if "variants" in only else None
+    text = render(e2e, imports, docker, samples, args.runs, many, variants)
     print(text)
     if only != set(ALL) and RESULTS.exists():
         note = (

@@ -40,6 +40,7 @@ from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
 from converter.request import ConversionRequest
 from converter.samples import check_samples_fit, load_sample_data
 from converter.validate import OnnxRunner, Validation, validate
+from converter.variants.run import VariantJob, add_variants
 
 LATENCY_RUNS = 5
 LATENCY_BUDGET_S = 0.5  # per side: fast models get 5 runs, slow ones 3 (bench: latency was 9% of a ResNet-18 run)
@@ -149,6 +150,11 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         report.passed = validation.passed
         report.status = "passed" if validation.passed else "failed"
         report.versions["opset"] = str(facts.opset)
+        if request.variants.names:  # each validated against the original model's runs, not the fp32 file
+            chosen.runner = None  # the variants are timed against an fp32 session of their own
+            job = VariantJob(exported.path, runs, loaded.label_outputs, final_dir)
+            with _timed(timings, "variants"):
+                add_variants(report, request, job, log)
         report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
         _write_reports(report, staging, stem, final_dir)
         _publish(staging, final_dir)

@@ -8,6 +8,7 @@ from typing import Any
 
 from converter.escape import printable
 from converter.validate import Validation
+from converter.variants.result import VariantsReport
 
 SCHEMA_VERSION = 1
 # GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
@@ -67,6 +68,7 @@ class Report:
     command: str = ""
     reports: dict[str, str] = field(default_factory=dict)  # "json" and "markdown" paths
     export_attempts: list[ExportAttempt] = field(default_factory=list)  # every route tried, in order
+    variants: VariantsReport | None = None  # --variants: each validated against the original
     schema_version: int = SCHEMA_VERSION
 
     # -- JSON ----------------------------------------------------------------------------
@@ -85,6 +87,7 @@ class Report:
         data["onnx"] = OnnxInfo(**data["onnx"]) if data.get("onnx") else None
         data["validation"] = Validation.from_dict(data["validation"]) if data.get("validation") else None
         data["export_attempts"] = [ExportAttempt(**a) for a in data.get("export_attempts", [])]
+        data["variants"] = VariantsReport.from_dict(data["variants"]) if data.get("variants") else None
         return cls(**data)
 
     @classmethod
@@ -118,7 +121,12 @@ class Report:
         if not self.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
-            text += _passing_text(self.validation)
+            if not self.validation.passed:
+                text += _passing_text(self.validation)
+            if self.variants and self.validation.passed:
+                text += ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
+        if self.variants:
+            text += f"; variants: {self.variants.summary()}"
         non_finite = self.validation.non_finite_outputs()
         if non_finite:  # equal NaN and Inf pass; say they were there
             text += f"; NaN or Inf in outputs {', '.join(non_finite)} (see the report)"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from converter.errors import UserError
+from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
 DTYPES = (
@@ -86,7 +87,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-unsafe-load",
         "false",
-        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript, Keras unsafe layers).",
+        "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript that calls more than tensor operations, Keras unsafe layers).",
     ),
     Option(
         "model-class",
@@ -94,6 +95,30 @@ OPTIONS: tuple[Option, ...] = (
         "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
+    # Optimised variants (converter/variants/), each validated against the original model.
+    Option(
+        "variants",
+        "",
+        "Optimised variants to make next to the .onnx, comma-separated: optimized, fp16, int8-dynamic, "
+        "int8-static (needs sample-data); each is validated against the original model.",
+    ),
+    Option(
+        "variant-tolerance",
+        "",
+        "Tolerances per variant, e.g. fp16:rtol=1e-2,atol=1e-2;int8-dynamic:label-agreement=0.99; "
+        "unset keys keep their defaults.",
+    ),
+    Option(
+        "pick",
+        "smallest",
+        "smallest or fastest: which file that passed (the .onnx or a variant) the report's best and the output "
+        "best-variant-path name.",
+    ),
+    Option(
+        "require-variants",
+        "",
+        "Variants that must pass (comma-separated, from variants); otherwise a failing variant never fails the run.",
+    ),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
 
@@ -118,6 +143,7 @@ class ConversionRequest:
     allow_unsafe_load: bool = False
     model_class: str = ""
     signature: str = "serving_default"
+    variants: VariantSettings = field(default_factory=VariantSettings)
     # The raw option values, to print the command that reproduces the run.
     raw: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -159,6 +185,7 @@ class ConversionRequest:
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_class=parse_model_class(raw["model-class"], base_dir),
             signature=raw["signature"],
+            variants=parse_variant_settings(raw, has_sample_data=bool(raw["sample-data"])),
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
 

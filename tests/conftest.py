@@ -79,6 +79,24 @@ def sha256_of_two_runs(manifest: Path, output_dir: Path) -> dict[str, list[str]]
     return digests
 
 
+def save_digits_mlp(folder: Path) -> tuple[Path, Path]:
+    """A scikit-learn MLP classifier (StandardScaler + two hidden layers) fitted on the digits,
+    saved as ``digits_mlp.skops``, and 64 of its rows as ``digits.npy`` (real sample data)."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=300, random_state=0))
+    path, samples = folder / "digits_mlp.skops", folder / "digits.npy"
+    sio.dump(model.fit(x, y), path)
+    np.save(samples, x[::28][:64].astype(np.float32))
+    return path, samples
+
+
 # -- what GitHub's runner makes of a step's output --------------------------------------------
 
 # The commands actions/runner registers (src/Runner.Worker/ActionCommandManager.cs and its extensions).

@@ -11,7 +11,7 @@ import torch
 from tests import pytorch_models as pm
 
 MODELS_FILE = Path(pm.__file__)
-# A TorchScript archive runs the code it carries, so it converts only with consent; the tests' own files have it.
+# With it torch reads a file as it would: the trust tests' proof that a payload they refuse is live.
 TRUSTED = ["--allow-unsafe-load", "true"]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -173,3 +175,135 @@ class FileWriter(nn.Module):
         mapped = torch.from_file(self.victim, True, 3, dtype=torch.float32)
         mapped.add_(1.0)
         return x + mapped
+
+
+class SetstateWriter(nn.Module):
+    """The same from __setstate__, which torch.jit.load runs while it loads the archive."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__()
+        self.victim = str(victim)
+        self.mapped = torch.zeros(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mapped
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, bool]:
+        return (self.victim, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.mapped = torch.from_file(state[0], True, 3, dtype=torch.float32)
+        self.mapped.add_(1.0)
+        self.victim = state[0]
+        self.training = state[1]
+
+
+_TOUCH_OP: list[object] = []
+
+
+def register_touch_op() -> None:
+    """``torch.ops.onnx_convert_test.touch(x, path)``: a custom operator (as an op library registers one) that creates a file."""
+    if _TOUCH_OP:
+        return
+
+    @torch.library.custom_op("onnx_convert_test::touch", mutates_args=())
+    def touch(x: torch.Tensor, path: str) -> torch.Tensor:
+        Path(path).touch()
+        return x.clone()
+
+    _TOUCH_OP.append(touch)
+
+
+class CustomOpUser(nn.Module):
+    """TorchScript calling the custom operator above: ``ops.onnx_convert_test.touch`` in its code."""
+
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = str(marker)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.onnx_convert_test.touch(x, self.marker)
+
+
+class CustomClassUser(nn.Module):
+    """TorchScript building a torch.classes object: _ScriptProfile, a C++ class stock torch registers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        profile = torch.classes.profiling._ScriptProfile()
+        profile.enable()
+        profile.disable()
+        return x + 1.0
+
+
+class Warner(nn.Module):
+    """TorchScript that warns with the given text (torch.warn, as torch's own F.softmax does)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        warnings.warn(self.text, stacklevel=2)
+        return x + 1.0
+
+
+class SparseBuffer(nn.Module):
+    """A sparse tensor attribute: torch.jit.load rebuilds it with _sparse_coo_tensor_unsafe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sparse = torch.sparse_coo_tensor(torch.tensor([[0, 1]]), torch.tensor([1.0, 2.0]), (4,))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sparse.to_dense()
+
+
+def sparse_index(index: int) -> Change:
+    """SparseBuffer's archive with its second index set to ``index`` (its indices are the int64 member [0, 1])."""
+
+    def change(name: str, data: bytes) -> dict[str, bytes]:
+        return {name: struct.pack("<2q", 0, index) if data == struct.pack("<2q", 0, 1) else data}
+
+    return change
+
+
+def edit_code(old: str, new: str) -> Change:
+    """The archive with ``old`` replaced by ``new`` in the code members that hold it.
+
+    TorchScript names a class after its module path, mangled when the process scripted another
+    class of that name before (``linear/___torch_mangle_3.py``): members are found by content.
+    """
+
+    def change(name: str, data: bytes) -> dict[str, bytes]:
+        text = data.decode("latin-1")
+        return {name: text.replace(old, new).encode("latin-1") if name.endswith(".py") and old in text else data}
+
+    return change
+
+
+def rename_members(old: str, new: str) -> Change:
+    """The archive with ``old`` replaced by ``new`` in every member's name."""
+
+    def change(name: str, data: bytes) -> dict[str, bytes]:
+        return {name.replace(old, new): data}
+
+    return change
+
+
+def replace_member(member: str, data: bytes) -> Change:
+    def change(name: str, old: bytes) -> dict[str, bytes]:
+        return {name: data if name == member else old}
+
+    return change
+
+
+def flatbuffer_polyglot(program: nn.Module, decoy: Path, target: Path) -> Path:
+    """A flatbuffer (mobile) module with the TorchScript zip ``decoy`` appended: a zip reader sees the
+    decoy, while torch.jit.load, seeing ``PTMF`` at byte 4, loads the flatbuffer's program."""
+    from torch.jit._serialization import save_jit_module_to_flatbuffer
+
+    save_jit_module_to_flatbuffer(torch.jit.script(program), str(target))
+    target.write_bytes(target.read_bytes() + decoy.read_bytes())
+    return target

@@ -133,6 +133,70 @@ class ShapeGuarded(nn.Module):
         return torch.cat([z, y], 0)[: x.shape[0] * 2 // 3] + x.shape[0] ** 2
 
 
+class Scale(nn.Module):
+    """A submodule whose state torch.jit.load restores by running its __setstate__, which only sets tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factor = torch.full((3,), 2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, bool]:
+        return (self.factor, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+        self.factor = state[0] * 1.0
+        self.training = state[1]
+
+
+class Checked(nn.Module):
+    """Scripted or traced, it carries what the TorchScript check lets through: submodules, BatchNorm,
+    a loop, a branch on a value, and a __setstate__ (Scale)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU())
+        self.head = nn.Linear(8, 3)
+        self.scale = Scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.block(x)
+        for _ in range(2):
+            h = h + 0.5
+        if bool(h.mean() > 0):
+            h = h * 0.5
+        return self.scale(self.head(h))
+
+
+class QuantizableCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv(self.quant(x)))
+        return self.dequant(self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)))
+
+
+def quantized_cnn() -> nn.Module:
+    """QuantizableCNN with int8 weights (eager post-training quantization): its conv and linear hold
+    their weights in torch.classes.quantized.*PackedParamsBase and call ops.quantized.*."""
+    torch.manual_seed(0)
+    model = QuantizableCNN().eval()
+    model.qconfig = torch.ao.quantization.get_default_qconfig("x86")
+    prepared = torch.ao.quantization.prepare(model)
+    prepared(torch.randn(16, 3, 8, 8))
+    return torch.ao.quantization.convert(prepared)
+
+
 class NeedsArguments(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -170,4 +234,18 @@ def trained(name: str) -> nn.Module:
         return train(TokenTransformer(), (torch.randint(0, VOCAB, (16, SEQ)),), steps=5)
     if name == "two_in_two_out":
         return train(TwoInTwoOut(), (torch.randint(0, 20, (16, 6)), torch.randn(16, 3)))
+    if name == "checked":
+        return train(Checked(), (torch.randn(64, 4),))
     raise KeyError(name)
+
+
+class LargeValues(nn.Module):
+    """Intermediate values near 1e5, beyond float16's 65504: a float16 graph overflows to inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(x) * 1e5) * 1e-5)

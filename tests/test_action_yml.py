@@ -100,3 +100,9 @@ def test_every_picture_and_page_the_readme_links_exists() -> None:
     links = re.findall(r"\]\(((?:docs|\.github)/[^)#]+)", README)
     assert "docs/images/summary-mismatch.png" in links
     assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
+def test_action_yml_is_generated_from_the_code() -> None:
+    from tools import action_yml
+
+    assert (ROOT / "action.yml").read_text() == action_yml.action_yml(), "action.yml is stale: run make docs"

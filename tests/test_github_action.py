@@ -21,7 +21,7 @@ import pytest
 from converter.escape import markdown_text, printable
 from converter.github.action import run
 from converter.github.outputs import OUTPUTS
-from tests.conftest import RunnerView, read_as_runner
+from tests.conftest import RunnerView, read_as_runner, save_digits_mlp
 from tests.test_github_fake_server import FakeResultsServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +174,31 @@ def test_a_tolerance_failure_fails_the_step_with_one_error_annotation(action, se
         "## ❌ iris.skops → iris.onnx: 1 of 2 outputs differ from the original, max \\|diff\\| "
     )
     assert server.artifacts["tight"].finalized  # the evidence is uploaded all the same
+
+
+def test_only_passing_variants_are_uploaded_and_the_best_one_is_an_output(action, server, workspace: Path) -> None:
+    save_digits_mlp(workspace / "models")
+    result = action(
+        env=server.env(),
+        model_path="models/digits_mlp.skops",
+        variants="fp16,int8-dynamic",
+        variant_tolerance="int8-dynamic:rtol=0,atol=1e-6",
+    )
+
+    assert result.code == 0
+    assert result.outputs["passed"] == "true"
+    assert result.outputs["variants-passed"] == "fp16"
+    assert result.outputs["best-variant-path"] == "onnx-models/digits_mlp.fp16.onnx"
+    archive = zipfile.ZipFile(io.BytesIO(server.artifacts["digits_mlp-onnx"].committed))
+    assert sorted(archive.namelist()) == [
+        "digits_mlp.fp16.onnx",
+        "digits_mlp.onnx",
+        "digits_mlp.report.json",
+        "digits_mlp.report.md",
+    ]
+    assert "| int8-dynamic | — (deleted) |" in result.summary
+    [warning] = result.commands("warning")
+    assert warning.startswith("::warning title=onnx-convert::variant int8-dynamic failed, not kept: output label")
 
 
 def test_fail_on_mismatch_false_reports_a_warning_and_exits_0(action) -> None:

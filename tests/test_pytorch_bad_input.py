@@ -11,7 +11,10 @@ import torch
 from tests import pytorch_models as pm
 from tests.pytorch_helpers import TRUSTED, ModelFiles, assert_one_line_error, model_class, session_model_files
 
-SAFE_FORMATS = "save it as a torch.export program (.pt2), or as a state_dict (.pt or .safetensors) with --model-class"
+SAFE_FORMATS = (
+    "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
+    "or as a state_dict (.pt or .safetensors) with --model-class"
+)
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +199,7 @@ def test_shapes_that_do_not_fit_the_model_show_the_forward_error(run_cli, model_
 def test_shapes_that_do_not_fit_a_torchscript_model_show_its_error_not_its_traceback(
     run_cli, model_files: ModelFiles
 ) -> None:
-    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), *TRUSTED, "--input-shapes", "batchx7x5")
+    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), "--input-shapes", "batchx7x5")
     assert_one_line_error(
         result,
         2,
@@ -251,8 +254,21 @@ def test_damaged_files(run_cli, model_files: ModelFiles, tmp_path: Path) -> None
     # The layout of a TorchScript archive with garbage inside: detected, then refused by torch.jit.load.
     damaged = tmp_path / "damaged.pt"
     with zipfile.ZipFile(damaged, "w") as archive:
-        for name, data in [("code/__torch__.py", "def forward(self"), ("constants.pkl", "junk"), ("data.pkl", "junk")]:
+        members = [
+            ("code/__torch__.py", "def forward(self"),
+            ("constants.pkl", "junk"),
+            ("data.pkl", "junk"),
+            ("version", "3"),
+        ]
+        for name, data in members:
             archive.writestr(f"damaged/{name}", data)
+    result = run_cli("--model-path", str(damaged), "--input-shapes", "batchx7x6")
+    assert_one_line_error(
+        result,
+        2,
+        "error: damaged.pt: code/__torch__.py:1 is not the Python syntax torch.jit.save writes; save it again with "
+        "torch.jit.save, or pass --allow-unsafe-load true if you trust the file",
+    )
     result = run_cli("--model-path", str(damaged), *TRUSTED, "--input-shapes", "batchx7x6")
     assert result.code == 2
     assert result.stderr.splitlines()[-1].startswith("error: damaged.pt could not be loaded by torch.jit.load (")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from converter.frameworks.pytorch import export as pytorch_export
-from tests.pytorch_helpers import TRUSTED, ModelFiles, error_lines, model_class, session_model_files
+from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMO = "torch.onnx.export(dynamo=True)"
@@ -50,7 +50,7 @@ def test_opset_the_dynamo_exporter_can_write_is_honoured(run_cli, model_files) -
 def test_opset_no_exporter_can_write_is_an_error_naming_both(run_cli, model_files) -> None:
     # A ScriptModule only goes through the TorchScript exporter, which stops at opset 20.
     result = run_cli(
-        "--model-path", str(model_files["lstm_scripted.pt"]), *TRUSTED, "--input-shapes", "batchx7x6", "--opset", "21"
+        "--model-path", str(model_files["lstm_scripted.pt"]), "--input-shapes", "batchx7x6", "--opset", "21"
     )
     assert result.code == 1
     message = (
@@ -124,9 +124,7 @@ def test_python_branch_on_a_tensor_value_is_refused_not_frozen(run_cli, model_fi
 
 
 def test_scripted_python_branch_exports_as_an_if_and_validates(run_cli, model_files) -> None:
-    result = run_cli(
-        "--model-path", str(model_files["value_branch_scripted.pt"]), *TRUSTED, "--input-shapes", "batchx4"
-    )
+    result = run_cli("--model-path", str(model_files["value_branch_scripted.pt"]), "--input-shapes", "batchx4")
     assert result.code == 0, result.stdout
     report = result.report("value_branch_scripted")
     assert report["onnx"]["operators"]["If"] == 1
@@ -196,7 +194,7 @@ def test_weights_above_the_limit_go_to_one_external_data_file(
 ) -> None:
     # A 2 GB model is too big for this machine: lower the limit so the small LSTM crosses it.
     monkeypatch.setattr(pytorch_export, "EXTERNAL_DATA_BYTES", 0)
-    extra = ["--model-class", model_class("LSTMTagger")] if name == "lstm.pt" else TRUSTED
+    extra = ["--model-class", model_class("LSTMTagger")] if name == "lstm.pt" else []
     result = run_cli("--model-path", str(model_files[name]), *extra, "--input-shapes", "batchx7x6")
     assert result.code == 0, result.stdout
     stem = name.removesuffix(".pt")

@@ -11,7 +11,7 @@ import pytest
 from converter.frameworks.pytorch.backend import PytorchBackend
 from converter.request import ConversionRequest
 from tests import pytorch_models as pm
-from tests.pytorch_helpers import TRUSTED, ModelFiles, error_lines, model_class, session_model_files
+from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files
 
 DEFAULT_TOLERANCE = 1e-3
 
@@ -71,7 +71,7 @@ def test_cnn_with_batchnorm_from_safetensors_and_a_factory(run_cli, model_files:
 
 
 def test_lstm_torchscript_archive_uses_the_torchscript_exporter(run_cli, model_files: ModelFiles) -> None:
-    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), *TRUSTED, "--input-shapes", "batchx7x6")
+    result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), "--input-shapes", "batchx7x6")
     report = assert_converted(result, "lstm_scripted", "torchscript", "torch.onnx.export(dynamo=False)")
     assert (
         report["onnx"]["fallback_reason"] == "the model is a TorchScript ScriptModule, which torch.export cannot trace"
@@ -121,7 +121,7 @@ def test_two_inputs_two_outputs_named_after_forward_and_dict_keys(run_cli, model
 
 
 def test_inputs_renamed_by_input_shapes(run_cli, model_files: ModelFiles, tmp_path: Path) -> None:
-    result = run_cli("--model-path", str(model_files["mlp_traced.pt"]), *TRUSTED, "--input-shapes", "features:batchx4")
+    result = run_cli("--model-path", str(model_files["mlp_traced.pt"]), "--input-shapes", "features:batchx4")
     report = assert_converted(result, "mlp_traced", "torchscript", "torch.onnx.export(dynamo=False)")
     assert report["onnx"]["inputs"][0]["name"] == "features"
     assert "inputs named from --input-shapes: features (forward's x)" in report["warnings"]

@@ -42,7 +42,6 @@ models:
     input-shapes: batchx3x16x16
   - name: torchscript
     model-path: lstm_scripted.pt
-    allow-unsafe-load: true
     input-shapes: batchx7x6
   - name: exported_program
     model-path: mlp.pt2

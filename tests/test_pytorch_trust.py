@@ -8,6 +8,9 @@ them when the user allows it.
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -27,7 +30,10 @@ CODE_HINT = (
     "export and save the model again with torch.export, without it, or pass --allow-unsafe-load true if you trust "
     "the file"
 )
-SAFE_FORMATS = "save it as a torch.export program (.pt2), or as a state_dict (.pt or .safetensors) with --model-class"
+SAFE_FORMATS = (
+    "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
+    "or as a state_dict (.pt or .safetensors) with --model-class"
+)
 WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
 CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
 
@@ -244,40 +250,317 @@ def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tm
 
 # -- TorchScript -------------------------------------------------------------------------------------
 
+REACHES_FILES = "an operator that reaches files, the log or Python"
+TS_HINT = (
+    "save the model without it, as a torch.export program (.pt2) or a state_dict (.pt or .safetensors) with "
+    "--model-class, or pass --allow-unsafe-load true if you trust the file"
+)
 
-def test_torchscript_runs_its_code_so_it_needs_consent(run_cli, tmp_path: Path) -> None:
-    victim = tmp_path / "victim.bin"
-    victim.write_bytes(bytes(16))
-    torch.jit.save(torch.jit.script(ph.FileWriter(victim)), str(tmp_path / "writer.pt"))
-    result = run_cli("--model-path", str(tmp_path / "writer.pt"), "--input-shapes", "batchx3")
-    assert victim.read_bytes() == bytes(16), "the TorchScript code ran"
+
+def _where(archive: Path, text: str) -> str:
+    """``member:line`` of the code member of the archive where ``text`` first appears."""
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            code = opened.read(info).decode("latin-1")
+            if info.filename.lower().endswith(".py") and text in code:
+                return f"{info.filename.split('/', 1)[1]}:{code[: code.index(text)].count(chr(10)) + 1}"
+    raise AssertionError(f"no code member holds {text!r}")
+
+
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_torchscript_that_only_computes_converts_without_the_flag(run_cli, tmp_path: Path, how: str) -> None:
+    # Submodules, BatchNorm, a loop, a branch on a value, and a __setstate__ torch.jit.load runs.
+    model = pm.trained("checked")
+    program = torch.jit.script(model) if how == "script" else torch.jit.trace(model, torch.randn(4, 4))
+    assert program.scale._c._has_method("__setstate__"), "no __setstate__: the test would not exercise it"
+    torch.jit.save(program, str(tmp_path / f"{how}.pt"))
+    result = run_cli("--model-path", str(tmp_path / f"{how}.pt"), "--input-shapes", "batchx4")
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith(f"PASS {how}.pt (pytorch/torchscript)")
+
+
+def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_weights(run_cli, tmp_path: Path) -> None:
+    # torch's own quantized modules: ops.quantized.* and torch.classes.quantized.*PackedParamsBase, let through.
+    path = tmp_path / "quantized.pt"
+    torch.jit.save(torch.jit.script(pm.quantized_cnn()), str(path))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3x8x8", "--atol", "0.1")
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("PASS quantized.pt (pytorch/torchscript)")
+    # Their C++ objects come from the pickles (through __setstate__), never from the code.
+    packed = "__torch__.torch.classes.quantized.LinearPackedParamsBase"
+    edit = ph.edit_code(
+        "_packed_params0 = _packed_params._packed_params", f"_packed_params0 = {packed}.__new__({packed})"
+    )
+    built = ph.rewrite(path, tmp_path / "built.pt", edit)
+    result = run_cli(
+        "--model-path", str(built), "--input-shapes", "batchx3x8x8", "--output-dir", str(tmp_path / "built")
+    )
     assert_one_line_error(
         result,
         2,
-        "error: writer.pt is a TorchScript archive: converting it runs the TorchScript code it carries, which can "
-        f"read and write files (torch.from_file), and PyTorch does not sandbox it; {SAFE_FORMATS}; or pass "
-        "--allow-unsafe-load true if you trust the file",
+        f"error: built.pt: {_where(built, '__new__')} uses '{packed}' other than as a type (its objects come from "
+        f"pickles); {TS_HINT}",
     )
-    run_cli("--model-path", str(tmp_path / "writer.pt"), "--input-shapes", "batchx3", *TRUSTED)
-    assert victim.read_bytes() != bytes(16), "the TorchScript code did not run: the refusal above proves nothing"
 
 
-def test_torchscript_unpickler_refuses_python_globals_even_when_trusted(run_cli, tmp_path: Path, marker: Path) -> None:
-    # torch.jit.load reads constants.pkl with TorchScript's own unpickler: tensors, containers and
-    # the archive's TorchScript classes only.
+@pytest.mark.parametrize(
+    ("case", "program", "edit", "construct", "live"),
+    [
+        ("forward", ph.FileWriter, None, f"calls 'torch.from_file', {REACHES_FILES}", True),
+        ("setstate", ph.SetstateWriter, None, f"calls 'torch.from_file', {REACHES_FILES}", True),
+        (
+            "ops",
+            ph.FileWriter,
+            ("torch.from_file(", "ops.aten.from_file("),
+            f"calls 'ops.aten.from_file', {REACHES_FILES}",
+            True,
+        ),
+        # No denied operator takes a `self` in torch 2.13, so torch cannot compile this one yet: refused by name all the same.
+        (
+            "method",
+            ph.FileWriter,
+            ("torch.from_file(victim, ", "(victim).from_file("),
+            f"calls the method 'from_file', {REACHES_FILES}",
+            False,
+        ),
+    ],
+    ids=["forward", "setstate", "ops", "method"],
+)
+def test_torchscript_that_writes_a_file_is_refused_before_it_runs(
+    run_cli, tmp_path: Path, case: str, program: type, edit: tuple[str, str] | None, construct: str, live: bool
+) -> None:
+    # torch.from_file(path, shared=True) maps the file; an in-place add writes to it. A __setstate__ runs in torch.jit.load.
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(bytes(16))
+    path = tmp_path / f"{case}.pt"
+    torch.jit.save(torch.jit.script(program(victim)), str(path if edit is None else tmp_path / "saved.pt"))
+    if edit is not None:
+        ph.rewrite(tmp_path / "saved.pt", path, ph.edit_code(*edit))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
+    assert victim.read_bytes() == bytes(16), "the TorchScript code ran"
+    assert_one_line_error(result, 2, f"error: {case}.pt: {_where(path, 'from_file(')} {construct}; {TS_HINT}")
+    run_cli("--model-path", str(path), "--input-shapes", "batchx3", *TRUSTED)
+    assert (victim.read_bytes() != bytes(16)) == live, "torch.jit.load did not do what the refusal assumes"
+
+
+def test_torchscript_code_member_named_in_capitals_is_checked(run_cli, tmp_path: Path) -> None:
+    # torch's archive reader finds code/__torch__/tests/pytorch_hostile.py under any case, .PY too:
+    # the member is checked, and what names it under another case names nothing the archive defines.
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(bytes(16))
+    torch.jit.save(torch.jit.script(ph.FileWriter(victim)), str(tmp_path / "saved.pt"))
+    path = ph.rewrite(tmp_path / "saved.pt", tmp_path / "capitals.pt", ph.rename_members("hostile.py", "HOSTILE.PY"))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
+    assert victim.read_bytes() == bytes(16), "the TorchScript code ran"
+    where = _where(path, "self: __torch__")
+    assert where.startswith("code/__torch__/tests/pytorch_HOSTILE.PY:")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: capitals.pt: {where} uses '__torch__.tests.pytorch_hostile.FileWriter', which the archive does not "
+        f"define; {TS_HINT}",
+    )
+    run_cli("--model-path", str(path), "--input-shapes", "batchx3", *TRUSTED)
+    assert victim.read_bytes() != bytes(16), "torch did not read the member: the refusal above proves nothing"
+
+
+@pytest.mark.parametrize(
+    ("how", "edit", "construct"),
+    [
+        (
+            "as-saved",
+            None,
+            "calls 'ops.onnx_convert_test.touch', an operator outside aten, prim and quantized (a custom op library this tool does not run)",
+        ),
+        # TorchScript binds namespaces to variables, and getattr() reads them: the same operator, past a check of chains.
+        (
+            "bound",
+            ("_0 = ops.", "namespace = ops\n    _0 = namespace."),
+            "uses 'ops' as a value, not to name an operator or class",
+        ),
+        (
+            "getattr",
+            ("ops.onnx_convert_test", 'getattr(ops, "onnx_convert_test")'),
+            "uses 'ops' as a value, not to name an operator or class",
+        ),
+    ],
+    ids=["as-saved", "bound", "getattr"],
+)
+def test_torchscript_custom_operator_is_refused(
+    run_cli, tmp_path: Path, marker: Path, how: str, edit: tuple[str, str] | None, construct: str
+) -> None:
+    # ops.<namespace>.<op> calls any registered operator: an op library's code, here one that creates a file.
+    ph.register_touch_op()
+    path = tmp_path / f"{how}.pt"
+    torch.jit.save(torch.jit.script(ph.CustomOpUser(marker)), str(path if edit is None else tmp_path / "saved.pt"))
+    if edit is not None:
+        ph.rewrite(tmp_path / "saved.pt", path, ph.edit_code(*edit))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
+    assert_refused(result, marker, f"error: {how}.pt: {_where(path, 'ops')} {construct}; {TS_HINT}")
+    run_cli("--model-path", str(path), "--input-shapes", "batchx3", *TRUSTED)
+    assert marker.exists(), "the custom operator did not run: the refusal above proves nothing"
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["as-saved", "declared-in-the-archive"])
+def test_torchscript_custom_class_is_refused(run_cli, tmp_path: Path, declared: bool) -> None:
+    # torch.classes are C++ classes registered by libraries; their methods are not in the file. A class
+    # of the same name in the archive's code changes nothing: torch looks the C++ classes up first.
+    path = tmp_path / "custom_class.pt"
+    torch.jit.save(torch.jit.script(ph.CustomClassUser()), str(path if not declared else tmp_path / "saved.pt"))
+    if declared:
+        member = "code/__torch__/torch/classes/profiling.py"  # torch.jit.save writes it empty
+        ph.rewrite(tmp_path / "saved.pt", path, ph.replace_member(member, b"class _ScriptProfile:\n  pass\n"))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: custom_class.pt: {_where(path, 'torch.classes')} uses "
+        f"'__torch__.torch.classes.profiling._ScriptProfile', a custom C++ class (torch.classes) not in the file; "
+        f"{TS_HINT}",
+    )
+    assert torch.equal(torch.jit.load(str(path))(torch.ones(3)), torch.full((3,), 2.0)), "torch did not run the class"
+
+
+def test_torchscript_flatbuffer_behind_a_zip_is_refused(run_cli, tmp_path: Path) -> None:
+    # torch.jit.load reads a file with PTMF at byte 4 as a flatbuffer module, whatever zip follows it.
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(bytes(16))
+    torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "decoy.pt"))
+    path = ph.flatbuffer_polyglot(ph.FileWriter(victim), tmp_path / "decoy.pt", tmp_path / "polyglot.pt")
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
+    assert victim.read_bytes() == bytes(16), "the flatbuffer's code ran"
+    assert_one_line_error(
+        result,
+        2,
+        "error: polyglot.pt: the file is a TorchScript flatbuffer (mobile) module, whose code this tool does not "
+        f"read; {TS_HINT}",
+    )
+    run_cli("--model-path", str(path), "--input-shapes", "batchx3", *TRUSTED)
+    assert victim.read_bytes() != bytes(16), "torch.jit.load did not run the flatbuffer: the refusal proves nothing"
+
+
+def test_torchscript_sparse_tensor_is_refused(run_cli, tmp_path: Path) -> None:
+    # TorchScript's unpickler rebuilds sparse tensors with _sparse_coo_tensor_unsafe: an index past the end
+    # makes to_dense() write out of bounds.
+    torch.jit.save(torch.jit.script(ph.SparseBuffer()), str(tmp_path / "saved.pt"))
+    path = ph.rewrite(tmp_path / "saved.pt", tmp_path / "sparse.pt", ph.sparse_index(10**6))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx4")
+    assert_one_line_error(
+        result,
+        2,
+        "error: sparse.pt: data.pkl holds a sparse tensor, which TorchScript's unpickler builds without checking its "
+        f"indices (out-of-bounds memory writes) (torch._utils._rebuild_sparse_tensor); {TS_HINT}",
+    )
+    assert int(torch.jit.load(str(path)).sparse._indices().max()) == 10**6, "torch checked the indices after all"
+
+
+@pytest.mark.parametrize("member", ["constants.pkl", "data.pkl"])
+@pytest.mark.parametrize(
+    ("payload", "name"), [(ph.Payload, "posix.system"), (ph.ExecPayload, "__builtin__.exec")], ids=["os.system", "exec"]
+)
+def test_torchscript_pickle_naming_python_is_refused_and_torch_refuses_it_too(
+    run_cli, tmp_path: Path, marker: Path, member: str, payload: type, name: str
+) -> None:
+    # torch.jit.load reads both pickles with TorchScript's own unpickler: tensors, containers and the
+    # archive's classes only. Checked before it, and refused by it when trusted.
     torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
-
-    def change(name: str, data: bytes) -> dict[str, bytes]:
-        return {name: ph.payload(marker) if name == "constants.pkl" else data}
-
-    hostile = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "constants.pt", change)
-    result = run_cli("--model-path", str(hostile), "--input-shapes", "batchx4", *TRUSTED)
+    data = pickle.dumps(payload(marker), protocol=2)
+    path = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "pickled.pt", ph.replace_member(member, data))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx4")
+    assert_refused(
+        result,
+        marker,
+        f"error: pickled.pt: {member} names '{name}', not a class TorchScript's unpickler rebuilds here; {TS_HINT}",
+    )
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx4", *TRUSTED)
     assert not marker.exists(), "the payload ran"
     assert result.code == 2
     assert result.stderr.splitlines()[-1] == (
-        "error: constants.pt could not be loaded by torch.jit.load (Unknown type name 'posix.system':); "
+        f"error: pickled.pt could not be loaded by torch.jit.load (Unknown type name '{name}':); "
         "save it again with torch.jit.save"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "at", "construct"),
+    [
+        # TorchScript reads "# type:" comments as annotations; Python skips every comment.
+        ("bias)\n", "bias)  # type: (Tensor) -> Tensor\n", "#", "holds a comment, which torch.jit.save never writes"),
+        # Python reads a lone carriage return as a line break; TorchScript as a blank.
+        (
+            "bias = self.bias\n",
+            "bias = self.bias\r",
+            "\r",
+            "holds the character '\\r', which torch.jit.save never writes",
+        ),
+        (
+            "    return torch.linear",
+            "    print(input)\n    return torch.linear",
+            "print",
+            "names 'print', which writes to the log",
+        ),
+        ("torch.linear(input", "open(input", "open", "uses the name 'open', which is not one TorchScript code uses"),
+        (
+            "class Linear",
+            "import os\nclass Linear",
+            "import",
+            "holds Python syntax torch.jit.save never writes (Import)",
+        ),
+        # TorchScript resolves a type written as a string by name, a C++ class (torch.classes) too.
+        (
+            "weight = self.weight",
+            'weight = annotate("__torch__.torch.classes.profiling.SourceRef", self.weight)',
+            "annotate",
+            "writes the type '__torch__.torch.classes.profiling.SourceRef' as a string, which TorchScript looks up by "
+            "name (C++ classes too)",
+        ),
+    ],
+    ids=["comment", "carriage-return", "print", "unknown-name", "import", "string-type"],
+)
+def test_torchscript_code_outside_what_torch_writes_is_refused(
+    run_cli, tmp_path: Path, old: str, new: str, at: str, construct: str
+) -> None:
+    torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
+    path = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "edited.pt", ph.edit_code(old, new))
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx4")
+    assert_one_line_error(result, 2, f"error: edited.pt: {_where(path, at)} {construct}; {TS_HINT}")
+
+
+def test_torchscript_code_beyond_the_bound_is_refused_before_it_is_parsed(run_cli, tmp_path: Path) -> None:
+    # Python's syntax tree takes ~55 times the text in memory; code compresses 100-fold in a zip.
+    torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
+    padding = ("x = 1" + " " * 95 + "\n") * 44_000  # 4.4 MB
+    path = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "big.pt", ph.edit_code("class MLP", padding + "class MLP"))
+    member = _where(path, "class MLP").split(":")[0]
+    result = run_cli("--model-path", str(path), "--input-shapes", "batchx4")
+    assert_one_line_error(result, 2, f"error: big.pt: {member} holds more than 4 MiB of code; {TS_HINT}")
+
+
+def test_torchscript_warning_text_stays_out_of_the_log(tmp_path: Path) -> None:
+    # torch.warn is let through (torch's own F.softmax calls it); its text, here a workflow command,
+    # must not reach the runner's log. A process of its own: C++ writes to file descriptors 1 and 2.
+    path = tmp_path / "warner.pt"
+    torch.jit.save(torch.jit.script(ph.Warner("\n::warning::INJECTED")), str(path))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "converter",
+            "--model-path",
+            str(path),
+            "--input-shapes",
+            "batchx3",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("PASS warner.pt (pytorch/torchscript)"), done.stdout
+    assert "INJECTED" not in done.stdout + done.stderr
 
 
 # -- torch.save files ------------------------------------------------------------------------------

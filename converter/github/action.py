@@ -88,6 +88,7 @@ def _upload(report: Report, settings: ActionSettings) -> UploadedArtifact | None
     if cut:
         commands.warning(cut, title="onnx-convert")
     files = [Path(p) for p in (report.onnx.files if report.onnx else [])]
+    files += [Path(p) for p in (report.variants.kept_files() if report.variants else [])]  # passing ones only
     files += [Path(report.reports[kind]) for kind in ("json", "markdown") if kind in report.reports]
     name = settings.artifact_name or f"{_stem(report)}-onnx"
     with commands.group(f"upload artifact {name}"):

@@ -222,6 +222,9 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
         values["opset"] = str(report.onnx.opset)
         values["report-path"] = relative_path(report.reports["json"], run.workspace)
+        if report.variants and report.variants.best_path:
+            values["best-variant-path"] = relative_path(report.variants.best_path, run.workspace)
+            values["variants-passed"] = ",".join(r.name for r in report.variants.passed())
     return values
 
 

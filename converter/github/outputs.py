@@ -34,6 +34,9 @@ OUTPUTS: dict[str, str] = {
     "artifact-id": "Id of the uploaded artifact (empty if none was uploaded).",
     "artifact-url": "Download page of the uploaded artifact (empty if none was uploaded).",
     "matrix": "mode plan: the strategy.matrix JSON, one entry (name, model) per model of the manifest.",
+    "best-variant-path": "With variants: the file to serve, relative to the workspace: the smallest (pick fastest: "
+    "the fastest) of the .onnx and the variants that passed (empty if none passed).",
+    "variants-passed": "With variants: the variants that passed and were kept, comma-separated.",
     "status": "passed, failed (an output is over tolerance) or error (a bad input, or the model could not be converted).",
     "failing-outputs": 'The outputs over tolerance, as a JSON list (["probabilities"]; "model/output" with many models); [] if none.',
 }
@@ -55,6 +58,10 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
         "matrix": "",  # set by mode plan only
+        "best-variant-path": relative_path(report.variants.best_path, workspace)
+        if report.variants and report.variants.best_path
+        else "",
+        "variants-passed": ",".join(r.name for r in report.variants.passed()) if report.variants else "",
         "status": report.status,
         "failing-outputs": json.dumps(report.validation.failing_outputs() if report.validation else []),
     }

@@ -13,8 +13,10 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from converter.escape import markdown_block, markdown_code, markdown_text, table_cell
+from converter.escape import markdown_block, markdown_code, markdown_text
 from converter.markdown.numbers import ceil_sig, decade_bars, percent, sig, size, times, unbroken
+from converter.markdown.table import table
+from converter.markdown.variants import variants_section
 from converter.validate import OutputVerdict, Validation
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ Section = Callable[["Report", int], list[str]]
 # Sections that compare this file with something else go here, between the verdict and the folded
 # details, each a function (report, max table rows) -> markdown lines ([] when it has nothing):
 # e.g. "Compared with the baseline" (issue 19) and "Variants" (issue 20).
-EXTRA_SECTIONS: tuple[Section, ...] = ()
+EXTRA_SECTIONS: tuple[Section, ...] = (variants_section,)
 
 # Every value below may come from the model file or its name: escaped (converter/escape.py).
 _code = markdown_code
@@ -63,6 +65,8 @@ def headline(report: Report) -> str:
     verdicts = val.verdicts()
     if not report.passed:
         failing = [v for v in verdicts if not v.passed]
+        if val.passed and report.variants:  # the fp32 file reproduces the model; a required variant does not
+            return f"❌ {target}: a required variant did not pass"
         if not failing:
             return f"❌ {target}: validation failed"
         worst = val.worst_verdict()
@@ -352,12 +356,3 @@ def continued(command: str) -> str:
         else:
             lines[-1] += " " + shlex.quote(word)
     return " \\\n  ".join(lines)
-
-
-def table(header: list[str], rows: list[list[str]], limit: int, what: str, align: str = "") -> list[str]:
-    """A GFM table of at most ``limit`` rows; ``align`` is its delimiter row without the outer pipes."""
-    lines = ["| " + " | ".join(header) + " |", "|" + (align or "|".join("---" for _ in header)) + "|"]
-    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
-    return lines

@@ -40,7 +40,7 @@ def pytorch_mlp(models: Path) -> Path:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).eval()
     path = models / "mlp.pt"
-    torch.jit.save(torch.jit.script(model), path)  # TorchScript: carries its code (needs no model-class; is trusted)
+    torch.jit.save(torch.jit.script(model), path)  # TorchScript: carries its code (needs no model-class)
     return path
 
 

@@ -48,8 +48,8 @@ HOSTILE_NAME = "evil\n::warning title=pwned::injected <script>alert(1)<b> | `x`.
 
 CASES = [
     Case("sklearn", "sklearn-iris"),
-    # TorchScript does not record input shapes, and runs its own code: it converts only when trusted.
-    Case("pytorch", "pytorch-mlp", {"input-shapes": "1x8", "allow-unsafe-load": "true"}),
+    # TorchScript does not record input shapes; its code is checked, not trusted (no allow-unsafe-load).
+    Case("pytorch", "pytorch-mlp", {"input-shapes": "1x8"}),
     Case("tensorflow", "keras-mlp"),
     # float32 ONNX against float64 scikit-learn cannot be exact: a tolerance of 0 must fail.
     Case("sklearn-zero-tolerance", "sklearn-iris", {"atol": "0", "rtol": "0"}, passes=False),

@@ -1,6 +1,7 @@
-"""PyTorch backend: torch.export programs (.pt2, read without unpickling or evaluating anything:
-pytorch_pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and, only with
---allow-unsafe-load since both run code from the file, TorchScript archives and whole pickled modules.
+"""PyTorch backend: TorchScript archives (their code checked before torch.jit.load runs it:
+torchscript_code), torch.export programs (.pt2, read without unpickling or evaluating
+anything: pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and whole
+pickled modules (only with --allow-unsafe-load: unpickling runs code).
 
 Export goes through torch.onnx: the torch.export-based exporter first, the TorchScript exporter
 when it fails, when it cannot honour an explicit --opset, or when the model is a ScriptModule.
@@ -23,6 +24,7 @@ from converter.frameworks.base import Backend, Dim, ExportResult, LoadedModel, T
 from converter.frameworks.pytorch import export as px
 from converter.frameworks.pytorch import load as pl
 from converter.frameworks.pytorch.pt2 import load_program
+from converter.frameworks.pytorch.torchscript_code import check_archive
 from converter.inputs import BATCH
 from converter.request import SINGLE_INPUT
 
@@ -51,10 +53,10 @@ class PytorchBackend(Backend):
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
         notes: list[str] = []
-        pl.check_before_loading(path, fmt, request.model_class, request.allow_unsafe_load)
+        pl.check_before_loading(path, fmt, request.model_class)
         with px.quiet():
             if fmt == "torchscript":
-                model, kind = self._load_torchscript(torch, path), "script"
+                model, kind = self._load_torchscript(torch, path, request.allow_unsafe_load), "script"
             elif fmt == "exported_program":
                 notes += [
                     f"the program returns or takes {name}, which is not importable here: read as a dict of its keys"
@@ -75,9 +77,13 @@ class PytorchBackend(Backend):
             extra={"kind": kind, "requested_opset": request.opset},
         )
 
-    def _load_torchscript(self, torch: Any, path: Path) -> Any:
+    def _load_torchscript(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
+            if not allow_unsafe:  # torch.jit.load runs the archive's code: only what computes on tensors
+                check_archive(torch, path)
             return torch.jit.load(str(path), map_location="cpu")
+        except UserError:
+            raise
         except Exception as exc:
             raise UserError(
                 f"{path.name} could not be loaded by torch.jit.load ({px.summarize(exc, 160)})",

@@ -2,8 +2,8 @@
 
 Formats:
 - ``torchscript``: a ``torch.jit.save`` zip (``code/`` and ``constants.pkl``), loaded by ``torch.jit.load``
-  only with --allow-unsafe-load: its code runs, and can read and write files.
-- ``exported_program``: a ``torch.export.save`` zip (``archive_format``), loaded by pytorch_pt2.
+  once torchscript_code has found that its code only computes on tensors (or with --allow-unsafe-load).
+- ``exported_program``: a ``torch.export.save`` zip (``archive_format``), loaded by pt2.
 - ``state_dict``: a ``torch.save`` file whose pickle holds only tensors and containers.
 - ``safetensors``: a safetensors file (always weights only).
 - ``pickled_module``: a ``torch.save`` file whose pickle names other classes (a whole nn.Module):
@@ -28,8 +28,11 @@ from typing import Any
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 
-# The formats that run nothing from the file (a TorchScript archive runs its code: not one of them).
-SAFE_FORMATS = "save it as a torch.export program (.pt2), or as a state_dict (.pt or .safetensors) with --model-class"
+# The formats that run nothing from the file beyond tensor operations (TorchScript: once its code is checked).
+SAFE_FORMATS = (
+    "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
+    "or as a state_dict (.pt or .safetensors) with --model-class"
+)
 # Files torch.save writes under these suffixes when they are not zip archives (the pre-1.6 format).
 LEGACY_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
 # Globals a weights-only pickle may name: containers, tensor rebuilders, storages, dtypes.
@@ -146,8 +149,8 @@ def describe_pickled_class(path: Path) -> str:
 # -- loading --------------------------------------------------------------------------------
 
 
-def check_before_loading(path: Path, fmt: str, model_class: str, allow_unsafe: bool) -> None:
-    """Refuse (exit 2) what must not reach torch: a zip bomb, untrusted TorchScript, a needless --model-class."""
+def check_before_loading(path: Path, fmt: str, model_class: str) -> None:
+    """Refuse (exit 2) what must not reach torch: a zip bomb, a needless --model-class."""
     if fmt in ("torchscript", "exported_program") and model_class:
         kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
         raise UserError(
@@ -155,13 +158,6 @@ def check_before_loading(path: Path, fmt: str, model_class: str, allow_unsafe: b
             "remove --model-class",
         )
     check_archive_bounds(path, "--model-path")  # torch's zip readers inflate what the members declare
-    if fmt == "torchscript" and not allow_unsafe:
-        # PyTorch's SECURITY.md: treat a TorchScript model as code from its author (pytorch#152336).
-        raise UserError(
-            f"{path.name} is a TorchScript archive: converting it runs the TorchScript code it carries, which "
-            "can read and write files (torch.from_file), and PyTorch does not sandbox it",
-            SAFE_FORMATS + "; or pass --allow-unsafe-load true if you trust the file",
-        )
 
 
 def load_checkpoint(torch: Any, path: Path, fmt: str, allow_unsafe: bool) -> Any:

@@ -10,7 +10,7 @@ This loader reads the archive with torch's own readers, in torch's order, except
 - refuses every member torch would unpickle: they hold tensor subclasses or Python objects,
   which a weights-only unpickler refuses too;
 - never reads the sample inputs (the conversion makes its own), AOTInductor libraries or extra files;
-- checks the program's JSON for what torch would evaluate (pytorch_pt2_code) before torch parses it.
+- checks the program's JSON for what torch would evaluate (pt2_code) before torch parses it.
 
 With --allow-unsafe-load the file is trusted and ``torch.export.load`` reads it as torch would.
 """

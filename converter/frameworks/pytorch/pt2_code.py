@@ -1,6 +1,6 @@
 """What a torch.export program (.pt2) makes torch run, checked in its JSON before torch reads it.
 
-Besides pickles (pytorch_pt2.py keeps those out), torch 2.13 runs four things a .pt2 names:
+Besides pickles (pt2.py keeps those out), torch 2.13 runs four things a .pt2 names:
 - shape expressions (``expr_str``): ``torch._export.serde.serialize`` parses them with
   ``sympy.sympify``, which is ``eval``: ``__import__('os').system(...)`` runs while the file loads;
 - guards (``guards_code``): ``torch.export._unlift`` pastes them into Python source and ``exec``s
@@ -60,6 +60,7 @@ GUARD_FUNCTIONS = _names(
 GUARD_KEY = re.compile(r"[A-Za-z0-9_.]*")  # the key is also pasted into a "..." message: no quotes
 
 # Operators: aten (less those that reach files or the log) and torch's control-flow operators.
+# The one list of denied aten operators: the TorchScript check (torchscript_code) uses it too.
 DENIED_ATEN = frozenset({"from_file", "save", "_print", "warn"})
 DENIED_ATEN_PATTERN = re.compile(r"_sparse_\w*_unsafe")  # no index check: writes out of bounds
 HIGHER_ORDER = _names(
