@@ -203,7 +203,7 @@ def test_a_mismatch_shows_verdict_worst_diff_allowed_and_a_passing_tolerance_bef
     first = _before_first_table(markdown)
     assert first.startswith("❌ diabetes.skops → diabetes.onnx: variable differs from the original, up to ")
     assert (
-        f"Worst output variable (batch {worst.batch_size}): |diff| {sig(worst.worst_diff)} where {sig(worst.worst_allowed)} was allowed (atol 1e-07 + rtol 0·|original|): over by {sig(worst.max_ratio)}×"
+        f"Worst output variable (batch {worst.batch_size}): |diff| {sig(worst.worst_diff)} where {sig(worst.worst_allowed)} was allowed (atol {unbroken('1e-07')} + rtol 0·|original|): over by {sig(worst.max_ratio)}×"
         in first
     )
     assert f"It would pass with atol {ceil_sig(atol)} (at rtol 0)" in first

@@ -109,7 +109,8 @@ def _worst_output_text(worst: OutputVerdict, val: Validation) -> str:
             f"({worst.failing:,} of {worst.elements:,} differ); labels must agree exactly"
         )
     at = f"\\|diff\\| **{sig(worst.worst_diff)}** where **{sig(worst.worst_allowed)}** was allowed"
-    rule = f"(atol {val.atol:g} + rtol {val.rtol:g}·\\|original\\|)"
+    # no-break hyphens: "rtol 1e-08" must not wrap to "1e-" / "08" (the tolerance that passes stays ASCII, to copy)
+    rule = f"(atol {unbroken(f'{val.atol:g}')} + rtol {unbroken(f'{val.rtol:g}')}·\\|original\\|)"
     elsewhere = ""
     if sig(worst.worst_diff) != sig(worst.max_abs_diff):
         elsewhere = f"; max \\|diff\\| {sig(worst.max_abs_diff)} at an element allowed more"
