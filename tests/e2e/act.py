@@ -176,6 +176,25 @@ def events(run: ActRun) -> Iterator[dict]:
             yield entry
 
 
+def step_events(run: ActRun) -> Iterator[dict]:
+    """``events`` as GitHub would report them: without the summary act reports twice for a composite
+    action. act gives a composite step and the steps nested in it one SUMMARY.md, and reads it after
+    each (nektos/act pkg/runner/step.go), so the outer step repeats its nested docker step's summary;
+    GitHub gives every step a file of its own (actions/runner ActionRunner.cs: a FileCommandManager
+    per step), so the summary appears once. The nested step's event is kept."""
+    entries = list(events(run))
+    nested = {(e.get("jobID"), json.dumps(e.get("matrix")), e["stepID"][0]) for e in entries if _nested_summary(e)}
+    for entry in entries:
+        outer = entry.get("command") == "summary" and len(entry.get("stepID") or []) == 1
+        if outer and (entry.get("jobID"), json.dumps(entry.get("matrix")), entry["stepID"][0]) in nested:
+            continue
+        yield entry
+
+
+def _nested_summary(entry: dict) -> bool:
+    return entry.get("command") == "summary" and len(entry.get("stepID") or []) > 1
+
+
 def zips(run: ActRun) -> list[str]:
     """Every zip the artifact server holds, as <run>/<name>/<name>.zip."""
     return sorted(p.relative_to(run.artifacts).as_posix() for p in run.artifacts.rglob("*.zip"))

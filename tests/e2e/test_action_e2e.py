@@ -108,7 +108,7 @@ def _workflow(cases: list[Case], model_paths: dict[str, str]) -> str:
 def _read_act_log(run: act.ActRun) -> tuple[dict[str, dict], dict[str, StepLog]]:
     steps: dict[str, dict] = {}
     logs: dict[str, StepLog] = defaultdict(StepLog)
-    for entry in act.events(run):
+    for entry in act.step_events(run):
         step_id = (entry.get("stepID") or [""])[0]
         message = entry.get("msg", "")
         if entry.get("command") == "summary":

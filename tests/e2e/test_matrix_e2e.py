@@ -62,7 +62,7 @@ def _run(base: Path) -> MatrixRun:
     run = act.run_workflow(repo, "example-matrix.yml", base)
     summaries: dict[str, str] = defaultdict(str)
     errors: dict[str, list[str]] = defaultdict(list)
-    for entry in act.events(run):
+    for entry in act.step_events(run):
         job = entry.get("jobID", "")
         if name := (entry.get("matrix") or {}).get("name"):
             job = f"{job}/{name}"
