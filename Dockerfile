@@ -4,8 +4,9 @@
 #   docker build --target sklearn -t onnx-convert:sklearn .   # or pytorch, tensorflow
 #   docker run --rm -v "$PWD:/github/workspace" onnx-convert --model-path model.skops
 #
-# Versions are the pins of requirements/constraints.txt; the dependency lists are pyproject.toml's
-# (docker/requirements.py reads them, docker/install-deps.sh installs them). torch is the CPU
+# Each image installs one requirements file, requirements/<target>.txt (core first), with
+# --require-hashes: every package and dependency is pinned with its sha256, compiled from
+# requirements/constraints.in and pyproject.toml's extras (make requirements). torch is the CPU
 # build: docker/wheels/ is searched first (empty in git), then PyTorch's CPU index.
 #
 # Written for the classic builder too (act builds docker actions with it): no RUN --mount, no
@@ -23,32 +24,31 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
 # --- build stages: one virtualenv per framework set -------------------------------------------
-# The dependency lists of pyproject.toml, one file per extra: an edit to its tool settings makes
-# the same files, so the cached dependency layers below stay valid.
-FROM base AS requirements
-COPY pyproject.toml docker/requirements.py /src/
-RUN python /src/requirements.py /src/pyproject.toml /requirements
-
+# Each stage copies only its own requirements file: a changed pin rebuilds the stages that hold it.
 FROM base AS deps-core
 RUN python -m venv /opt/venv
-COPY requirements/constraints.txt docker/install-deps.sh /src/
-COPY --from=requirements /requirements/ /src/requirements/
+COPY docker/install-deps.sh /src/
 COPY docker/wheels/ /src/wheels/
-RUN sh /src/install-deps.sh
+COPY requirements/core.txt /src/requirements/
+RUN sh /src/install-deps.sh core
 
 FROM deps-core AS deps-sklearn
+COPY requirements/sklearn.txt /src/requirements/
 RUN sh /src/install-deps.sh sklearn
 
 FROM deps-core AS deps-pytorch
+COPY requirements/pytorch.txt /src/requirements/
 RUN sh /src/install-deps.sh pytorch
 
 FROM deps-core AS deps-tensorflow
+COPY requirements/tensorflow.txt /src/requirements/
 RUN sh /src/install-deps.sh tensorflow
 
 # Every extra of pyproject.toml. On top of the tensorflow stage: the classic builder then
 # downloads tensorflow once, not twice.
 FROM deps-tensorflow AS deps-full
-RUN sh /src/install-deps.sh all
+COPY requirements/full.txt /src/requirements/
+RUN sh /src/install-deps.sh full
 
 # The project itself, as a wheel (its code changes more often than the dependencies).
 FROM base AS project

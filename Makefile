@@ -1,28 +1,59 @@
 # make demo: train small example models, convert and validate each.
-# make test: run the test suite. Both create .venv on first use.
+# make test: run the test suite; make test-fast: only the tests that convert no framework model
+# (about a minute). Each creates .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= sklearn,pytorch,tensorflow,xgboost,lightgbm
+ALL_EXTRAS := sklearn,pytorch,tensorflow,xgboost,lightgbm,signing
+EXTRAS ?= $(ALL_EXTRAS)
 PYTEST_ARGS ?=
+# Every extra: requirements/dev.txt, each package pinned with its hash (torch: the CPU wheel's).
+# A subset (make lint EXTRAS=sklearn) installs at the versions of constraints.txt, without hashes:
+# only the full set has a hashed file for development.
+ifeq ($(EXTRAS),$(ALL_EXTRAS))
+DEPENDENCIES := --require-hashes -r requirements/dev.txt
+else
+DEPENDENCIES := -c requirements/constraints.txt -r requirements/dev.in '.[$(EXTRAS)]'
+endif
 
-.PHONY: demo test lint venv clean bench docs screenshots chromium
+.PHONY: demo test test-fast lint venv clean bench requirements requirements-check docs screenshots chromium
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned to the CPU build in constraints.txt; pip never picks a CUDA build.
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[$(EXTRAS)]' -r requirements/dev.txt
+	$(PY) -m pip install --quiet $(DEPENDENCIES)
+	# the project itself, editable, built by the setuptools of requirements/dev.in
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# make requirements: after a change to requirements/constraints.in (a version), dev.in or bench.in
+# (a tool) or pyproject.toml's dependencies, compile constraints.txt and the hashed requirements
+# files (requirements/compile.sh; uv comes with make venv; PyPI is asked). make requirements-check
+# compiles a copy and fails on any difference from the committed files.
+TORCH_WHEELS ?= /opt/container-sandbox/wheels
+UV := $(abspath $(VENV)/bin/uv)
+requirements: $(STAMP)
+	UV=$(UV) TORCH_WHEELS=$(TORCH_WHEELS) sh requirements/compile.sh
+
+requirements-check: $(STAMP)
+	copy=$$(mktemp -d) && cp -r pyproject.toml requirements "$$copy" \
+	  && (cd "$$copy" && UV=$(UV) TORCH_WHEELS=$(TORCH_WHEELS) sh requirements/compile.sh) \
+	  && diff -ru requirements "$$copy/requirements" && rm -rf "$$copy"
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+# The tiers: tests/fixtures/tiers.py. make test runs the fast tier first, on its own, where its
+# check sees every framework import, then the rest (tests/e2e included). Exit 5 is pytest's
+# "no test selected": PYTEST_ARGS may pick tests of one tier only.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not converts" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test: test-fast
+	$(PY) -m pytest -n 2 --dist loadfile -m converts $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # make docs: action.yml from the code's options and outputs, then its inputs and outputs in
 # README.md and docs/action.md.
@@ -66,11 +97,11 @@ clean:
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# Benchmark-only packages (transformers for the PyTorch coverage family), pinned by constraints.txt
-# so that torch stays the CPU build; never in the image or CI.
+# Benchmark-only packages (transformers for the PyTorch coverage family), with their hashes in
+# requirements/bench.txt (every extra, the dev tools and transformers); never in the image or CI.
 BENCH_STAMP := $(VENV)/.bench-stamp
-$(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/constraints.txt
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/bench.txt
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt
 	touch $@
 
 # make coverage: convert whole model families and re-check each (long; not part of CI).

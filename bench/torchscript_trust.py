@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.coverage_families import _pytorch_vision as vision
 from converter.errors import UserError
 from converter.frameworks.pytorch.torchscript_code import check_archive
-from tests import pytorch_models as pm
+from tests.fixtures import pytorch_models as pm
 
 VISION = {"resnet50": 224, "mobilenet_v3_large": 224, "convnext_tiny": 224, "small_vit": 224}
 # Constructor arguments of the torch.nn modules that need some; the others build without.

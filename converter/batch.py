@@ -18,7 +18,7 @@ from pathlib import Path
 
 from converter.errors import ConverterError
 from converter.manifest import Entry
-from converter.report import MARKDOWN_LIMIT, Report
+from converter.report import Report
 
 INDEX_STEM = "index"
 
@@ -63,7 +63,8 @@ class IndexRow:
             max_abs_diff=report.max_abs_diff,
             seconds=round(seconds if seconds is not None else report.timings.get("total", 0.0), 3),
             error=report.error
-            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else ""),
+            or (", ".join(report.validation.failing_outputs()) if report.validation and not report.passed else "")
+            or "; ".join(report.baseline.failures if report.baseline else []),
             report=report.reports.get("json", ""),
         )
         validation = report.validation
@@ -98,12 +99,12 @@ class BatchIndex:
     def from_json(cls, text: str) -> BatchIndex:
         return cls([IndexRow(**row) for row in json.loads(text)["models"]])
 
-    def to_markdown(self, limit: int = MARKDOWN_LIMIT) -> str:
-        """The index (converter/markdown/index.py), in ``limit`` bytes (GitHub refuses a job summary
-        over 1 MiB): failures first; index.json always lists every model."""
+    def to_markdown(self, limit: int | None = None) -> str:
+        """The index (converter/markdown/index.py); with ``limit``, in at most that many bytes (GitHub
+        refuses a job summary over 1 MiB): failures first; index.json always lists every model."""
         from converter.markdown.index import render_index
 
-        return render_index(self.rows, limit)
+        return render_index(self.rows, sys.maxsize if limit is None else limit)
 
     def write(self, output_dir: Path) -> tuple[Path, Path]:
         """Write index.json and index.md into ``output_dir`` (renamed into place)."""

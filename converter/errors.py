@@ -7,6 +7,8 @@ Anything else is a bug in this tool and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -46,6 +48,12 @@ class ConversionError(ConverterError):
     exit_code = EXIT_FAILED
 
 
+class UnsupportedByRoute(ConversionError):
+    """An export route cannot take this model at any opset (no converter for an estimator, an op
+    tf2onnx has no handler for, a graph it cannot take apart): the pipeline tries no lower opset
+    of that route and moves to the next route."""
+
+
 class MissingFrameworkError(UserError):
     """A framework the model needs is not installed (or not in this image)."""
 
@@ -64,8 +72,17 @@ def describe(exc: BaseException, limit: int = 240) -> str:
     return message
 
 
-def exit_code_for(passed: bool, fail_on_mismatch: bool) -> int:
-    """Exit code for a finished conversion (errors carry their own)."""
-    if passed or not fail_on_mismatch:
+def exit_code_for(status: str, fail_on_mismatch: bool) -> int:
+    """The exit code of a finished conversion (a ``ConverterError`` carries its own): 0 when it passed,
+    or when its validation failed and the user forgave that (``--fail-on-mismatch false``); 1 otherwise.
+    A conversion error ("error") and a rejection by the baseline comparison ("rejected") are never
+    forgiven by fail-on-mismatch: they have switches of their own."""
+    if status == "passed" or (status == "failed" and not fail_on_mismatch):
         return EXIT_OK
     return EXIT_FAILED
+
+
+def exit_code_for_many(outcomes: Iterable[tuple[str, bool]]) -> int:
+    """The exit code of many conversions, each (status, fail_on_mismatch): the worst; 1 when there were none."""
+    codes = [exit_code_for(status, fail_on_mismatch) for status, fail_on_mismatch in outcomes]
+    return max(codes) if codes else EXIT_FAILED

@@ -14,6 +14,7 @@ from converter.errors import UserError
 from converter.frameworks.base import Dim, TensorSpec
 from converter.memory import format_bytes, input_budget
 from converter.request import SINGLE_INPUT, ConversionRequest
+from converter.tensors import dtype_name, shape_text
 
 BATCH = "batch"
 # Sizes for dynamic dimensions other than the batch, first and second validation run.
@@ -37,7 +38,7 @@ def resolve_specs(
             sample = samples[spec.name]
             if shape is None:
                 shape = tuple(sample.shape)
-            sample_dtype = _dtype_name(sample.dtype)
+            sample_dtype = dtype_name(sample.dtype)
             user_dtype = spec.name in request.input_dtypes or SINGLE_INPUT in request.input_dtypes
             # Samples decide the kind (ids, strings); a float CSV does not turn float32 into float64.
             if not user_dtype and not spec.dtype_known and _kind(sample_dtype) != _kind(dtype):
@@ -86,21 +87,13 @@ def _apply_overrides(model_specs: list[TensorSpec], request: ConversionRequest) 
             given_shape = shapes[spec.name]
             if shape is not None and len(shape) != len(given_shape):
                 raise UserError(
-                    f"--input-shapes: input {spec.name} has {len(shape)} dimensions ({format_shape(shape)}), not {len(given_shape)}",
-                    f"give a shape like {format_shape(shape)}",
+                    f"--input-shapes: input {spec.name} has {len(shape)} dimensions ({shape_text(shape)}), not {len(given_shape)}",
+                    f"give a shape like {shape_text(shape)}",
                 )
             shape = given_shape
         dtype = request.input_dtypes.get(spec.name, request.input_dtypes.get(SINGLE_INPUT, spec.dtype))
         specs.append(replace(spec, shape=shape, dtype=dtype))
     return specs
-
-
-def format_shape(shape: tuple[Dim, ...] | list[Dim] | None) -> str:
-    if shape is None:
-        return "?"
-    if not shape:
-        return "scalar"
-    return "x".join("?" if d is None else str(d) for d in shape)
 
 
 def _kind(dtype: str) -> str:
@@ -110,12 +103,6 @@ def _kind(dtype: str) -> str:
     if dtype == "bfloat16":
         return "float"
     return {"f": "float", "i": "int", "u": "int", "b": "bool"}.get(np.dtype(dtype).kind, dtype)
-
-
-def _dtype_name(dtype: np.dtype) -> str:
-    if dtype.kind in "OUS":
-        return "string"
-    return np.dtype(dtype).name
 
 
 def concrete_shape(spec: TensorSpec, batch: int, other_size: int) -> tuple[int, ...]:
@@ -146,7 +133,7 @@ def check_generated_size(specs: list[TensorSpec], first_batch: int) -> None:
     spec, batch, other, _ = max(sizes, key=lambda item: item[3])
     raise UserError(
         f"the generated validation inputs would take {format_bytes(total)} "
-        f"(input {spec.name} alone is {format_shape(concrete_shape(spec, batch, other))} {spec.dtype} "
+        f"(input {spec.name} alone is {shape_text(concrete_shape(spec, batch, other))} {spec.dtype} "
         f"at batch {batch}); validation inputs may take {budget.reason}",
         "lower --validation-samples or the sizes in --input-shapes",
     )
@@ -206,3 +193,17 @@ def second_batch_size(first: int) -> int:
     """A batch size different from the first and from 1."""
     half = first // 2
     return half if half >= 2 else first + 1
+
+
+def second_run_inputs(
+    specs: list[TensorSpec], first: dict[str, np.ndarray], request: ConversionRequest, from_samples: bool
+) -> dict[str, np.ndarray] | None:
+    """Inputs at a second batch size (and second size of other dynamic axes), if any axis is dynamic:
+    the sample rows cut or repeated, or generated with the next seed."""
+    runs = validation_batches(specs, next(iter(first.values())).shape[0])
+    if len(runs) == 1:
+        return None
+    batch, other_size = runs[1]
+    if from_samples:
+        return resize_batch(first, specs, batch)
+    return generate_inputs(specs, batch, request.seed + 1, other_size)

@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from converter.baseline.source import locate_report
 from converter.errors import UserError
+from converter.naming import file_stem
 from converter.request import OPTION_NAMES, ConversionRequest, Option
 
 # Options of a many-model run (not of one conversion); the action has the same inputs.
@@ -34,11 +36,8 @@ BATCH_OPTIONS: tuple[Option, ...] = (
 )
 
 MANIFEST_SUFFIXES = (".yml", ".yaml", ".json")
-# https://docs.github.com/en/actions/using-jobs/using-a-matrix-for-your-jobs: "A matrix will generate
-# a maximum of 256 jobs per workflow run."
-MAX_MATRIX_JOBS = 256
 GLOB_CHARS = re.compile(r"[*?\[]")
-PATH_OPTIONS = ("model-path", "sample-data", "output-dir")
+PATH_OPTIONS = ("model-path", "sample-data", "output-dir", "baseline")
 # Artifact names may not hold these (GitHub's rule); entry names become artifact names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -96,14 +95,14 @@ def _from_glob(pattern: str, shared: dict[str, Any], base_dir: Path | None) -> l
             f'--model-path "{pattern}": the pattern matches no file',
             "check the pattern (it is relative to the working directory)",
         )
-    stems = [_default_name(Path(m)) for m in matches]
+    stems = [file_stem(Path(m)) for m in matches]
     # models/a/model.pt and models/b/model.pt: name them by path so the names stay unique
     by_path = len(set(stems)) < len(stems)
     entries = []
     for match, stem in zip(matches, stems, strict=True):
         values = {**shared, "model-path": match}
         request = ConversionRequest.from_mapping(values, base_dir)
-        name = _default_name(Path(str(Path(match).with_suffix("")).replace("/", "-"))) if by_path else stem
+        name = file_stem(Path(str(Path(match).with_suffix("")).replace("/", "-"))) if by_path else stem
         entries.append(Entry(name=name, request=_in_subdir(request, name), source=match, model=match))
     return entries
 
@@ -143,7 +142,7 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
             raise UserError(f"{path.name}:{line}: the entry has no model-path", "give model-path for every model")
         values = {**shared, **defaults, **options}
         model = values["model-path"]
-        name = values.pop("name", None) or _default_name(Path(model))
+        name = values.pop("name", None) or file_stem(Path(model))
         if not _NAME.match(name):
             raise UserError(
                 f'{path.name}:{line}: name "{name}" is not valid',
@@ -212,30 +211,14 @@ def _relative_to(manifest_dir: Path, value: str, base_dir: Path | None) -> str:
     return str(joined)
 
 
-def _default_name(path: Path) -> str:
-    stem = path.name if path.is_dir() else path.stem
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", stem).strip("._-")
-    return cleaned or "model"
-
-
 def _in_subdir(request: ConversionRequest, name: str) -> ConversionRequest:
-    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide."""
+    """Each model of a batch writes into <output-dir>/<name>/, so equal file stems cannot collide;
+    a baseline folder gives each model its own report, matched by name (checked here, before any conversion)."""
     output_dir = request.output_dir / name
-    return replace(request, output_dir=output_dir, raw={**request.raw, "output-dir": str(output_dir)})
-
-
-def plan(entries: list[Entry], model_path: str) -> dict[str, list[dict[str, str]]]:
-    """A GitHub Actions matrix: one job per model (`strategy.matrix: ${{ fromJSON(...) }}`).
-
-    GitHub refuses a matrix of more than 256 jobs. More models are refused here rather than cut
-    or split: a cut would silently skip models, and a second matrix needs a second job that the
-    workflow would have to declare in advance.
-    """
-    if len(entries) > MAX_MATRIX_JOBS:
-        raise UserError(
-            f'--model-path "{model_path}" lists {len(entries)} models, and a GitHub Actions matrix runs at most '
-            f"{MAX_MATRIX_JOBS} jobs",
-            f"split the models into manifests of at most {MAX_MATRIX_JOBS} (a plan job and a matrix for each), "
-            "or convert them in one job (model-path without mode plan)",
-        )
-    return {"include": [{"name": e.name, "model": e.model} for e in entries]}
+    baseline = request.baseline
+    if baseline.path is not None and baseline.path.is_dir():
+        found = locate_report(baseline.path, [name, file_stem(request.model_path)], baseline.optional)
+        baseline = replace(baseline, path=found)
+    return replace(
+        request, output_dir=output_dir, baseline=baseline, raw={**request.raw, "output-dir": str(output_dir)}
+    )

@@ -6,25 +6,37 @@ import functools
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
 from converter.errors import ConversionError, shorten
+from converter.tensors import dtype_name
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
+DEFAULT_DOMAINS = ("", "ai.onnx")  # the names of ONNX's own operator set
 _ONNX_DTYPES = {v: k for k, v in onnx.TensorProto.DataType.items()}
 
 
-def _dtype_name(elem_type: int) -> str:
-    """numpy-style name (float32, int64, string) of an ONNX element type."""
-    if elem_type == onnx.TensorProto.STRING:
-        return "string"
+def _element_type_name(elem_type: int) -> str:
+    """The numpy-style name (float32, int64, string) of an ONNX element type."""
     try:
-        return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-    except (KeyError, ValueError, TypeError):
+        return dtype_name(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, ValueError, TypeError):  # a type numpy has no name for
         return _ONNX_DTYPES.get(elem_type, "unknown").lower()
+
+
+def graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every subgraph (Loop, If and Scan bodies) in it."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from graphs(sub)
 
 
 @dataclass
@@ -84,25 +96,12 @@ def check_and_describe(path: Path) -> OnnxFacts:
         ir_version=model.ir_version,
         inputs=[_tensor_info(v) for v in model.graph.input if v.name not in {i.name for i in model.graph.initializer}],
         outputs=[_tensor_info(v) for v in model.graph.output],
-        operators=dict(sorted(Counter(_op_name(n) for n in _all_nodes(model.graph)).items())),
+        operators=dict(sorted(Counter(_op_name(n) for g in graphs(model.graph) for n in g.node).items())),
     )
 
 
 def _op_name(node: onnx.NodeProto) -> str:
     return f"{node.domain}.{node.op_type}" if node.domain not in DEFAULT_DOMAINS else node.op_type
-
-
-def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    nodes = []
-    for node in graph.node:
-        nodes.append(node)
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                nodes.extend(_all_nodes(attr.g))
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    nodes.extend(_all_nodes(sub))
-    return nodes
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
@@ -115,7 +114,7 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
             dims.append(d.dim_param)
         else:
             dims.append(None)
-    dtype = _dtype_name(tensor.elem_type)
+    dtype = _element_type_name(tensor.elem_type)
     return TensorInfo(name=value.name, shape=dims, dtype=dtype)
 
 
@@ -153,7 +152,7 @@ _INTERNAL_SYMBOL = re.compile(r"s\d+")
 def name_batch_axes(path: Path, facts: OnnxFacts) -> bool:
     """Name a dynamic batch axis ``batch`` where the exporter left it unnamed (skl2onnx, the boosters'
     converters) or named it by torch.export's internal symbol (``s77`` in a .pt2's export): every
-    framework's file then reads ``[batch, 4]``. Rewrites ``path`` only when a name changes; returns
+    framework's file then reads ``batchx4``. Rewrites ``path`` only when a name changes; returns
     whether it did."""
     renames = {t.shape[0] for t in facts.inputs if t.shape and _unnamed(t.shape[0])}
     if not renames or any(_uses_batch_elsewhere(t.shape) for t in [*facts.inputs, *facts.outputs]):

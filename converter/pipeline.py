@@ -1,4 +1,12 @@
-"""load -> reference run -> export -> check -> validate -> report, the same for every framework."""
+"""load -> reference run -> export attempts (export -> check -> validate) -> baseline, variants,
+signature -> report, the same for every framework.
+
+``convert`` reads in one sitting: the request picks a backend, the backend loads the model and
+says what it takes, the original model is run for every reference output, ``attempts`` tries the
+export routes until one reproduces the model, the kept file is compared with the baseline, its
+variants are made and it is signed, and the report is written whatever happened.
+A ``Conversion`` carries what every step shares.
+"""
 
 from __future__ import annotations
 
@@ -12,40 +20,32 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from converter.attempts import Candidate, first_reproducing
+from converter.baseline.compare import OpenedBaseline, ThisRun, compare_with_baseline, judge, open_baseline
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
-from converter.frameworks.base import Backend, ExportResult, LoadedModel, TensorSpec
-from converter.inputs import (
-    BATCH,
-    check_generated_size,
-    generate_inputs,
-    resize_batch,
-    resolve_specs,
-    validation_batches,
-)
-from converter.onnx_file import (
-    OnnxFacts,
-    check_and_describe,
-    name_batch_axes,
-    runtime_max_opset,
-    sha256_of,
-    size_of,
-)
-from converter.report import ExportAttempt, ModelInfo, OnnxInfo, Report
+from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
+from converter.inputs import check_generated_size, generate_inputs, resolve_specs, second_run_inputs
+from converter.naming import file_stem
+from converter.onnx_file import sha256_of, size_of
+from converter.opsets import check_requested
+from converter.provenance import collect_provenance
+from converter.report import ModelInfo, Report, onnx_info
 from converter.request import ConversionRequest
 from converter.samples import check_samples_fit, load_sample_data
-from converter.validate import OnnxRunner, Validation, validate
+from converter.signing import check_signing, sign
+from converter.validate import Criteria, OnnxRunner, Reference
 from converter.variants.run import VariantJob, add_variants
 
 LATENCY_RUNS = 5
 LATENCY_BUDGET_S = 0.5  # per side: fast models get 5 runs, slow ones 3 (bench: latency was 9% of a ResNet-18 run)
 Log = Callable[[str], None]
-Run = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # inputs, reference outputs
 
 
 def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
@@ -54,329 +54,174 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     Raises ``UserError`` for bad input (nothing written). A model that cannot be converted
     returns a report with status "error" (reports written, no .onnx).
     """
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    timings = Timings()
     backend, fmt = resolve_backend(request.framework, request.model_path)
     log(f"{request.model_path}: {backend.name} model ({fmt})")
-    model_info = ModelInfo(
-        path=str(request.model_path),
-        framework=backend.name,
-        format=fmt,
-        description="",
-        sha256=sha256_of(request.model_path),
-        bytes=size_of(request.model_path),
-    )
-    opset = choose_opset(request.opset, backend)
-    with _timed(timings, "load"):
+    check_requested(request.opset, backend)
+    # The baseline and the signing key are checked before any work: a bad one costs no model load.
+    opened = open_baseline(request.baseline, file_stem(request.model_path))
+    check_signing(request.sign)
+    with timings.stage("load"):
         loaded = backend.load(request, fmt)
-    model_info.description = loaded.description
-    model_specs = backend.input_specs(loaded, request)
-    samples = load_sample_data(request.sample_data, model_specs) if request.sample_data else None
-    specs = resolve_specs(model_specs, request, samples)
-    if samples is None:
-        check_generated_size(specs, request.validation_samples)
-    first_inputs = (
-        check_samples_fit(samples, specs)
-        if samples is not None
-        else generate_inputs(specs, request.validation_samples, request.seed)
+    specs, first_inputs, from_samples = _inputs(backend, loaded, request)
+    report = Report(
+        passed=False, status="error", model=_model_info(request, backend, loaded), command=request.command_line()
     )
-    report = Report(passed=False, status="error", model=model_info, command=request.command_line())
     report.versions = _versions(backend)
     report.warnings.extend(loaded.notes)
     with _staging(request.output_dir) as staging:
-        stem = _safe_stem(request.model_path)
+        run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
-            # Everything the original model is run for happens before the export (reference
-            # outputs at both batch sizes, its latency), so that the backend can free the
-            # model before onnxruntime loads the file: the two never hold the weights at once.
-            second = _second_inputs(specs, first_inputs, request, samples is not None)
-            with _timed(timings, "reference_run"):
-                runs: list[Run] = [(first_inputs, backend.run(loaded, first_inputs))]
-                if second is not None:
-                    runs.append((second, backend.run(loaded, second)))
-            reference_ms, latency_runs = _median_ms(lambda: backend.run(loaded, first_inputs))
-            return_freed_memory()
-            log(f"exporting at opset {opset}")
-            source = f"{request.sample_data.name}" if request.sample_data else f"generated (seed {request.seed})"
-            chosen = _first_reproducing(
-                backend,
-                loaded,
-                lambda: backend.load(request, fmt),
-                specs,
-                opset,
-                staging / f"{stem}.onnx",
-                request,
-                runs,
-                source,
-                report,
-                timings,
-                log,
-            )
-            chosen.runner = chosen.runner or OnnxRunner(chosen.exported.path)
-            report.latency = _latency(reference_ms, latency_runs, chosen.runner, first_inputs)
+            run.reference_runs(first_inputs, from_samples)
+            chosen = first_reproducing(run)
+            run.measure_latency(chosen)  # a kept file that mismatched, if it ran
         except ConversionError as exc:
             report.error = exc.one_line()
-            report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
-            _write_reports(report, staging, stem, request.output_dir)
-            _publish(staging, request.output_dir)
-            return report
-        exported, facts, validation = chosen.exported, chosen.facts, chosen.validation
-        report.warnings.extend(chosen.warnings)
-        fallback_reason = exported.fallback_reason
-        earlier = report.export_attempts[: report.export_attempts.index(chosen.attempt)]
-        if earlier:  # the routes preferred to the one whose file is kept, and why they lost
-            fallback_reason = "; ".join(f"{a.route}: {a.reason}" for a in earlier)
-        if fallback_reason:
-            report.warnings.append(
-                f"exported with {exported.export_path} after the preferred path failed: {fallback_reason}"
-            )
-        final_dir = request.output_dir
-        report.onnx = OnnxInfo(
-            path=str(final_dir / exported.path.name),
-            sha256=sha256_of(exported.path),
-            bytes=sum(size_of(p) for p in [exported.path, *exported.extra_files]),
-            opset=facts.opset,
-            opsets=facts.opsets,
-            ir_version=facts.ir_version,
-            inputs=[t.to_dict() for t in facts.inputs],
-            outputs=[t.to_dict() for t in facts.outputs],
-            operators=facts.operators,
-            exporter=exported.exporter,
-            export_path=exported.export_path,
-            fallback_reason=fallback_reason,
-            files=[str(final_dir / p.name) for p in [exported.path, *exported.extra_files]],
-        )
-        report.validation = validation
-        report.passed = validation.passed
-        report.status = "passed" if validation.passed else "failed"
-        report.versions["opset"] = str(facts.opset)
-        if request.variants.names:  # each validated against the original model's runs, not the fp32 file
-            chosen.runner = None  # the variants are timed against an fp32 session of their own
-            job = VariantJob(exported.path, runs, loaded.label_outputs, final_dir)
-            with _timed(timings, "variants"):
-                add_variants(report, request, job, log)
-        report.timings = {**timings, "total": round(time.perf_counter() - started, 4)}
-        _write_reports(report, staging, stem, final_dir)
-        _publish(staging, final_dir)
+            report.provenance = collect_provenance(report.model.sha256, "", report.command)
+        else:
+            _finish(run, chosen)
+            _after_validation(run, chosen, opened)
+        report.timings = timings.with_total()
+        _write_reports(report, staging, request.output_dir)
+        _publish(staging, request.output_dir)
     return report
 
 
-def _first_reproducing(
-    backend: Backend,
-    loaded: LoadedModel,
-    reload: Callable[[], LoadedModel],
-    specs: list[TensorSpec],
-    opset: int,
-    path: Path,
-    request: ConversionRequest,
-    runs: list[Run],
-    source: str,
-    report: Report,
-    timings: dict[str, float],
-    log: Log,
-) -> _Candidate:
-    """Export and validate with each of the backend's routes until one reproduces the model.
-
-    Every attempt is recorded in ``report.export_attempts``. When none reproduces, the first
-    file that exported is kept (its validation says how it differs); when none exported,
-    the first route's error is raised, with the others' reasons. The model is released after
-    each export (``Backend.release``) and loaded again only if a later route needs it.
-    """
-    routes = backend.export_routes(loaded)
-    chosen: _Candidate | None = None
-    failures: list[ConversionError] = []
-    for index, route in enumerate(routes):
-        # Several routes: each writes into its own folder, so a kept file is never overwritten.
-        folder = path.parent / f"route-{index}" if len(routes) > 1 else path.parent
-        folder.mkdir(exist_ok=True)
-        started = time.perf_counter()
-        try:
-            if loaded.released:
-                with _timed(timings, "load"):
-                    loaded = reload()
-            loaded_file = _export_and_load(
-                backend, loaded, specs, opset, folder / path.name, route, request, timings, log
-            )
-            problems = _fixed_axis_problems(loaded_file.facts, specs, request.dynamic_batch)
-            with _timed(timings, "validate"):
-                validation = validate(
-                    loaded_file.runner, runs, request.rtol, request.atol, loaded.label_outputs, problems, source
-                )
-        except ConversionError as exc:
-            if folder != path.parent:
-                shutil.rmtree(folder, ignore_errors=True)
-            seconds = round(time.perf_counter() - started, 2)
-            report.export_attempts.append(ExportAttempt(route or backend.name, "error", exc.one_line(), seconds))
-            failures.append(exc)
-            continue
-        passed = validation.passed
-        attempt = ExportAttempt(
-            loaded_file.exported.export_path or route,
-            "passed" if passed else "mismatch",
-            "" if passed else _mismatch_reason(validation),
-            round(time.perf_counter() - started, 2),
-        )
-        report.export_attempts.append(attempt)
-        candidate = _Candidate(
-            loaded_file.exported, loaded_file.facts, loaded_file.runner, loaded_file.warnings, validation, attempt
-        )
-        if chosen is None or passed:
-            if chosen is not None:  # an earlier file that mismatched: this one wins
-                _discard(chosen, path.parent)
-            chosen = candidate
-        else:
-            _discard(candidate, path.parent)
-        if passed:
-            break
-        chosen.runner = None  # free its onnxruntime session before the next route
-    if chosen is None:
-        raise _all_routes_failed(failures)
-    exported = chosen.exported
-    if exported.path.parent != path.parent:  # its files move up, where they are published from
-        for written in [exported.path, *exported.extra_files]:
-            written.replace(path.parent / written.name)
-        shutil.rmtree(exported.path.parent)
-        exported.path = path.parent / exported.path.name
-        exported.extra_files = [path.parent / p.name for p in exported.extra_files]
-    return chosen
-
-
 @dataclass
-class _LoadedFile:
-    """One route's file, checked and loaded in onnxruntime, not yet validated."""
+class Conversion:
+    """One conversion in progress: what every step reads, and the report they fill."""
 
-    exported: ExportResult
-    facts: OnnxFacts
-    runner: OnnxRunner
-    warnings: list[str]
+    request: ConversionRequest
+    backend: Backend[Any]
+    loaded: LoadedModel[Any]
+    specs: list[TensorSpec]
+    report: Report
+    timings: Timings
+    log: Log
+    staging: Path  # a temporary folder in the output dir; finished files are renamed out of it
+    references: list[Reference] = field(default_factory=list)  # inputs and the original's outputs, per batch size
+    reference_latency: tuple[float, int] = (0.0, 0)  # median ms of the original model, and over how many runs
 
+    @property
+    def first_inputs(self) -> dict[str, np.ndarray]:
+        """The first validation inputs: the example the exporters that trace are given."""
+        return self.references[0][0]
 
-@dataclass
-class _Candidate:
-    """One route's validated file; its runner is dropped while later routes are tried."""
+    @property
+    def file_name(self) -> str:
+        return f"{file_stem(self.request.model_path)}.onnx"
 
-    exported: ExportResult
-    facts: OnnxFacts
-    runner: OnnxRunner | None
-    warnings: list[str]
-    validation: Validation
-    attempt: ExportAttempt
+    @property
+    def criteria(self) -> Criteria:
+        return Criteria(self.request.rtol, self.request.atol, self.loaded.label_outputs)
 
+    @property
+    def input_source(self) -> str:
+        sample = self.request.sample_data
+        return sample.name if sample else f"generated (seed {self.request.seed})"
 
-def _export_and_load(
-    backend: Backend,
-    loaded: LoadedModel,
-    specs: list[TensorSpec],
-    opset: int,
-    path: Path,
-    route: str,
-    request: ConversionRequest,
-    timings: dict[str, float],
-    log: Log,
-) -> _LoadedFile:
-    if route:
-        log(f"export route: {route}")
-    with _timed(timings, "export"):
-        exported = backend.export(loaded, specs, opset, path, request.dynamic_batch, route)
-        backend.release(loaded)
+    def reference_runs(self, first: dict[str, np.ndarray], from_samples: bool) -> None:
+        """Every run of the original model, before the first export: the backend may free the
+        model after an export, before onnxruntime loads the file, so the two never hold the weights at once."""
+        second = second_run_inputs(self.specs, first, self.request, from_samples)
+        with self.timings.stage("reference_run"):
+            self.references = [(first, self.backend.run(self.loaded, first))]
+            if second is not None:
+                self.references.append((second, self.backend.run(self.loaded, second)))
+        self.reference_latency = _median_ms(lambda: self.backend.run(self.loaded, first))
         return_freed_memory()
-    with _timed(timings, "check"):
-        facts = check_and_describe(exported.path)
-        if request.dynamic_batch and name_batch_axes(exported.path, facts):
-            facts = check_and_describe(exported.path)
-    warnings = list(exported.warnings) + _opset_warnings(request.opset, facts)
-    log("validating in onnxruntime")
-    with _timed(timings, "validate"):
-        runner = OnnxRunner(exported.path)
-    return _LoadedFile(exported, facts, runner, warnings)
+
+    def export(self, job: ExportJob) -> ExportResult:
+        """One export; the model is loaded again first if an earlier export released it (base.py's lifecycle)."""
+        if self.loaded.released:
+            with self.timings.stage("load"):
+                self.loaded = self.backend.reload(self.loaded, self.request)
+        self.log(f"exporting with {job.route.name} at opset {job.opset}")
+        with self.timings.stage("export"):
+            exported = self.backend.export(self.loaded, job)
+            self.backend.release(self.loaded)
+            return_freed_memory()
+        return exported
+
+    def measure_latency(self, candidate: Candidate) -> None:
+        """The median time of the original and of the file on the first inputs, into the report: once, and
+        only for a file that ran on them."""
+        if self.report.latency or candidate.validation.batches[0].problem:
+            return
+        runner = candidate.runner or OnnxRunner(candidate.exported.path)
+        candidate.runner = runner
+        onnx_ms, _ = _median_ms(lambda: runner.run(self.first_inputs))
+        reference_ms, runs = self.reference_latency
+        self.report.latency = {
+            "batch_size": int(next(iter(self.first_inputs.values())).shape[0]),
+            "runs": runs,
+            "reference_ms": round(reference_ms, 4),
+            "onnxruntime_ms": round(onnx_ms, 4),
+        }
 
 
-def _mismatch_reason(validation: Validation) -> str:
-    """What a failed validation found, in one line: the first problem or failing output."""
-    return next(iter(validation.failures()), "validation failed")
+def _inputs(
+    backend: Backend[Any], loaded: LoadedModel[Any], request: ConversionRequest
+) -> tuple[list[TensorSpec], dict[str, np.ndarray], bool]:
+    """The resolved input specs and the first validation inputs: the sample data, or generated ones."""
+    model_specs = backend.input_specs(loaded, request)
+    samples = load_sample_data(request.sample_data, model_specs) if request.sample_data else None
+    specs = resolve_specs(model_specs, request, samples)
+    if samples is not None:
+        return specs, check_samples_fit(samples, specs), True
+    check_generated_size(specs, request.validation_samples)
+    return specs, generate_inputs(specs, request.validation_samples, request.seed), False
 
 
-def _discard(candidate: _Candidate, staging: Path) -> None:
-    candidate.runner = None
-    folder = candidate.exported.path.parent
-    if folder != staging:
-        shutil.rmtree(folder, ignore_errors=True)
+def _finish(run: Conversion, chosen: Candidate) -> None:
+    """The report of the kept file: its facts, its validation, the attempts that lost to it."""
+    report, validation = run.report, chosen.validation
+    report.warnings.extend(chosen.warnings)
+    fallback_reason = chosen.route.fallback_reason
+    position = next(i for i, attempt in enumerate(report.export_attempts) if attempt is chosen.attempt)
+    earlier = report.export_attempts[:position]
+    if earlier:  # the attempts preferred to the one whose file is kept, and why they lost
+        fallback_reason = "; ".join(f"{a.route}: {a.reason}" for a in earlier)
+    if fallback_reason:
+        report.warnings.append(f"exported with {chosen.route.name} after the preferred path failed: {fallback_reason}")
+    report.onnx = onnx_info(chosen.exported, chosen.facts, chosen.route.name, fallback_reason, run.request.output_dir)
+    report.validation = validation
+    report.passed = validation.passed
+    report.status = "passed" if validation.passed else "failed"
+    report.versions["opset"] = str(chosen.facts.opset)
 
 
-def _all_routes_failed(failures: list[ConversionError]) -> ConversionError:
-    """The first route's error; with several routes, the others' one-line reasons follow."""
-    first = failures[0]
-    if len(failures) == 1:
-        return first
-    others = "; ".join(f.one_line() for f in failures[1:])
-    return ConversionError(
-        first.message, f"{first.hint + '; ' if first.hint else ''}the other export routes failed too: {others}"
+def _after_validation(run: Conversion, chosen: Candidate, opened: OpenedBaseline | None) -> None:
+    """The comparison with the baseline, the variants and the signature of the kept file, then its provenance."""
+    report, request, exported = run.report, run.request, chosen.exported
+    assert report.onnx is not None
+    if opened is not None:  # both files on this run's inputs, while its session is loaded
+        runner = chosen.runner or OnnxRunner(exported.path)
+        judge(
+            report,
+            compare_with_baseline(
+                opened, request.baseline, ThisRun.of(report.onnx, chosen.validation, runner, run.references)
+            ),
+        )
+    chosen.runner = None  # the variants are timed against an fp32 session of their own
+    if request.variants.names:  # each validated against the original model's runs, not the fp32 file
+        job = VariantJob(exported.path, run.references, run.loaded.label_outputs, request.output_dir)
+        with run.timings.stage("variants"):
+            add_variants(report, request, job, run.log)
+    files = [exported.path, *exported.extra_files]
+    signature = sign(request.sign, files) if report.passed and request.sign != "none" else {}
+    report.provenance = collect_provenance(report.model.sha256, report.onnx.sha256, report.command, signature)
+
+
+def _model_info(request: ConversionRequest, backend: Backend[Any], loaded: LoadedModel[Any]) -> ModelInfo:
+    return ModelInfo(
+        path=str(request.model_path),
+        framework=backend.name,
+        format=loaded.format,
+        description=loaded.description,
+        sha256=sha256_of(request.model_path),
+        bytes=size_of(request.model_path),
     )
-
-
-def choose_opset(requested: int | None, backend: Backend) -> int:
-    """The requested opset if the exporter and onnxruntime support it; else the highest both do."""
-    low, high = backend.opset_range()
-    runtime = runtime_max_opset()
-    best = min(high, runtime)
-    if requested is None:
-        return best
-    if requested < low or requested > best:
-        raise UserError(
-            f'--opset "{requested}": the {backend.name} exporter writes opsets {low} to {high} '
-            f"and onnxruntime {md.version('onnxruntime')} loads up to {runtime}",
-            f"use an opset from {low} to {best}, or auto",
-        )
-    return requested
-
-
-def _opset_warnings(requested: int | None, facts: OnnxFacts) -> list[str]:
-    if requested is None or facts.opset == requested:
-        return []
-    if facts.opset > requested:
-        raise ConversionError(
-            f"asked for opset {requested} but the exporter wrote opset {facts.opset}; "
-            f"runtimes limited to opset {requested} cannot load it"
-        )
-    return [
-        f"asked for opset {requested}; the exporter wrote opset {facts.opset}, the lowest that holds every operator "
-        f"of this model (any runtime that supports opset {requested} loads it)"
-    ]
-
-
-def _fixed_axis_problems(facts: OnnxFacts, specs: list[TensorSpec], dynamic_batch: bool) -> list[str]:
-    """A batch axis the user asked to be dynamic that the file fixed is a failure."""
-    if not dynamic_batch:
-        return []
-    batch_inputs = {s.name for s in specs if s.shape and s.shape[0] == BATCH}
-    problems = []
-    for kind, tensors in (("input", facts.inputs), ("output", facts.outputs)):
-        for tensor in tensors:
-            if kind == "input" and tensor.name not in batch_inputs:
-                continue
-            if tensor.shape and isinstance(tensor.shape[0], int):
-                problems.append(
-                    f"{kind} {tensor.name}: the batch axis is fixed at {tensor.shape[0]} in the ONNX file "
-                    f"(shape {_shape_text(tensor.shape)}); --dynamic-batch true expects it dynamic"
-                )
-    return problems
-
-
-def _shape_text(shape: list[int | str | None]) -> str:
-    return "x".join("?" if d is None else str(d) for d in shape)
-
-
-def _second_inputs(
-    specs: list[TensorSpec], first: dict[str, np.ndarray], request: ConversionRequest, from_samples: bool
-) -> dict[str, np.ndarray] | None:
-    """Inputs at a second batch size (and second size of other dynamic axes), if any axis is dynamic."""
-    runs = validation_batches(specs, next(iter(first.values())).shape[0])
-    if len(runs) == 1:
-        return None
-    batch, other_size = runs[1]
-    if from_samples:
-        return resize_batch(first, specs, batch)
-    return generate_inputs(specs, batch, request.seed + 1, other_size)
 
 
 def _median_ms(fn: Callable[[], object]) -> tuple[float, int]:
@@ -392,17 +237,7 @@ def _median_ms(fn: Callable[[], object]) -> tuple[float, int]:
     return statistics.median(times) * 1000, len(times)
 
 
-def _latency(reference_ms: float, runs: int, runner: OnnxRunner, inputs: dict[str, np.ndarray]) -> dict:
-    onnx_ms, _ = _median_ms(lambda: runner.run(inputs))
-    return {
-        "batch_size": int(next(iter(inputs.values())).shape[0]),
-        "runs": runs,
-        "reference_ms": round(reference_ms, 4),
-        "onnxruntime_ms": round(onnx_ms, 4),
-    }
-
-
-def _versions(backend: Backend) -> dict[str, str]:
+def _versions(backend: Backend[Any]) -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("numpy", "onnx", "onnxruntime"):
         versions[package] = md.version(package)
@@ -418,10 +253,23 @@ def _own_version() -> str:
         return "dev"
 
 
-def _safe_stem(path: Path) -> str:
-    stem = path.name if path.is_dir() else path.stem
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._")
-    return cleaned or "model"
+class Timings:
+    """Seconds per stage; a stage run more than once (an export per attempt) adds up."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+    def with_total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.started, 4)}
 
 
 @functools.cache
@@ -442,15 +290,6 @@ def return_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:  # a stage run more than once (one export per route) adds up
-        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
 
 
 @contextmanager
@@ -481,7 +320,8 @@ def _staging(output_dir: Path) -> Iterator[Path]:
             output_dir.rmdir()
 
 
-def _write_reports(report: Report, staging: Path, stem: str, output_dir: Path) -> None:
+def _write_reports(report: Report, staging: Path, output_dir: Path) -> None:
+    stem = file_stem(Path(report.model.path))
     report.reports = {
         "json": str(output_dir / f"{stem}.report.json"),
         "markdown": str(output_dir / f"{stem}.report.md"),

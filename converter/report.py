@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from converter.baseline.result import BaselineComparison
 from converter.escape import printable
+from converter.provenance import Provenance
 from converter.validate import Validation
 from converter.variants.result import VariantsReport
 
+if TYPE_CHECKING:
+    from converter.frameworks.base import ExportResult
+    from converter.onnx_file import OnnxFacts
+
 SCHEMA_VERSION = 1
-# GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
-MARKDOWN_LIMIT = 900 * 1024
-MAX_TABLE_ROWS = 200
+MAX_TABLE_ROWS = 200  # per table; the JSON report has every row
 
 
 @dataclass
@@ -38,7 +43,7 @@ class OnnxInfo:
     outputs: list[dict[str, Any]]
     operators: dict[str, int]
     exporter: str
-    export_path: str
+    export_path: str  # the route that wrote the file (the JSON name schema 1 gave it)
     fallback_reason: str = ""
     files: list[str] = field(default_factory=list)  # every file the model needs, the .onnx first
 
@@ -51,12 +56,15 @@ class ExportAttempt:
     outcome: str  # "passed", "mismatch" (exported, validation failed) or "error" (no usable file)
     reason: str = ""  # why it lost: the error, or what the validation found
     seconds: float = 0.0  # export, check and validation
+    opset: int | None = None  # the default-domain opset asked for
 
 
 @dataclass
 class Report:
     passed: bool
-    status: str  # "passed", "failed" (validation), "error" (conversion failed)
+    # "passed"; "failed" (validation); "rejected" (validated, but the comparison with the baseline
+    # failed: never forgiven by fail-on-mismatch); "error" (conversion failed)
+    status: str
     model: ModelInfo
     onnx: OnnxInfo | None = None
     validation: Validation | None = None
@@ -68,6 +76,8 @@ class Report:
     command: str = ""
     reports: dict[str, str] = field(default_factory=dict)  # "json" and "markdown" paths
     export_attempts: list[ExportAttempt] = field(default_factory=list)  # every route tried, in order
+    baseline: BaselineComparison | None = None  # the comparison with the last release (--baseline)
+    provenance: Provenance | None = None
     variants: VariantsReport | None = None  # --variants: each validated against the original
     schema_version: int = SCHEMA_VERSION
 
@@ -75,6 +85,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["validation"] = self.validation.to_dict() if self.validation else None
+        data["baseline"] = self.baseline.to_dict() if self.baseline else None
         return data
 
     def to_json(self) -> str:
@@ -87,6 +98,8 @@ class Report:
         data["onnx"] = OnnxInfo(**data["onnx"]) if data.get("onnx") else None
         data["validation"] = Validation.from_dict(data["validation"]) if data.get("validation") else None
         data["export_attempts"] = [ExportAttempt(**a) for a in data.get("export_attempts", [])]
+        data["baseline"] = BaselineComparison.from_dict(data["baseline"]) if data.get("baseline") else None
+        data["provenance"] = Provenance(**data["provenance"]) if data.get("provenance") else None
         data["variants"] = VariantsReport.from_dict(data["variants"]) if data.get("variants") else None
         return cls(**data)
 
@@ -118,13 +131,14 @@ class Report:
             f"{verdict} {name} ({self.model.framework}/{self.model.format}) -> {self.onnx.path}: opset {self.onnx.opset}, "
             f"max abs diff {_num(self.max_abs_diff)}, batch {sizes}"
         )
-        if not self.passed:
+        if not self.validation.passed:
             failing = self.validation.failing_outputs()
             text += f"; failing: {', '.join(failing) if failing else '; '.join(self.validation.problems)}"
-            if not self.validation.passed:
-                text += _passing_text(self.validation)
-            if self.variants and self.validation.passed:
-                text += ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
+            text += _passing_text(self.validation)
+        elif self.variants and self.variants.required_failures():
+            text += "; failing: " + ", ".join(f"required variant {r.name}" for r in self.variants.required_failures())
+        if self.baseline and self.baseline.failures:
+            text += f"; rejected by the baseline: {'; '.join(self.baseline.failures)}"
         if self.variants:
             text += f"; variants: {self.variants.summary()}"
         non_finite = self.validation.non_finite_outputs()
@@ -168,3 +182,25 @@ def _num(value: float | None) -> str:
     if value == 0:
         return "0"
     return f"{value:.3g}"
+
+
+def onnx_info(exported: ExportResult, facts: OnnxFacts, route: str, fallback_reason: str, output_dir: Path) -> OnnxInfo:
+    """The ONNX section of the report, for a file about to be published into ``output_dir``."""
+    from converter.onnx_file import sha256_of, size_of  # imports onnx: not for the shells that only read reports
+
+    files = [exported.path, *exported.extra_files]
+    return OnnxInfo(
+        path=str(output_dir / exported.path.name),
+        sha256=sha256_of(exported.path),
+        bytes=sum(size_of(p) for p in files),
+        opset=facts.opset,
+        opsets=facts.opsets,
+        ir_version=facts.ir_version,
+        inputs=[t.to_dict() for t in facts.inputs],
+        outputs=[t.to_dict() for t in facts.outputs],
+        operators=facts.operators,
+        exporter=exported.exporter,
+        export_path=route,
+        fallback_reason=fallback_reason,
+        files=[str(output_dir / p.name) for p in files],
+    )

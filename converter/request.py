@@ -6,12 +6,10 @@ options, ``OPTIONS``, and one parser per value, so the two shells cannot drift.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from converter.errors import UserError
 from converter.variants.options import VariantSettings, parse_variant_settings
@@ -60,7 +58,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "opset",
         "auto",
-        "ONNX opset: an integer, or auto for the highest that the exporter and onnxruntime support.",
+        "ONNX opset: an integer (that one exactly, or the run fails), or auto for the highest that exports and reproduces the model.",
     ),
     Option(
         "input-shapes",
@@ -95,6 +93,46 @@ OPTIONS: tuple[Option, ...] = (
         "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
+    Option(
+        "baseline",
+        "",
+        "The last release's .report.json (its .onnx beside it), or a folder of them matched by model name: "
+        "compare the interface, numbers, size and latency with it. Empty: no comparison.",
+    ),
+    Option(
+        "baseline-optional",
+        "false",
+        "true: a baseline that does not exist (the first release, a new model) is noted and not compared; "
+        "false: it is an error.",
+    ),
+    Option(
+        "allow-interface-change",
+        "false",
+        "true: a breaking interface change from the baseline is reported but does not fail the run.",
+    ),
+    Option(
+        "max-drift",
+        "",
+        "Fail when an output differs from the baseline .onnx's on the same inputs by more than this "
+        "(absolute; labels must agree); empty: drift is reported only.",
+    ),
+    Option(
+        "max-size-increase",
+        "",
+        "Fail when the ONNX file is more than this many percent larger than the baseline's; empty: no limit.",
+    ),
+    Option(
+        "max-latency-increase",
+        "",
+        "Fail when the ONNX file is more than this many percent slower than the baseline .onnx, "
+        "timed side by side; empty: no limit.",
+    ),
+    Option(
+        "sign",
+        "none",
+        "Sign the ONNX file with OpenSSF model signing when the run passes: none; key (a PEM private key "
+        "in the ONNX_CONVERT_SIGNING_KEY environment variable); or sigstore (keyless, needs id-token: write).",
+    ),
     # Optimised variants (converter/variants/), each validated against the original model.
     Option(
         "variants",
@@ -123,29 +161,57 @@ OPTIONS: tuple[Option, ...] = (
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
 
 
+SIGN_METHODS = ("none", "key", "sigstore")
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """The comparison with the last release (converter/baseline/) and its gates."""
+
+    path: Path | None = None  # a .report.json, or a folder of them; None: no comparison
+    optional: bool = False  # a path that does not exist is noted, not an error
+    allow_interface_change: bool = False
+    max_drift: float | None = None  # absolute; None: reported only
+    max_size_increase: float | None = None  # percent
+    max_latency_increase: float | None = None  # percent
+
+    @property
+    def gated(self) -> list[str]:
+        """The options that need a baseline, as given."""
+        limits = {
+            "max-drift": self.max_drift,
+            "max-size-increase": self.max_size_increase,
+            "max-latency-increase": self.max_latency_increase,
+        }
+        return [name for name, value in limits.items() if value is not None]
+
+
 @dataclass(frozen=True)
 class ConversionRequest:
     """Everything one conversion needs, parsed and validated."""
 
+    # No defaults here: OPTIONS holds them, and from_mapping is the only constructor.
     model_path: Path
-    framework: str = "auto"
-    output_dir: Path = Path("onnx-models")
-    opset: int | None = None  # None: auto
-    input_shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
-    input_dtypes: dict[str, str] = field(default_factory=dict)
-    dynamic_batch: bool = True
-    sample_data: Path | None = None
-    validation_samples: int = 16
-    seed: int = 0
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    fail_on_mismatch: bool = True
-    allow_unsafe_load: bool = False
-    model_class: str = ""
-    signature: str = "serving_default"
-    variants: VariantSettings = field(default_factory=VariantSettings)
+    framework: str
+    output_dir: Path
+    opset: int | None  # None: auto
+    input_shapes: dict[str, tuple[Dim, ...]]
+    input_dtypes: dict[str, str]
+    dynamic_batch: bool
+    sample_data: Path | None
+    validation_samples: int
+    seed: int
+    rtol: float
+    atol: float
+    fail_on_mismatch: bool
+    allow_unsafe_load: bool
+    model_class: str
+    signature: str
+    baseline: BaselineOptions
+    sign: str
+    variants: VariantSettings
     # The raw option values, to print the command that reproduces the run.
-    raw: Mapping[str, str] = field(default_factory=dict, compare=False)
+    raw: Mapping[str, str] = field(compare=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
@@ -185,16 +251,11 @@ class ConversionRequest:
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_class=parse_model_class(raw["model-class"], base_dir),
             signature=raw["signature"],
+            baseline=parse_baseline_options(raw, base_dir),
+            sign=parse_choice("sign", raw["sign"], SIGN_METHODS),
             variants=parse_variant_settings(raw, has_sample_data=bool(raw["sample-data"])),
             raw={k: v for k, v in raw.items() if v != _default(k)},
         )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> ConversionRequest:
-        """Parse the action's ``INPUT_<NAME>`` variables (the runner keeps the hyphens)."""
-        env = os.environ if env is None else env
-        values = {o.name: env.get(input_variable(o.name)) for o in OPTIONS}
-        return cls.from_mapping(values, base_dir)
 
     def command_line(self) -> str:
         """The ``onnx-convert`` command that reproduces this run."""
@@ -203,11 +264,6 @@ class ConversionRequest:
             if name in self.raw:
                 parts += [f"--{name}", _shell_quote(self.raw[name])]
         return " ".join(parts)
-
-
-def input_variable(option: str) -> str:
-    """The environment variable GitHub's runner sets for an action input."""
-    return "INPUT_" + option.upper()
 
 
 def _default(name: str) -> str:
@@ -291,6 +347,38 @@ def parse_tolerance(option: str, value: str) -> float:
             option, value, "must be a finite number >= 0", "use a non-negative number such as 1e-3"
         )
     return number
+
+
+def parse_limit(option: str, value: str, example: str) -> float | None:
+    """An optional limit (a percent, or an absolute difference): a finite number >= 0; empty means none."""
+    if not value.strip():
+        return None
+    number = ascii_float(value)
+    if number is None or not 0 <= number < float("inf"):
+        raise UserError.bad_value(
+            option, value, "not a finite number >= 0", f"use a number such as {example}, or leave it empty for no limit"
+        )
+    return number
+
+
+def parse_baseline_options(raw: Mapping[str, str], base_dir: Path | None) -> BaselineOptions:
+    options = BaselineOptions(
+        path=parse_path("baseline", raw["baseline"], base_dir) if raw["baseline"] else None,
+        optional=parse_bool("baseline-optional", raw["baseline-optional"]),
+        allow_interface_change=parse_bool("allow-interface-change", raw["allow-interface-change"]),
+        max_drift=parse_limit("max-drift", raw["max-drift"], "1e-4"),
+        max_size_increase=parse_limit("max-size-increase", raw["max-size-increase"], "10 (percent)"),
+        max_latency_increase=parse_limit("max-latency-increase", raw["max-latency-increase"], "25 (percent)"),
+    )
+    if options.path is None and options.gated:
+        name = options.gated[0]
+        raise UserError.bad_value(
+            name,
+            raw[name],
+            "compares with a baseline, and --baseline is empty",
+            "give the last release's report with --baseline",
+        )
+    return options
 
 
 def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool = False) -> Path:
@@ -389,8 +477,3 @@ def parse_input_dtypes(value: str) -> dict[str, str]:
             )
         dtypes[name or SINGLE_INPUT] = dtype
     return dtypes
-
-
-def describe_options() -> list[dict[str, Any]]:
-    """The options as plain data (for docs and the action.yml agreement test)."""
-    return [{"name": o.name, "default": o.default, "help": o.help, "required": o.required} for o in OPTIONS]

@@ -17,9 +17,10 @@ import numpy as np
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 from converter.frameworks.base import TensorSpec
-from converter.inputs import format_shape, numpy_dtype
+from converter.inputs import numpy_dtype
 from converter.memory import Budget, format_bytes, input_budget
 from converter.request import ascii_float
+from converter.tensors import shape_text
 
 # Read into Python strings first, a CSV takes many times its size on disk (measured with
 # tracemalloc on 200,000 rows of 4 columns: 17x for 6-digit floats, 48x for 1-digit integers).
@@ -99,7 +100,7 @@ def _npz_header(archive: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np
 def _check_size(path: Path, headers: dict[str, tuple[tuple[int, ...], np.dtype]], budget: Budget) -> None:
     total = sum(int(np.prod(shape, dtype=object)) * dtype.itemsize for shape, dtype in headers.values())
     if total > budget.limit:
-        arrays = ", ".join(f"{name} {format_shape(shape)} {dtype}" for name, (shape, dtype) in headers.items())
+        arrays = ", ".join(f"{name} {shape_text(shape)} {dtype}" for name, (shape, dtype) in headers.items())
         raise UserError(
             f"--sample-data {path.name}: its arrays ({arrays}) would take {format_bytes(total)}; "
             f"validation inputs may take {budget.reason}",
@@ -188,7 +189,7 @@ def _check_rows(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for name, array in arrays.items():
         if array.ndim == 0 or array.shape[0] == 0:
             raise UserError(
-                f"--sample-data {path.name}: array {name} has shape {format_shape(array.shape)}, no rows to validate with",
+                f"--sample-data {path.name}: array {name} has shape {shape_text(array.shape)}, no rows to validate with",
                 "give at least one row (the first axis is the batch)",
             )
     rows = {name: array.shape[0] for name, array in arrays.items()}
@@ -210,7 +211,7 @@ def check_samples_fit(samples: dict[str, np.ndarray], specs: list[TensorSpec]) -
         bad_rank = array.ndim != len(spec.shape)
         if bad_rank or any(array.shape[axis] != d for axis, d in fixed if axis > 0):
             raise UserError(
-                f"--sample-data: input {spec.name} has shape {format_shape(array.shape)} but the model expects {format_shape(spec.shape)}",
+                f"--sample-data: input {spec.name} has shape {shape_text(array.shape)} but the model expects {shape_text(spec.shape)}",
                 "give arrays whose shape fits the model (the first axis is the batch)",
             )
         if fixed and fixed[0][0] == 0 and array.shape[0] != fixed[0][1]:

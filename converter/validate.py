@@ -2,17 +2,30 @@
 
 An element fails when ``|onnx - ref| > atol + rtol * |ref|``. Outputs are paired by name,
 never by position. Label outputs (classifier labels, cluster ids) must agree exactly.
+A file that does not take the model's inputs (a batch axis fixed, a rank changed) fails its
+validation; a file that takes them but that onnxruntime cannot run is an ``OnnxRuntimeFailure``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from converter.errors import ConversionError, shorten
+from converter.inputs import BATCH
+from converter.tensors import shape_text
+
+if TYPE_CHECKING:
+    from converter.frameworks.base import TensorSpec
+    from converter.onnx_file import OnnxFacts
+
+Reference = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # inputs, the original model's outputs
+
 
 NON_FINITE_NAMES = {"nan": "NaN", "+inf": "+Inf", "-inf": "-Inf"}
 DERIVED_FIELDS = ("batch_sizes", "outputs", "passing_atol", "passing_rtol")  # in the JSON, computed from the batches
@@ -157,7 +170,7 @@ def _decade_order(label: str) -> float:
 class Validation:
     rtol: float
     atol: float
-    samples: int
+    batch_size: int  # of the first run (JSON: ``samples``, the name schema 1 gave it)
     input_source: str  # "generated (seed 0)" or the sample-data file
     passed: bool
     batches: list[BatchCheck] = field(default_factory=list)
@@ -232,7 +245,7 @@ class Validation:
         return max(values, default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {("samples" if key == "batch_size" else key): value for key, value in asdict(self).items()}
         # Derived from the batches, for readers of the JSON; from_dict recomputes them.
         data["batch_sizes"] = self.batch_sizes
         data["outputs"] = [asdict(v) for v in self.verdicts()]
@@ -241,7 +254,7 @@ class Validation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Validation:
-        data = {k: v for k, v in data.items() if k not in DERIVED_FIELDS}
+        data = {("batch_size" if k == "samples" else k): v for k, v in data.items() if k not in DERIVED_FIELDS}
         batches = [
             BatchCheck(**{**b, "outputs": [OutputComparison(**o) for o in b["outputs"]]})
             for b in data.pop("batches", [])
@@ -256,7 +269,7 @@ class OnnxRunner:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: an error is raised, and reported, as one line
         # No memory pattern: with it, the second run of a shape allocates one block for the whole
         # plan beside the arena chunks of the first (NASNetLarge at batch 16: 2.0 -> 3.0 GB;
         # without it 2.2 GB, and no slower here). The validation and latency runs repeat shapes.
@@ -281,6 +294,15 @@ class OnnxRunner:
         return {i.name: list(i.shape) for i in self.session.get_inputs()}
 
 
+@dataclass(frozen=True)
+class Criteria:
+    """What counts as equal: the tolerances, and the outputs compared as labels (exactly)."""
+
+    rtol: float
+    atol: float
+    label_outputs: frozenset[str] = frozenset()
+
+
 def compare(
     reference: dict[str, np.ndarray],
     actual: dict[str, np.ndarray],
@@ -303,7 +325,7 @@ def compare(
                 )
             )
             continue
-        results.append(_compare_one(name, ref, actual[name], rtol, atol, name in label_outputs))
+        results.append(_compare_one(name, ref, actual[name], Criteria(rtol, atol, label_outputs)))
     for name in actual:
         if name not in reference:
             results.append(
@@ -319,9 +341,7 @@ def compare(
     return results
 
 
-def _compare_one(
-    name: str, ref: np.ndarray, out: np.ndarray, rtol: float, atol: float, is_label: bool
-) -> OutputComparison:
+def _compare_one(name: str, ref: np.ndarray, out: np.ndarray, criteria: Criteria) -> OutputComparison:
     result = OutputComparison(
         name=name,
         passed=True,
@@ -336,10 +356,10 @@ def _compare_one(
             out = out.reshape(ref.shape)
         else:
             result.passed = False
-            result.problem = f"shape {_fmt(out.shape)} in ONNX, {_fmt(ref.shape)} in the original"
+            result.problem = f"shape {shape_text(out.shape)} in ONNX, {shape_text(ref.shape)} in the original"
             result.min_atol = result.min_rtol = None  # no tolerance makes the shapes agree
             return result
-    if is_label or ref.dtype.kind in "OUSb" or out.dtype.kind in "OUSb":
+    if name in criteria.label_outputs or ref.dtype.kind in "OUSb" or out.dtype.kind in "OUSb":
         equal = ref.astype(str) == out.astype(str) if ref.dtype.kind in "OUS" or out.dtype.kind in "OUS" else ref == out
         result.failing = int(equal.size - np.count_nonzero(equal))
         result.label_agreement = float(np.count_nonzero(equal) / equal.size) if equal.size else 1.0
@@ -358,12 +378,12 @@ def _compare_one(
         diff = np.where(same, 0.0, np.abs(out64 - ref64))
     diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a failure
     magnitude = np.abs(np.nan_to_num(ref64))
-    allowed = atol + rtol * magnitude
+    allowed = criteria.atol + criteria.rtol * magnitude
     result.failing = int(np.count_nonzero(diff > allowed))
     result.passed = result.failing == 0
     if diff.size:
         _difference_statistics(result, diff, np.abs(ref64))
-        _tolerance_statistics(result, diff, allowed, magnitude, (rtol, atol))
+        _tolerance_statistics(result, diff, allowed, magnitude, (criteria.rtol, criteria.atol))
         result.diff_decades = decade_histogram(diff)
         _sensitivity(result, ref64, allowed)
     return result
@@ -462,51 +482,89 @@ def _finite(value: float) -> float:
     return value if np.isfinite(value) else float(np.finfo(np.float64).max)
 
 
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"
-
-
 def validate(
-    runner: OnnxRunner,
-    runs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
-    rtol: float,
-    atol: float,
-    label_outputs: frozenset[str],
-    problems: list[str],
-    input_source: str,
+    runner: OnnxRunner, references: list[Reference], criteria: Criteria, problems: list[str], input_source: str
 ) -> Validation:
     """Compare the ONNX file with the reference on each (inputs, reference outputs) run.
 
     ``problems`` are file-level failures found before running (such as a fixed batch axis).
+    Raises ``OnnxRuntimeFailure`` when onnxruntime cannot run inputs the file declares it takes.
     """
-    batches = []
-    for inputs, reference in runs:
-        batch_size = int(next(iter(inputs.values())).shape[0]) if inputs else 0
-        try:
-            actual = runner.run(inputs)
-        except ConversionError:
-            raise
-        except Exception as exc:
-            fed = ", ".join(f"{n} {_fmt(a.shape)}" for n, a in inputs.items())
-            declared = ", ".join(f"{n} {'x'.join(str(d) for d in s)}" for n, s in runner.input_shapes().items())
-            batches.append(
-                BatchCheck(
-                    batch_size=batch_size,
-                    passed=False,
-                    problem=f"onnxruntime failed on inputs {fed} (the file declares {declared}): {shorten(exc, 200)}",
-                )
-            )
-            continue
-        outputs = compare(reference, actual, rtol, atol, label_outputs)
-        batches.append(BatchCheck(batch_size=batch_size, passed=all(o.passed for o in outputs), outputs=outputs))
-    passed = not problems and all(b.passed for b in batches)
-    first_samples = batches[0].batch_size if batches else 0
+    batches = [_check_batch(runner, inputs, reference, criteria) for inputs, reference in references]
     return Validation(
-        rtol=rtol,
-        atol=atol,
-        samples=first_samples,
+        rtol=criteria.rtol,
+        atol=criteria.atol,
+        batch_size=batches[0].batch_size if batches else 0,
         input_source=input_source,
-        passed=passed,
+        passed=not problems and all(b.passed for b in batches),
         batches=batches,
         problems=problems,
     )
+
+
+def _check_batch(
+    runner: OnnxRunner, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], criteria: Criteria
+) -> BatchCheck:
+    batch_size = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    try:
+        actual = runner.run(inputs)
+    except ConversionError:
+        raise
+    except Exception as exc:
+        declared = runner.input_shapes()
+        fed = ", ".join(f"{n} {shape_text(a.shape)}" for n, a in inputs.items())
+        if all(_fits(inputs[name].shape, shape) for name, shape in declared.items() if name in inputs):
+            raise OnnxRuntimeFailure.from_exception(exc, fed) from None
+        declares = ", ".join(f"{n} {shape_text(s)}" for n, s in declared.items())
+        problem = f"onnxruntime failed on inputs {fed} (the file declares {declares}): {shorten(exc, 200)}"
+        return BatchCheck(batch_size=batch_size, passed=False, problem=problem)
+    outputs = compare(reference, actual, criteria.rtol, criteria.atol, criteria.label_outputs)
+    return BatchCheck(batch_size=batch_size, passed=all(o.passed for o in outputs), outputs=outputs)
+
+
+def _fits(shape: tuple[int, ...], declared: Sequence[Any]) -> bool:
+    """Whether an array of ``shape`` matches a declared input shape (a name or None matches any size)."""
+    return len(shape) == len(declared) and all(
+        not isinstance(d, int) or d == n for n, d in zip(shape, declared, strict=True)
+    )
+
+
+# "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned while running
+# RotaryEmbedding node. Name:'node_RotaryEmbedding_12' Status Message: ..."
+_NODE_FAILURE = re.compile(r"while running (\S+) node\. Name:'([^']*)'\s*(?:Status Message:\s*)?(.*)", re.DOTALL)
+# What an ORT_ENFORCE message starts with: the source file and line, and the C++ function
+# ("/onnxruntime_src/.../reshape_helper.h:91 onnxruntime::ReshapeHelper::ReshapeHelper(...) ").
+_SOURCE_PREFIX = re.compile(r"^\S+:\d+ (?:[\w:~<>]+\(.*?\)(?: const)? )?")
+
+
+class OnnxRuntimeFailure(ConversionError):
+    """onnxruntime could not run the exported file on inputs it declares it takes."""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, fed: str) -> OnnxRuntimeFailure:
+        """The op and node onnxruntime failed on, and its message, from its error text."""
+        text = " ".join(str(exc).split())
+        found = _NODE_FAILURE.search(text)
+        if found is None:
+            return cls(f"onnxruntime failed on inputs {fed}: {shorten(text, 300)}")
+        op, node, message = found.groups()
+        message = _SOURCE_PREFIX.sub("", message)
+        return cls(f"onnxruntime failed running the {op} node {node} on inputs {fed}: {shorten(message, 240)}")
+
+
+def fixed_axis_problems(facts: OnnxFacts, specs: list[TensorSpec], dynamic_batch: bool) -> list[str]:
+    """A batch axis the user asked to be dynamic that the file fixed is a failure."""
+    if not dynamic_batch:
+        return []
+    batch_inputs = {s.name for s in specs if s.shape and s.shape[0] == BATCH}
+    problems = []
+    for kind, tensors in (("input", facts.inputs), ("output", facts.outputs)):
+        for tensor in tensors:
+            if kind == "input" and tensor.name not in batch_inputs:
+                continue
+            if tensor.shape and isinstance(tensor.shape[0], int):
+                problems.append(
+                    f"{kind} {tensor.name}: the batch axis is fixed at {tensor.shape[0]} in the ONNX file "
+                    f"(shape {shape_text(tensor.shape)}); --dynamic-batch true expects it dynamic"
+                )
+    return problems

@@ -96,3 +96,31 @@ def test_only_a_clear_not_found_from_the_registry_means_build(tmp_path: Path, mo
         docker.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {code}\n")
         docker.chmod(0o755)
         assert image.registry_has("ghcr.io/o/onnx-convert-action:9") is has, stderr
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_a_pulled_image_is_pulled_by_digest_and_recorded_for_provenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a stand-in docker CLI answering `docker buildx imagetools inspect --format '{{json .Manifest}}'`
+    docker = tmp_path / "docker"
+    docker.write_text(f'#!/bin/sh\necho \'{{"mediaType": "index", "digest": "{DIGEST}", "size": 1}}\'\n')
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    pinned = image.by_digest("ghcr.io/o/onnx-convert-action:1.2.3-sklearn")
+    generated = yaml.safe_load(image.docker_action(f"docker://{pinned}", ["model-path"]))
+
+    assert pinned == f"ghcr.io/o/onnx-convert-action@{DIGEST}"
+    assert generated["runs"] == {
+        "using": "docker",
+        "image": f"docker://ghcr.io/o/onnx-convert-action@{DIGEST}",
+        "env": {"ONNX_CONVERT_IMAGE": f"ghcr.io/o/onnx-convert-action@{DIGEST}"},
+    }
+
+
+@pytest.mark.parametrize("answer", ["", "not json", '{"digest": "sha256:short"}', '["x"]'])
+def test_without_a_digest_the_image_is_pulled_by_its_tag(answer: str) -> None:
+    assert image.manifest_digest(answer) == ""

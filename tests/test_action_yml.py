@@ -62,7 +62,11 @@ def test_the_trampoline_reads_the_same_inputs_as_yaml_does() -> None:
 
 def test_the_generated_docker_action_runs_the_image_with_every_input() -> None:
     generated = yaml.safe_load(image.docker_action("docker://ghcr.io/o/onnx-convert-action:1.2.3", ["a", "b-c"]))
-    assert generated["runs"] == {"using": "docker", "image": "docker://ghcr.io/o/onnx-convert-action:1.2.3"}
+    assert generated["runs"] == {
+        "using": "docker",
+        "image": "docker://ghcr.io/o/onnx-convert-action:1.2.3",
+        "env": {"ONNX_CONVERT_IMAGE": "ghcr.io/o/onnx-convert-action:1.2.3"},  # the report's provenance
+    }
     assert list(generated["inputs"]) == ["a", "b-c"]
 
 

@@ -6,31 +6,44 @@ import json
 from pathlib import Path
 
 import pytest
-import skops.io as sio
-from sklearn.cluster import KMeans
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.manifold import LocallyLinearEmbedding
 
 from converter.batch import BatchIndex, IndexRow
 from converter.errors import UserError
+from converter.github.outputs import JOB_SUMMARY_LIMIT
 from converter.manifest import load_entries
 from converter.markdown.index import CUT_NOTE_BYTES
-from converter.report import MARKDOWN_LIMIT
-from tests.conftest import markdown_html
+from tests.fixtures.runner import markdown_html
+from tests.fixtures.sklearn import dataset
+from tests.fixtures.tiers import model_fixture
 
-X, Y = load_iris(return_X_y=True)
+MODEL_FILES = ("models/a/model.skops", "models/b/model.skops", "models/centroid.skops")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository with three models and a manifest."""
+    """A repository with three model files, for manifests that are read, planned or refused: the
+    model files themselves are never read."""
     root = tmp_path_factory.mktemp("repo")
+    for name in MODEL_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"never read: a manifest is parsed without opening its models")
+    return root
+
+
+@model_fixture(scope="module")
+def model_repo(tmp_path_factory: pytest.TempPathFactory, iris_skops: Path) -> Path:
+    """The same repository with real models: two that convert, and one that cannot."""
+    import skops.io as sio
+    from sklearn.cluster import KMeans
+    from sklearn.manifold import LocallyLinearEmbedding
+
+    root = tmp_path_factory.mktemp("model-repo")
     (root / "models" / "a").mkdir(parents=True)
     (root / "models" / "b").mkdir(parents=True)
-    sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), root / "models" / "a" / "model.skops")
-    sio.dump(KMeans(3, n_init=2, random_state=0).fit(X), root / "models" / "b" / "model.skops")
-    sio.dump(LocallyLinearEmbedding().fit(X), root / "models" / "centroid.skops")  # no ONNX equivalent
+    x, _ = dataset("iris")
+    (root / "models" / "a" / "model.skops").write_bytes(iris_skops.read_bytes())
+    sio.dump(KMeans(3, n_init=2, random_state=0).fit(x), root / "models" / "b" / "model.skops")
+    sio.dump(LocallyLinearEmbedding().fit(x), root / "models" / "centroid.skops")  # no ONNX equivalent
     return root
 
 
@@ -121,24 +134,44 @@ def test_a_glob_with_equal_stems_names_models_by_path(repo: Path, monkeypatch: p
     assert [e.name for e in entries] == ["models-a-model", "models-b-model"]
 
 
-def test_batch_run_isolates_a_failing_model_and_exits_1(repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(repo)
+def test_a_model_name_and_its_file_stem_follow_one_rule(
+    run_cli, iris_skops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The glob's entry name and the files the model writes in its folder are named alike: ASCII only.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "modèle iris.skops").write_bytes(iris_skops.read_bytes())
+    result = run_cli("--model-path", "models/*.skops", "--output-dir", "out")
+    assert result.code == 0, result.stdout + result.stderr
+    [entry] = load_entries({"model-path": "models/*.skops"})
+    assert entry.name == "mod_le_iris"
+    assert sorted(p.name for p in (tmp_path / "out" / "mod_le_iris").iterdir()) == [
+        "mod_le_iris.onnx",
+        "mod_le_iris.report.json",
+        "mod_le_iris.report.md",
+    ]
+
+
+def test_batch_run_isolates_a_failing_model_and_exits_1(
+    model_repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(model_repo)
     result = run_cli("--model-path", "models/**/*.skops", "--output-dir", "batch-out")
     assert result.code == 1
     verdicts = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines() if line[:4] in ("PASS", "FAIL")}
     assert verdicts == {"models-a-model": "PASS", "models-b-model": "PASS", "models-centroid": "FAIL"}
-    index = BatchIndex.from_json((repo / "batch-out" / "index.json").read_text())
+    index = BatchIndex.from_json((model_repo / "batch-out" / "index.json").read_text())
     by_name = {row.name: row for row in index.rows}
     assert by_name["models-centroid"].status == "error"
     assert "LocallyLinearEmbedding cannot be converted to ONNX" in by_name["models-centroid"].error
-    markdown = (repo / "batch-out" / "index.md").read_text()
+    markdown = (model_repo / "batch-out" / "index.md").read_text()
     assert markdown.startswith("## ❌ 1 of 3 models failed")
     assert "| Model | Result | Max \\|diff\\| | Tolerance | Over by | ONNX file | Time |" in markdown
 
 
-def test_plan_select_merge_round_trip(repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(repo)
-    write(repo / "onnx-models.yml", MANIFEST)
+def test_plan_select_merge_round_trip(model_repo: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(model_repo)
+    write(model_repo / "onnx-models.yml", MANIFEST)
     planned = run_cli("plan", "--model-path", "onnx-models.yml")
     assert planned.code == 0
     matrix = json.loads(planned.stdout)
@@ -152,10 +185,10 @@ def test_plan_select_merge_round_trip(repo: Path, run_cli, monkeypatch: pytest.M
     for job in matrix["include"]:
         done = run_cli("--model-path", "onnx-models.yml", "--select", job["name"], "--output-dir", "fan-out")
         assert done.code == 0, done.errors
-        assert (repo / "fan-out" / job["name"] / "model.onnx").is_file()
+        assert (model_repo / "fan-out" / job["name"] / "model.onnx").is_file()
     merged = run_cli("merge", "--output-dir", "fan-out")
     assert merged.code == 0, merged.errors
-    index = BatchIndex.from_json((repo / "fan-out" / "index.json").read_text())
+    index = BatchIndex.from_json((model_repo / "fan-out" / "index.json").read_text())
     assert [(r.name, r.passed, r.framework) for r in index.rows] == [
         ("clusters-b", True, "sklearn"),
         ("iris-a", True, "sklearn"),
@@ -211,9 +244,9 @@ def _passed(number: int) -> IndexRow:
 def test_an_index_of_ten_thousand_failures_stays_under_the_job_summary_limit() -> None:
     index = BatchIndex([_passed(0), *[_failed(i) for i in range(10_000)]])
 
-    markdown = index.to_markdown()
+    markdown = index.to_markdown(limit=JOB_SUMMARY_LIMIT)
 
-    assert len(markdown.encode()) <= MARKDOWN_LIMIT
+    assert len(markdown.encode()) <= JOB_SUMMARY_LIMIT
     shown = [line for line in markdown.splitlines() if line.startswith("| `")]
     assert all("❌ error" in line for line in shown)  # failures first
     assert (

@@ -7,44 +7,36 @@ import sys
 import zipfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
-import skops.io as sio
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.manifold import LocallyLinearEmbedding
 
-X, Y = load_iris(return_X_y=True)
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.sklearn import dataset
+from tests.fixtures.tiers import model_fixture
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@model_fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, iris_skops: Path) -> Path:
+    import joblib
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.manifold import LocallyLinearEmbedding
+
     directory = tmp_path_factory.mktemp("models")
-    model = LogisticRegression(max_iter=1000).fit(X, Y)
-    sio.dump(model, directory / "good.skops")
+    x, y = dataset("iris")
+    (directory / "good.skops").write_bytes(iris_skops.read_bytes())
+    model = LogisticRegression(max_iter=1000).fit(x, y)  # the model of iris.skops
     joblib.dump(model, directory / "good.joblib")
     with (directory / "good.pkl").open("wb") as handle:
         pickle.dump(model, handle)
     (directory / "corrupt.skops").write_bytes(b"PK\x03\x04 this is not a skops archive")
     whole = (directory / "good.joblib").read_bytes()
     (directory / "corrupt.joblib").write_bytes(whole[: len(whole) // 2])  # a truncated download
-    (directory / "notes.txt").write_text("not a model")
-    (directory / "empty").mkdir()
-    sio.dump(LocallyLinearEmbedding().fit(X), directory / "locally_linear.skops")  # no ONNX equivalent
-    np.save(directory / "three_features.npy", X[:5, :3])
+    sio.dump(LocallyLinearEmbedding().fit(x), directory / "locally_linear.skops")  # no ONNX equivalent
+    np.save(directory / "three_features.npy", x[:5, :3])
     np.save(directory / "strings.npy", np.array([["a"] * 4] * 5))
     (directory / "wrong_columns.csv").write_text("a,b\n1,2\n3,4\n")
     return directory
-
-
-def assert_one_line_error(result, code: int, message: str) -> None:
-    assert result.code == code
-    assert result.stdout == ""
-    lines = [line for line in result.errors.splitlines() if not line.startswith("onnx-convert: ")]
-    assert lines == [message]
-    assert "Traceback" not in result.errors
-    assert result.written() == []
 
 
 def test_missing_file(run_cli, tmp_path: Path) -> None:
@@ -57,21 +49,23 @@ def test_missing_file(run_cli, tmp_path: Path) -> None:
     )
 
 
-def test_directory_without_a_model(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "empty"))
+def test_directory_without_a_model(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_cli("--model-path", str(tmp_path / "empty"))
     assert result.code == 2
-    assert result.errors.startswith(f"error: {model_dir / 'empty'}: the directory holds no model; give a .skops")
+    assert result.errors.startswith(f"error: {tmp_path / 'empty'}: the directory holds no model; give a .skops")
     assert result.written() == []
 
 
-def test_file_of_unknown_type(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "notes.txt"))
+def test_file_of_unknown_type(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    result = run_cli("--model-path", str(tmp_path / "notes.txt"))
     assert result.code == 2
     assert "the file is not a model format this tool knows" in result.errors
 
 
-def test_unknown_framework(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "good.skops"), "--framework", "caffe")
+def test_unknown_framework(run_cli, unread_model: Path) -> None:
+    result = run_cli("--model-path", str(unread_model), "--framework", "caffe")
     assert_one_line_error(
         result,
         2,
@@ -86,8 +80,8 @@ def test_unknown_framework(run_cli, model_dir: Path) -> None:
         ("abc", 'error: --opset "abc": not an integer; use an opset number such as 17, or auto'),
     ],
 )
-def test_bad_opset_text(run_cli, model_dir: Path, opset: str, message: str) -> None:
-    assert_one_line_error(run_cli("--model-path", str(model_dir / "good.skops"), "--opset", opset), 2, message)
+def test_bad_opset_text(run_cli, unread_model: Path, opset: str, message: str) -> None:
+    assert_one_line_error(run_cli("--model-path", str(unread_model), "--opset", opset), 2, message)
 
 
 def test_opset_beyond_what_exporter_and_runtime_support(run_cli, model_dir: Path) -> None:
@@ -99,16 +93,16 @@ def test_opset_beyond_what_exporter_and_runtime_support(run_cli, model_dir: Path
 
 
 @pytest.mark.parametrize("option,value", [("--rtol", "-0.1"), ("--atol", "lots"), ("--atol", "nan")])
-def test_bad_tolerances(run_cli, model_dir: Path, option: str, value: str) -> None:
-    result = run_cli("--model-path", str(model_dir / "good.skops"), option, value)
+def test_bad_tolerances(run_cli, unread_model: Path, option: str, value: str) -> None:
+    result = run_cli("--model-path", str(unread_model), option, value)
     assert result.code == 2
     assert result.errors.startswith(f'error: {option} "{value}": ')
     assert result.errors.rstrip().endswith("use a non-negative number such as 1e-3")
     assert result.written() == []
 
 
-def test_malformed_input_shapes(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "good.skops"), "--input-shapes", "1x3xfoo!")
+def test_malformed_input_shapes(run_cli, unread_model: Path) -> None:
+    result = run_cli("--model-path", str(unread_model), "--input-shapes", "1x3xfoo!")
     assert_one_line_error(
         result, 2, 'error: --input-shapes "1x3xfoo!": "foo!" is not a dimension; use an integer or a name such as batch'
     )
@@ -176,7 +170,9 @@ def test_pickle_without_allow_unsafe_load(run_cli, model_dir: Path, name: str) -
     )
 
 
+@pytest.mark.converts
 def test_skops_file_with_types_outside_sklearn_is_refused(run_cli, tmp_path: Path) -> None:
+    import skops.io as sio
     from sklearn.preprocessing import FunctionTransformer
 
     path = tmp_path / "custom.skops"
@@ -230,8 +226,8 @@ def test_a_missing_framework_names_the_image_that_holds_it(run_cli, model_dir: P
 # -- numbers, sizes and files that used to end in a traceback (issue 14, item 6) ----------------------
 
 
-def test_a_superscript_dimension_is_one_line(run_cli, model_dir: Path) -> None:
-    result = run_cli("--model-path", str(model_dir / "good.skops"), "--input-shapes", "2x\u00b2")
+def test_a_superscript_dimension_is_one_line(run_cli, unread_model: Path) -> None:
+    result = run_cli("--model-path", str(unread_model), "--input-shapes", "2x\u00b2")
     assert_one_line_error(
         result,
         2,
@@ -342,12 +338,16 @@ def test_an_npz_zip_bomb_is_refused_before_numpy_reads_it(run_cli, tmp_path: Pat
     assert result.written() == []
 
 
+@pytest.mark.converts
 def test_npz_arrays_with_different_row_counts(run_cli, tmp_path: Path) -> None:
     import pandas as pd
+    import skops.io as sio
     from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    X, Y = dataset("iris")
     frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]})
     model = make_pipeline(make_column_transformer((StandardScaler(), ["a", "b"])), LogisticRegression()).fit(frame, Y)
     sio.dump(model, tmp_path / "columns.skops")

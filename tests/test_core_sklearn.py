@@ -7,25 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
-import pandas as pd
 import pytest
-import skops.io as sio
-from sklearn.cluster import KMeans
-from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
 
-from tests.conftest import sha256_of_two_runs
+from tests.fixtures.cli import sha256_of_two_runs
+from tests.fixtures.sklearn import dataset, lazy
 
-X_IRIS, Y_IRIS = load_iris(return_X_y=True)
-X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
+pytestmark = pytest.mark.converts
+sklearn, sio, joblib, pd = lazy("sklearn"), lazy("skops.io"), lazy("joblib"), lazy("pandas")
 
 
 def _frame(rows: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
@@ -35,21 +24,32 @@ def _frame(rows: int = 120) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, target
 
 
-def _column_transformer() -> Pipeline:
+def _column_transformer() -> sklearn.pipeline.Pipeline:
     frame, target = _frame()
-    columns = ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("size", StandardScaler(), ["size"])])
-    return Pipeline([("columns", columns), ("model", LogisticRegression())]).fit(frame, target)
+    columns = sklearn.compose.ColumnTransformer(
+        [
+            ("city", sklearn.preprocessing.OneHotEncoder(), ["city"]),
+            ("size", sklearn.preprocessing.StandardScaler(), ["size"]),
+        ]
+    )
+    return sklearn.pipeline.Pipeline([("columns", columns), ("model", sklearn.linear_model.LogisticRegression())]).fit(
+        frame, target
+    )
 
 
 MODELS = {
-    "logistic_regression": lambda: LogisticRegression(max_iter=1000).fit(X_IRIS, Y_IRIS),
-    "random_forest": lambda: RandomForestClassifier(n_estimators=30, random_state=0).fit(X_IRIS, Y_IRIS),
-    "gradient_boosting_regressor": lambda: GradientBoostingRegressor(random_state=0).fit(X_DIAB, Y_DIAB),
-    "scaler_svc_pipeline": lambda: Pipeline(
-        [("scale", StandardScaler()), ("svc", SVC(probability=True, random_state=0))]
-    ).fit(X_IRIS, Y_IRIS),
+    "logistic_regression": lambda: sklearn.linear_model.LogisticRegression(max_iter=1000).fit(*dataset("iris")),
+    "random_forest": lambda: sklearn.ensemble.RandomForestClassifier(n_estimators=30, random_state=0).fit(
+        *dataset("iris")
+    ),
+    "gradient_boosting_regressor": lambda: sklearn.ensemble.GradientBoostingRegressor(random_state=0).fit(
+        *dataset("diabetes")
+    ),
+    "scaler_svc_pipeline": lambda: sklearn.pipeline.Pipeline(
+        [("scale", sklearn.preprocessing.StandardScaler()), ("svc", sklearn.svm.SVC(probability=True, random_state=0))]
+    ).fit(*dataset("iris")),
     "column_transformer": _column_transformer,
-    "kmeans": lambda: KMeans(n_clusters=3, n_init=3, random_state=0).fit(X_IRIS),
+    "kmeans": lambda: sklearn.cluster.KMeans(n_clusters=3, n_init=3, random_state=0).fit(dataset("iris")[0]),
 }
 EXPECTED_OUTPUTS = {
     "logistic_regression": {"label", "probabilities"},
@@ -177,7 +177,7 @@ def test_sample_data_csv_with_a_string_column(tmp_path: Path, run_cli) -> None:
 
 def test_sample_data_npy(tmp_path: Path, run_cli) -> None:
     model = save_skops(tmp_path, "random_forest")
-    np.save(tmp_path / "x.npy", X_IRIS[:7])
+    np.save(tmp_path / "x.npy", dataset("iris")[0][:7])
     result = run_cli("--model-path", str(model), "--sample-data", str(tmp_path / "x.npy"))
     assert result.code == 0, result.stderr
     assert result.report("random_forest")["validation"]["batch_sizes"] == [7, 3]
@@ -222,10 +222,13 @@ def test_the_same_model_converts_to_the_same_bytes_in_another_process(tmp_path: 
     models.mkdir()
     for name in ("logistic_regression", "random_forest", "column_transformer", "scaler_svc_pipeline"):
         sio.dump(MODELS[name](), models / f"{name}.skops")
-    sio.dump(HistGradientBoostingClassifier(max_iter=10).fit(X_IRIS, Y_IRIS), models / "hist_gradient_boosting.skops")
+    hist_gradient_boosting = sklearn.ensemble.HistGradientBoostingClassifier(max_iter=10).fit(*dataset("iris"))
+    sio.dump(hist_gradient_boosting, models / "hist_gradient_boosting.skops")
     # skl2onnx names the nodes of manhattan and minkowski distances after memory addresses
-    sio.dump(KNeighborsClassifier(metric="manhattan").fit(X_IRIS, Y_IRIS), models / "knn_manhattan.skops")
-    sio.dump(KNeighborsRegressor(p=3).fit(X_DIAB, Y_DIAB), models / "knn_minkowski.skops")
+    sio.dump(
+        sklearn.neighbors.KNeighborsClassifier(metric="manhattan").fit(*dataset("iris")), models / "knn_manhattan.skops"
+    )
+    sio.dump(sklearn.neighbors.KNeighborsRegressor(p=3).fit(*dataset("diabetes")), models / "knn_minkowski.skops")
     joblib.dump(MODELS["logistic_regression"](), models / "pickled.joblib")
     entries = [{"model-path": str(path)} for path in sorted(models.glob("*.skops"))]
     entries.append({"model-path": str(models / "pickled.joblib"), "allow-unsafe-load": "true"})

@@ -11,9 +11,17 @@ from onnx import TensorProto, helper
 
 from converter.frameworks.base import TensorSpec
 from converter.onnx_file import check_and_describe
-from converter.pipeline import _fixed_axis_problems
 from converter.report import ModelInfo, OnnxInfo, Report
-from converter.validate import BatchCheck, OnnxRunner, Validation, compare, validate
+from converter.validate import (
+    BatchCheck,
+    Criteria,
+    OnnxRunner,
+    OnnxRuntimeFailure,
+    Validation,
+    compare,
+    fixed_axis_problems,
+    validate,
+)
 
 
 def test_element_fails_when_diff_exceeds_atol_plus_rtol_times_reference() -> None:
@@ -156,7 +164,7 @@ def test_failures_name_every_problem_in_one_line_each() -> None:
     validation = Validation(
         rtol=0.0,
         atol=1e-3,
-        samples=16,
+        batch_size=16,
         input_source="generated (seed 0)",
         passed=False,
         batches=[
@@ -179,7 +187,7 @@ def test_fixed_batch_axis_is_reported_as_failure(tmp_path: Path) -> None:
     path = _fixed_batch_model(tmp_path / "fixed.onnx")
     facts = check_and_describe(path)
     specs = [TensorSpec("x", ("batch", 4), "float32")]
-    problems = _fixed_axis_problems(facts, specs, dynamic_batch=True)
+    problems = fixed_axis_problems(facts, specs, dynamic_batch=True)
     assert problems == [
         "input x: the batch axis is fixed at 16 in the ONNX file (shape 16x4); --dynamic-batch true expects it dynamic",
         "output y: the batch axis is fixed at 16 in the ONNX file (shape 16x4); --dynamic-batch true expects it dynamic",
@@ -191,9 +199,7 @@ def test_fixed_batch_axis_is_reported_as_failure(tmp_path: Path) -> None:
     validation = validate(
         runner,
         [(first, {"y": first["x"] * 2}), (second, {"y": second["x"] * 2})],
-        1e-3,
-        1e-3,
-        frozenset(),
+        Criteria(1e-3, 1e-3),
         problems,
         "generated",
     )
@@ -204,11 +210,39 @@ def test_fixed_batch_axis_is_reported_as_failure(tmp_path: Path) -> None:
     assert failed.problem.startswith("onnxruntime failed on inputs x 8x4 (the file declares x 16x4): ")
 
 
+def _reshape_to_sixteen_rows(path: Path) -> Path:
+    """A file that declares any batch but reshapes to 16 rows: valid ONNX that onnxruntime cannot run at 8."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 2])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [16, 2, 2])
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_sixteen")
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], [shape]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_a_file_onnxruntime_cannot_run_on_inputs_it_declares_is_a_runtime_failure(tmp_path: Path) -> None:
+    runner = OnnxRunner(_reshape_to_sixteen_rows(tmp_path / "m.onnx"))
+    x16 = np.ones((16, 4), dtype=np.float32)
+    x8 = x16[:8]
+    references = [({"x": x16}, {"y": x16.reshape(16, 2, 2)}), ({"x": x8}, {"y": x8.reshape(8, 2, 2)})]
+    with pytest.raises(OnnxRuntimeFailure) as failure:
+        validate(runner, references, Criteria(1e-3, 1e-3), [], "generated")
+    assert failure.value.one_line() == (
+        "onnxruntime failed running the Reshape node to_sixteen on inputs x 8x4: input_shape_size == "
+        "requested_shape_size was false. The input tensor cannot be reshaped to the requested shape. "
+        "Input shape:{8,4}, requested shape:{16,2,2}"
+    )
+
+
 def test_report_round_trips_through_json(tmp_path: Path) -> None:
     path = _fixed_batch_model(tmp_path / "m.onnx")
     runner = OnnxRunner(path)
     x = np.ones((16, 4), dtype=np.float32)
-    validation = validate(runner, [({"x": x}, {"y": x * 2})], 1e-3, 1e-3, frozenset(), [], "generated (seed 0)")
+    validation = validate(runner, [({"x": x}, {"y": x * 2})], Criteria(1e-3, 1e-3), [], "generated (seed 0)")
     report = Report(
         passed=True,
         status="passed",
@@ -239,3 +273,23 @@ def test_markdown_stays_under_the_job_summary_limit(tmp_path: Path) -> None:
     markdown = report.to_markdown(limit=64 * 1024)
     assert len(markdown.encode()) <= 64 * 1024
     assert "more rows not shown; see the JSON report." in markdown
+
+
+def test_only_the_job_summary_is_cut_to_github_s_limit() -> None:
+    """The .report.md a CLI user gets keeps every row shown; the job summary is cut to fit GitHub's 1 MiB."""
+    from converter.github.outputs import JOB_SUMMARY_LIMIT
+
+    names = {f"output_{i}_" + "x" * 6000: np.zeros(3) for i in range(190)}
+    validation = Validation(1e-3, 1e-3, 3, "generated", True, [BatchCheck(3, True, compare(names, names, 0, 0))])
+    report = Report(
+        passed=True,
+        status="passed",
+        model=ModelInfo(path="m", framework="sklearn", format="skops", description="X", sha256="0", bytes=1),
+        validation=validation,
+    )
+    whole = report.to_markdown()
+    assert len(whole.encode()) > JOB_SUMMARY_LIMIT
+    assert all(name in whole for name in names)
+    summary = report.to_markdown(limit=JOB_SUMMARY_LIMIT)
+    assert len(summary.encode()) <= JOB_SUMMARY_LIMIT
+    assert "more rows not shown; see the JSON report." in summary

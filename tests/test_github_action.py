@@ -13,116 +13,26 @@ import re
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from converter.escape import markdown_text, printable
-from converter.github.action import run
 from converter.github.outputs import OUTPUTS
-from tests.conftest import RunnerView, read_as_runner, save_digits_mlp
-from tests.test_github_fake_server import FakeResultsServer
+from tests.fixtures.artifact_server import Fault
+from tests.fixtures.runner import read_as_runner
+from tests.fixtures.sklearn import save_digits_mlp
+from tests.fixtures.tiers import model_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import entrypoint  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import skops.io as sio
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    x, y = load_iris(return_X_y=True)
-    path = tmp_path_factory.mktemp("models") / "iris.skops"
-    sio.dump(LogisticRegression(max_iter=1000).fit(x, y), path)
-    return path
-
-
-@dataclass
-class ActionRun:
-    code: int
-    stdout: str
-    stderr: str
-    workspace: Path
-    output_file: Path
-    summary_file: Path
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        return parse_output_file(self.output_file.read_text())
-
-    @property
-    def summary(self) -> str:
-        return self.summary_file.read_text()
-
-    @property
-    def runner(self) -> RunnerView:
-        """What GitHub's runner makes of stdout: the commands it acts on, and those it ignores."""
-        return read_as_runner(self.stdout)
-
-    def commands(self, name: str) -> list[str]:
-        """The workflow commands of one kind that the runner acts on."""
-        return [line for line in self.runner.commands if line.startswith((f"::{name}::", f"::{name} "))]
-
-
-def parse_output_file(text: str) -> dict[str, str]:
-    """GITHUB_OUTPUT as the runner reads it: name<<DELIMITER, the value lines, DELIMITER."""
-    values: dict[str, str] = {}
-    lines = iter(text.split("\n"))
-    for line in lines:
-        if not line:
-            continue
-        name, delimiter = line.split("<<", 1)
-        value = []
-        for content in lines:
-            if content == delimiter:
-                break
-            value.append(content)
-        values[name] = "\n".join(value)
-    return values
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, iris_model: Path) -> Path:
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
     ws = tmp_path / "workspace"
     (ws / "models").mkdir(parents=True)
-    (ws / "models" / "iris.skops").write_bytes(iris_model.read_bytes())
+    (ws / "models" / "iris.skops").write_bytes(iris_skops.read_bytes())
     return ws
-
-
-@pytest.fixture
-def action(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Run the action with the given inputs, as the runner would start it."""
-    for name in list(os.environ):
-        if name.startswith(("INPUT_", "ACTIONS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    output_file, summary_file = tmp_path / "output.txt", tmp_path / "summary.md"
-
-    def start(env: dict[str, str] | None = None, **inputs: str) -> ActionRun:
-        output_file.write_text("")
-        summary_file.write_text("")
-        monkeypatch.setenv("GITHUB_OUTPUT", str(output_file))
-        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
-        monkeypatch.setenv("GITHUB_WORKSPACE", str(workspace))
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        for key, value in inputs.items():
-            monkeypatch.setenv("INPUT_" + key.replace("_", "-").upper(), value)
-        capsys.readouterr()
-        code = run(workspace)
-        captured = capsys.readouterr()
-        return ActionRun(code, captured.out, captured.err, workspace, output_file, summary_file)
-
-    return start
-
-
-@pytest.fixture
-def server():
-    with FakeResultsServer() as fake:
-        yield fake
 
 
 def test_a_passing_conversion_sets_every_output_writes_the_summary_and_uploads_one_artifact(action, server) -> None:
@@ -212,75 +122,6 @@ def test_fail_on_mismatch_false_reports_a_warning_and_exits_0(action) -> None:
     assert [w for w in result.commands("warning") if "(fail-on-mismatch is false)" in w]
 
 
-def test_a_bad_input_is_one_error_line_and_exit_2_without_traceback(action) -> None:
-    result = action(model_path="models/iris.skops", rtol="abc")
-
-    assert result.code == 2
-    # In the action's words: the input as the workflow writes it (rtol:), not the CLI's --rtol.
-    assert result.runner.commands == [
-        '::error title=onnx-convert::rtol: "abc": not a number; use a non-negative number such as 1e-3'
-    ]
-    assert [line for line in result.stdout.splitlines() if not line.startswith("::")] == []
-    assert result.stderr == ""
-    assert result.summary == (
-        "## ❌ onnx-convert: the input is wrong, nothing was converted\n\n"
-        '**Error:** rtol: "abc": not a number\n\n'
-        "**Fix:** use a non-negative number such as 1e-3\n\n"
-    )
-    assert result.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}
-    assert not (result.workspace / "onnx-models").exists()
-
-
-def test_a_missing_required_input_is_one_error_line(action) -> None:
-    result = action()
-
-    assert result.code == 2
-    assert result.runner.commands == [
-        "::error title=onnx-convert::model-path is required; give the model file or directory to convert"
-    ]
-
-
-def test_a_path_outside_the_workspace_is_refused(action, workspace: Path) -> None:
-    (workspace.parent / "outside.skops").write_bytes((workspace / "models" / "iris.skops").read_bytes())
-
-    result = action(model_path="../outside.skops")
-
-    assert result.code == 2
-    assert result.commands("error") == [
-        f'::error title=onnx-convert::model-path: "../outside.skops": is outside the workspace {workspace}; '
-        "give a path inside the repository"
-    ]
-
-
-def test_an_output_dir_outside_the_workspace_is_refused(action) -> None:
-    result = action(model_path="models/iris.skops", output_dir="/tmp/elsewhere")
-
-    assert result.code == 2
-    assert "is outside the workspace" in result.commands("error")[0]
-
-
-def test_an_invalid_artifact_name_is_refused_before_converting(action, server) -> None:
-    result = action(env=server.env(), model_path="models/iris.skops", artifact_name="models/iris")
-
-    assert result.code == 2
-    assert result.commands("error") == [
-        '::error title=onnx-convert::artifact-name: "models/iris": contains /; '
-        'artifact names cannot contain " : < > | * ? \\r \\n \\ or /'
-    ]
-    assert server.calls == []
-    assert not (result.workspace / "onnx-models").exists()
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "problem"), [("retention-days", "0", "must be at least 1"), ("summary", "yes", "not a boolean")]
-)
-def test_bad_action_inputs_are_refused_like_cli_options(action, name: str, value: str, problem: str) -> None:
-    result = action(model_path="models/iris.skops", **{name: value})
-
-    assert result.code == 2
-    assert result.commands("error")[0].startswith(f'::error title=onnx-convert::{name}: "{value}": {problem}')
-
-
 def test_outside_actions_the_upload_is_skipped_with_a_notice(action) -> None:
     result = action(model_path="models/iris.skops")
 
@@ -314,8 +155,6 @@ def test_retention_over_the_repository_limit_is_cut_to_it_with_a_warning(action,
 
 
 def test_a_failed_upload_fails_the_step_but_keeps_the_outputs(action, server) -> None:
-    from tests.test_github_fake_server import Fault
-
     server.inject("create", Fault(status=403))
 
     result = action(env=server.env(), model_path="models/iris.skops")
@@ -361,7 +200,7 @@ def test_outputs_that_cannot_be_written_still_leave_the_summary_and_fail_the_ste
 
 
 def test_entrypoint_with_arguments_is_the_cli_in_the_workspace(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    entrypoint, workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GITHUB_WORKSPACE", str(workspace))
     monkeypatch.setenv("INPUT_MODEL-PATH", "ignored-because-there-are-arguments")
@@ -372,23 +211,6 @@ def test_entrypoint_with_arguments_is_the_cli_in_the_workspace(
     assert code == 0
     assert capsys.readouterr().out.startswith("PASS iris.skops (sklearn/skops) -> out/iris.onnx")
     assert (workspace / "out" / "iris.onnx").is_file()
-
-
-def test_entrypoint_without_arguments_runs_the_action(
-    action, workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    monkeypatch.setenv("GITHUB_WORKSPACE", str(workspace))
-    monkeypatch.setenv("INPUT_MODEL-PATH", "models/iris.skops")
-    monkeypatch.setenv("INPUT_RTOL", "nan")
-
-    code = entrypoint.main([])
-
-    assert code == 2
-    assert (
-        read_as_runner(capsys.readouterr().out)
-        .commands[0]
-        .startswith('::error title=onnx-convert::rtol: "nan": must be a finite number >= 0')
-    )
 
 
 # -- workflow-command injection: names and framework output come from the repository ------------
@@ -446,7 +268,7 @@ def test_names_found_by_a_glob_reach_the_runner_as_no_command(action, workspace)
     assert f"onnx-convert: {workspace}/models/m ##\\x5bwarning]legacy syntax.skops: sklearn model" in result.stdout
 
 
-@pytest.fixture(scope="module")
+@model_fixture(scope="module")
 def printing_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TorchScript model whose forward prints workflow commands (TorchScript prints to sys.stdout)."""
     import torch
@@ -496,9 +318,7 @@ class Net(torch.nn.Module):
 """
 
 
-def test_the_container_writes_one_stream_in_which_stderr_is_inert_too(workspace: Path) -> None:
-    import torch
-
+def test_the_container_writes_one_stream_in_which_stderr_is_inert_too(workspace: Path, torch) -> None:
     (workspace / "models" / "net.py").write_text(NET_WRITING_TO_STDERR)
     torch.save({"linear.weight": torch.ones(3, 8), "linear.bias": torch.zeros(3)}, workspace / "models" / "net.pt")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "ACTIONS_", "GITHUB_"))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import time
@@ -26,16 +27,10 @@ from converter.github.artifacts import (
     files_under,
     validate_artifact_name,
 )
-from tests.test_github_fake_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
+from tests.fixtures.artifact_server import JOB_ID, RUN_ID, FakeResultsServer, Fault, runtime_token
 
 # Fast retries so that a test with faults takes well under a second of backoff.
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, connect_timeout=2, read_timeout=0.5)
-
-
-@pytest.fixture
-def server():
-    with FakeResultsServer() as fake:
-        yield fake
 
 
 # Most tests use small blocks, so that three blocks are quick to make; one test uses the real size.
@@ -303,3 +298,31 @@ def test_links_are_listed_apart_and_never_zipped(server, tmp_path: Path) -> None
     with pytest.raises(ArtifactError, match=f"^{tmp_path}/secret is outside {folder}, so it is not uploaded$"):
         client_for(server).upload("out", [tmp_path / "secret"], root=folder)
     assert server.calls == []
+
+
+def test_a_retried_call_logs_no_signed_url(server, files, caplog: pytest.LogCaptureFixture) -> None:
+    # urllib3 warns "Retrying ... after connection broken by ...: /blob/model-onnx?sig=..." on every
+    # retry; a root handler (a framework may install one) would print the signature.
+    server.inject("block", Fault(drop=True))
+    log: list[str] = []
+
+    with caplog.at_level(logging.WARNING):
+        client_for(server, log=log).upload("model-onnx", files)
+
+    assert [record.getMessage() for record in caplog.records] == []
+    assert [line.split(";")[0] for line in log if "retry" in line] == [
+        "Put Block 1 of 3: ConnectionError: ('Connection aborted.', "
+        "RemoteDisconnected('Remote end closed connection without response'))"
+    ]
+
+
+def test_retry_after_sets_the_pause_up_to_the_longest_one(server, files) -> None:
+    server.inject("create", Fault(status=503, retry_after="1"), Fault(status=429, retry_after="600"))
+    log: list[str] = []
+
+    client_for(server, retry=replace(FAST, max_delay=1.5), log=log).upload("model-onnx", files)
+
+    assert [line.split("; ")[1] for line in log if "retry" in line] == [
+        "retry 1 of 3 in 1.0 s",
+        "retry 2 of 3 in 1.5 s",
+    ]

@@ -1,11 +1,8 @@
-"""The action's many-model modes in-process: a manifest in one job, plan, select and merge.
+"""The action's many-model modes in-process: a manifest in one job, select and merge (plan, and what is
+refused before converting: test_github_action_inputs.py).
 
 Real scikit-learn models; artifacts go to (and come back from) the local protocol-v4 server.
 """
-
-# The action and fake-server fixtures are imported from test_github_action; pytest passes them
-# by parameter name, which ruff reads as a redefinition.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -16,14 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import skops.io as sio
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
 
-from tests.test_github_action import action, server  # noqa: F401 (fixtures)
+from tests.fixtures.artifact_server import Fault
+from tests.fixtures.sklearn import dataset
+from tests.fixtures.tiers import model_fixture
 
-X, Y = load_iris(return_X_y=True)
 MANIFEST = """\
 models:
   - name: logreg
@@ -33,12 +27,15 @@ models:
 """
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
+@model_fixture
+def workspace(tmp_path: Path, iris_skops: Path) -> Path:
+    import skops.io as sio
+    from sklearn.neighbors import KNeighborsClassifier
+
     ws = tmp_path / "workspace"
     (ws / "models").mkdir(parents=True)
-    sio.dump(LogisticRegression(max_iter=1000).fit(X, Y), ws / "models" / "logreg.skops")
-    sio.dump(KNeighborsClassifier().fit(X, Y), ws / "models" / "knn.skops")
+    (ws / "models" / "logreg.skops").write_bytes(iris_skops.read_bytes())
+    sio.dump(KNeighborsClassifier().fit(*dataset("iris")), ws / "models" / "knn.skops")
     (ws / "onnx-models.yml").write_text(MANIFEST)
     return ws
 
@@ -47,16 +44,6 @@ def members(server, name: str) -> list[str]:
     artifact = server.artifacts[name]
     assert artifact.finalized
     return sorted(zipfile.ZipFile(io.BytesIO(artifact.committed)).namelist())
-
-
-def test_plan_sets_the_matrix_output(action, server) -> None:
-    done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
-    assert done.code == 0, done.stdout
-    assert json.loads(done.outputs["matrix"]) == {
-        "include": [{"name": "logreg", "model": "models/logreg.skops"}, {"name": "knn", "model": "models/knn.skops"}]
-    }
-    assert "| `knn` | `models/knn.skops` |" in done.summary
-    assert server.calls == []  # planning uploads nothing
 
 
 def test_select_converts_one_entry_and_uploads_its_artifact(action, server, workspace: Path) -> None:
@@ -149,38 +136,6 @@ def test_merge_builds_the_index_from_the_runs_artifacts(action, server, workspac
     assert merged.outputs["report-path"] == "merged/index.json"
 
 
-def test_merge_outside_actions_is_one_error_line(action, workspace: Path) -> None:
-    done = action(mode="merge", model_path="onnx-models.yml")
-    assert done.code == 2
-    assert done.commands("error") == [
-        "::error title=onnx-convert::mode merge downloads this run's artifacts, so it runs only in GitHub "
-        "Actions (no ACTIONS_RUNTIME_TOKEN); outside Actions, download the reports and run onnx-convert "
-        "merge --output-dir DIR"
-    ]
-
-
-def test_select_that_names_no_entry_is_refused_before_converting(action, server) -> None:
-    done = action(env=server.env(), model_path="onnx-models.yml", select="resnet")
-    assert done.code == 2
-    assert len(done.commands("error")) == 1 and "no model has that name" in done.commands("error")[0]
-    assert server.calls == []
-
-
-def test_a_bad_mode_is_refused(action) -> None:
-    done = action(mode="deploy", model_path="onnx-models.yml")
-    assert done.code == 2
-    assert 'mode: "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
-
-
-def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, workspace: Path) -> None:
-    hostile = "models/<script>alert(1)<b>|`x`.skops"
-    (workspace / hostile).write_bytes((workspace / "models" / "knn.skops").read_bytes())
-    (workspace / "onnx-models.yml").write_text(f"models:\n  - name: evil\n    model-path: '{hostile}'\n")
-    done = action(env=server.env(), mode="plan", model_path="onnx-models.yml")
-    assert done.code == 0, done.stdout
-    assert done.summary.rstrip("\n").splitlines()[-1] == "| `evil` | ``models/<script>alert(1)<b>\\|`x`.skops`` |"
-
-
 def test_links_under_the_output_dir_are_never_followed_and_the_run_still_reports(
     action, server, workspace: Path, tmp_path: Path
 ) -> None:
@@ -217,8 +172,6 @@ def test_links_under_the_output_dir_are_never_followed_and_the_run_still_reports
 def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_files(
     action, server, workspace: Path
 ) -> None:
-    from tests.test_github_fake_server import Fault
-
     server.inject("create", Fault(status=403))
 
     done = action(env=server.env(), model_path="onnx-models.yml")
@@ -233,18 +186,3 @@ def test_a_failed_upload_still_writes_the_summary_and_the_outputs_and_keeps_the_
     )
     assert done.outputs["passed"] == "true" and done.outputs["artifact-id"] == ""
     assert (workspace / "onnx-models" / "knn" / "knn.onnx").is_file()
-
-
-def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_matrix(action, workspace: Path) -> None:
-    entries = "".join(f"  - name: m{i}\n    model-path: models/knn.skops\n" for i in range(300))
-    (workspace / "onnx-models.yml").write_text("models:\n" + entries)
-
-    done = action(mode="plan", model_path="onnx-models.yml")
-
-    assert done.code == 2
-    assert done.commands("error") == [
-        '::error title=onnx-convert::model-path: "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
-        "runs at most 256 jobs; split the models into manifests of at most 256 (a plan job and a matrix for each), "
-        "or convert them in one job (model-path without mode plan)"
-    ]
-    assert done.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}  # no matrix: no fan-out

@@ -6,20 +6,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests import pytorch_models as pm
-from tests.pytorch_helpers import TRUSTED, ModelFiles, assert_one_line_error, model_class, session_model_files
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.pytorch import TRUSTED, ModelFiles, model_class
 
+pytestmark = pytest.mark.converts
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
     "or as a state_dict (.pt or .safetensors) with --model-class"
 )
-
-
-@pytest.fixture(scope="session")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return session_model_files(tmp_path_factory)
 
 
 def test_torchscript_archive_with_model_class(run_cli, model_files: ModelFiles) -> None:
@@ -64,8 +59,8 @@ def test_whole_pickled_module_needs_allow_unsafe_load(run_cli, model_files: Mode
     assert_one_line_error(
         result,
         2,
-        "error: two_in_two_out.pt is a pickled tests.pytorch_models.TwoInTwoOut, and unpickling it runs any code it "
-        f"contains; {SAFE_FORMATS}; or pass --allow-unsafe-load true if you trust the file",
+        "error: two_in_two_out.pt is a pickled tests.fixtures.pytorch_models.TwoInTwoOut, and unpickling it runs any "
+        f"code it contains; {SAFE_FORMATS}; or pass --allow-unsafe-load true if you trust the file",
     )
 
 
@@ -173,7 +168,7 @@ def test_weights_for_another_class_list_the_keys(run_cli, model_files: ModelFile
     )
 
 
-def test_weights_of_the_wrong_size(run_cli, tmp_path: Path) -> None:
+def test_weights_of_the_wrong_size(run_cli, tmp_path: Path, torch) -> None:
     wide = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     torch.save({f"net.{k}": v for k, v in wide.state_dict().items()}, tmp_path / "wide.pt")
     result = run_cli("--model-path", str(tmp_path / "wide.pt"), "--model-class", model_class("MLP"))
@@ -278,8 +273,3 @@ def test_damaged_files(run_cli, model_files: ModelFiles, tmp_path: Path) -> None
 
 def _mlp(model_files: ModelFiles) -> list[str]:
     return ["--model-path", str(model_files["mlp.pt"]), "--model-class", model_class("MLP")]
-
-
-def test_vocabulary_constant_is_below_the_default_id_range() -> None:
-    # The transformer tests prove ids are generated below num_embeddings only if 0..99 would overflow.
-    assert pm.VOCAB < 100

@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 
 from converter.frameworks.pytorch import export as pytorch_export
-from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files
+from tests.fixtures.cli import error_lines
+from tests.fixtures.pytorch import ModelFiles, model_class
 
+pytestmark = pytest.mark.converts
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMO = "torch.onnx.export(dynamo=True)"
 TORCHSCRIPT = "torch.onnx.export(dynamo=False)"
-
-
-@pytest.fixture(scope="session")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return session_model_files(tmp_path_factory)
 
 
 def mlp_args(model_files: ModelFiles, *extra: str) -> list[str]:
@@ -32,10 +29,13 @@ def test_opset_below_what_dynamo_writes_falls_back_to_the_torchscript_exporter(r
     report = result.report("mlp")
     assert report["onnx"]["opset"] == 12
     assert report["onnx"]["export_path"] == TORCHSCRIPT
-    assert report["onnx"]["fallback_reason"] == "it wrote opset 18, not the 12 asked for"
-    assert report["warnings"] == [
-        f"exported with {TORCHSCRIPT} after the preferred path failed: it wrote opset 18, not the 12 asked for"
+    refused = "asked for opset 12, but the exporter wrote opset 18; use --opset 18, or auto"
+    assert [(a["route"], a["opset"], a["outcome"], a["reason"]) for a in report["export_attempts"]] == [
+        (DYNAMO, 12, "error", refused),
+        (TORCHSCRIPT, 12, "passed", ""),
     ]
+    assert report["onnx"]["fallback_reason"] == f"{DYNAMO}: {refused}"
+    assert report["warnings"] == [f"exported with {TORCHSCRIPT} after the preferred path failed: {DYNAMO}: {refused}"]
     assert report["validation"]["batch_sizes"] == [16, 8]
     assert report["passed"] is True
 
@@ -54,9 +54,8 @@ def test_opset_no_exporter_can_write_is_an_error_naming_both(run_cli, model_file
     )
     assert result.code == 1
     message = (
-        "asked for opset 21, but the TorchScript exporter writes opsets up to 20 and the torch.export-based exporter "
-        "could not be used (the model is a TorchScript ScriptModule, which torch.export cannot trace); "
-        "use --opset 20 or lower, or auto"
+        f"asked for opset 21, but {TORCHSCRIPT} writes opsets 7 to 20 (the model is a TorchScript ScriptModule, "
+        "which torch.export cannot trace); use --opset 20 or lower, or auto"
     )
     assert result.stdout.splitlines()[0] == f"FAIL lstm_scripted.pt: {message}"
     assert result.report("lstm_scripted")["error"] == message
@@ -67,11 +66,10 @@ def test_opset_dynamo_cannot_write_for_a_program_is_an_error_naming_both(run_cli
     # Only the torch.export-based exporter takes an ExportedProgram, so there is no fallback.
     result = run_cli("--model-path", str(model_files["transformer.pt2"]), "--opset", "14")
     assert result.code == 1
-    message = (
-        "asked for opset 14, but the torch.export-based exporter, the only one for a torch.export program, "
-        "wrote opset 18; use --opset 18, or auto"
-    )
-    assert result.report("transformer")["error"] == message
+    message = "asked for opset 14, but the exporter wrote opset 18; use --opset 18, or auto"
+    report = result.report("transformer")
+    assert report["error"] == message
+    assert [(a["route"], a["opset"], a["outcome"]) for a in report["export_attempts"]] == [(DYNAMO, 14, "error")]
     assert result.written() == ["transformer.report.json", "transformer.report.md"]
 
 
@@ -87,12 +85,21 @@ def test_operator_no_exporter_supports_fails_with_both_exporters_messages(run_cl
     assert result.code == 1
     error = result.report("eigenvalues")["error"]
     assert error == (
-        "neither exporter could convert Eigenvalues (80 parameters): torch.export-based exporter: DispatchError: "
-        "No ONNX function found for <OpOverload(op='aten.linalg_eig', overload='default')>. Failure message: "
-        "No decompositions registered for the real-valued input; TorchScript exporter: Exporting the operator "
-        "'aten::linalg_eigvals' to ONNX opset version 20 is not supported; replace the unsupported operation in the "
-        "model, or change it so that torch.export can trace it"
+        f"no export route could convert Eigenvalues (80 parameters): {DYNAMO} at opset 23: the torch.export-based "
+        "exporter failed: DispatchError: No ONNX function found for <OpOverload(op='aten.linalg_eig', "
+        "overload='default')>. Failure message: No decompositions registered for the real-valued input; "
+        f"{TORCHSCRIPT} at opset 20: the TorchScript exporter failed: Exporting the operator 'aten::linalg_eigvals' "
+        "to ONNX opset version 20 is not supported; replace the unsupported operation in the model, or change it so "
+        "that torch.export can trace it"
     )
+    # An export that raises is tried once more one opset lower; the same failure twice ends the route.
+    attempts = result.report("eigenvalues")["export_attempts"]
+    assert [(a["route"], a["opset"], a["outcome"]) for a in attempts] == [
+        (DYNAMO, 23, "error"),
+        (DYNAMO, 22, "error"),
+        (TORCHSCRIPT, 20, "error"),
+        (TORCHSCRIPT, 19, "error"),
+    ]
     assert result.stdout.splitlines()[0] == f"FAIL eigenvalues.pt: {error}"
     assert not (result.output_dir / "eigenvalues.onnx").exists()
     # The TorchScript exporter prints its graph from C++ when it fails; none of that reaches the user.
@@ -111,14 +118,18 @@ def test_python_branch_on_a_tensor_value_is_refused_not_frozen(run_cli, model_fi
     assert result.code == 1
     error = result.report("value_branch")["error"]
     assert error.startswith(
-        "forward branches in Python on a tensor value (Converting a tensor to a Python boolean might cause the trace "
-        "to be incorrect (pytorch_models.py:"
+        f"no export route could convert ValueBranch (20 parameters): {DYNAMO} at opset 23: the torch.export-based "
+        "exporter failed: GuardOnDataDependentSymNode: Could not guard on data-dependent expression"
     )
-    assert "torch.export failed (GuardOnDataDependentSymNode: Could not guard on data-dependent expression" in error
     assert "(at pytorch_models.py:" in error and "`if y.sum() > 0:`)" in error
+    assert (
+        f"; {TORCHSCRIPT} at opset 20: forward branches in Python on a tensor value (Converting a tensor to a Python "
+        "boolean might cause the trace to be incorrect (pytorch_models.py:"
+    ) in error
     assert error.endswith(
-        "and the TorchScript exporter would freeze the branch this example took; "
-        "rewrite the branch with torch.where or torch.cond, or save the model with torch.jit.script"
+        "): the TorchScript exporter would freeze the branch this example took; replace the unsupported operation in "
+        "the model, or change it so that torch.export can trace it; rewrite the branch with torch.where or torch.cond, "
+        "or save the model with torch.jit.script"
     )
     assert result.written() == ["value_branch.report.json", "value_branch.report.md"]
 

@@ -10,15 +10,11 @@ import pytest
 
 from converter.frameworks.pytorch.backend import PytorchBackend
 from converter.request import ConversionRequest
-from tests import pytorch_models as pm
-from tests.pytorch_helpers import ModelFiles, error_lines, model_class, session_model_files
+from tests.fixtures.cli import error_lines
+from tests.fixtures.pytorch import ModelFiles, model_class
 
+pytestmark = pytest.mark.converts
 DEFAULT_TOLERANCE = 1e-3
-
-
-@pytest.fixture(scope="session")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return session_model_files(tmp_path_factory)
 
 
 def assert_converted(result, stem: str, fmt: str, export_path: str) -> dict:
@@ -82,20 +78,24 @@ def test_lstm_torchscript_archive_uses_the_torchscript_exporter(run_cli, model_f
     assert report["model"]["description"] == "LSTMTagger (764 parameters)"
 
 
-def test_transformer_program_generates_token_ids_below_the_vocabulary(run_cli, model_files: ModelFiles) -> None:
+def test_transformer_program_generates_token_ids_below_the_vocabulary(
+    run_cli, model_files: ModelFiles, pytorch_models
+) -> None:
     # No --input-shapes or --input-dtypes: the ExportedProgram brings its own (int64 ids, dynamic batch).
     path = model_files["transformer.pt2"]
     result = run_cli("--model-path", str(path))
     report = assert_converted(result, "transformer", "exported_program", "torch.onnx.export(dynamo=True)")
     assert report["onnx"]["inputs"][0]["name"] == "tokens"
     assert report["onnx"]["inputs"][0]["dtype"] == "int64"
-    assert report["onnx"]["inputs"][0]["shape"] == ["batch", pm.SEQ]  # not torch.export's own symbol (s77)
+    assert report["onnx"]["inputs"][0]["shape"] == ["batch", pytorch_models.SEQ]  # not torch.export's own symbol (s77)
     assert [o["shape"][0] for o in report["onnx"]["outputs"]] == ["batch"] * len(report["onnx"]["outputs"])
 
     backend = PytorchBackend()
     request = ConversionRequest.from_mapping({"model-path": str(path)})
     loaded = backend.load(request, "exported_program")
-    assert [(s.name, s.dtype, s.high) for s in backend.input_specs(loaded, request)] == [("tokens", "int64", pm.VOCAB)]
+    assert [(s.name, s.dtype, s.high) for s in backend.input_specs(loaded, request)] == [
+        ("tokens", "int64", pytorch_models.VOCAB)
+    ]
 
 
 def test_two_inputs_two_outputs_named_after_forward_and_dict_keys(run_cli, model_files: ModelFiles) -> None:

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
-from tests import pytorch_models as pm
+from tests.fixtures.tiers import model_fixture
 
+pytestmark = pytest.mark.converts
 ROOT = Path(__file__).resolve().parent.parent
 # Manifest entry (named after its format) -> the .onnx file it writes into out/<entry>/.
 ONNX_FILES = {
@@ -53,7 +53,10 @@ models:
 """
 
 
-def _save_models(folder: Path) -> None:
+def _save_models(folder: Path, pm: ModuleType) -> None:
+    import torch
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True)
     torch.save(pm.trained("mlp").state_dict(), folder / "mlp.pt")
     save_file(pm.trained("cnn").state_dict(), str(folder / "cnn.safetensors"))
@@ -62,7 +65,7 @@ def _save_models(folder: Path) -> None:
         pm.trained("mlp"), (torch.randn(4, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},)
     )
     torch.export.save(program, str(folder / "mlp.pt2"))
-    torch.save(pm.trained("two_in_two_out"), folder / "two_in_two_out.pt")  # its class: tests.pytorch_models
+    torch.save(pm.trained("two_in_two_out"), folder / "two_in_two_out.pt")  # its class: tests.fixtures.pytorch_models
     shutil.copy(pm.__file__, folder / "classes.py")
     (folder / "onnx-models.yml").write_text(MANIFEST)
 
@@ -85,10 +88,10 @@ def _convert(folder: Path, seed: str) -> dict[str, bytes]:
 Runs = tuple[dict[str, bytes], dict[str, bytes], list[Path]]
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+@model_fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory, pytorch_models: ModuleType) -> Runs:
     first = tmp_path_factory.mktemp("checkout-a") / "models"
-    _save_models(first)
+    _save_models(first, pytorch_models)
     second = tmp_path_factory.mktemp("checkout-b") / "elsewhere" / "models"
     shutil.copytree(first, second)
     return _convert(first, "1"), _convert(second, "2"), [first, second]
@@ -101,7 +104,7 @@ def test_converting_twice_gives_the_same_file(two_runs: Runs, name: str) -> None
 
 
 @pytest.mark.parametrize("name", ONNX_FILES)
-def test_the_file_names_no_folder_of_this_machine(two_runs: Runs, name: str) -> None:
+def test_the_file_names_no_folder_of_this_machine(two_runs: Runs, name: str, torch: ModuleType) -> None:
     # Another runner has other folders: a path in the file would make its file differ.
     first, _, folders = two_runs
     for folder in [*folders, ROOT, Path(sys.prefix), Path(torch.__file__).parent]:

@@ -13,14 +13,15 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-import torch
 
 from converter.archives import FREE_INFLATED_BYTES, MAX_INFLATE_RATIO
-from tests import pytorch_hostile as ph
-from tests import pytorch_models as pm
-from tests.pytorch_helpers import TRUSTED, assert_one_line_error
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.pytorch import TRUSTED, model_class
+
+pytestmark = pytest.mark.converts
 
 UNSAFE_HINT = (
     "save the program with plain tensors (torch.export.save pickles tensor subclasses and Python objects), "
@@ -38,9 +39,21 @@ WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
 CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
 
 
+@pytest.fixture
+def ph(pytorch_hostile: ModuleType) -> ModuleType:
+    """tests/fixtures/pytorch_hostile.py, under the short name the tests use."""
+    return pytorch_hostile
+
+
+@pytest.fixture
+def pm(pytorch_models: ModuleType) -> ModuleType:
+    """tests/fixtures/pytorch_models.py, under the short name the tests use."""
+    return pytorch_models
+
+
 @pytest.fixture(scope="module")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ph.save_program(tmp_path_factory.mktemp("trust") / "program.pt2")
+def program(tmp_path_factory: pytest.TempPathFactory, pytorch_hostile: ModuleType) -> Path:
+    return pytorch_hostile.save_program(tmp_path_factory.mktemp("trust") / "program.pt2")
 
 
 @pytest.fixture
@@ -56,7 +69,7 @@ def assert_refused(result, marker: Path, message: str) -> None:
 # -- .pt2: pickles ----------------------------------------------------------------------------------
 
 
-def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch.export.load unpickled data/sample_inputs with weights_only=False (after weights_only=True
     # failed); the conversion makes its own inputs, so the member is not read at all.
     def change(name: str, data: bytes) -> dict[str, bytes]:
@@ -80,7 +93,16 @@ def test_pt2_sample_inputs_are_never_read(run_cli, program: Path, tmp_path: Path
     ],
 )
 def test_pt2_pickled_member_is_refused_unread(
-    run_cli, program: Path, tmp_path: Path, marker: Path, kind: str, config: str, member: str, fqn: str, new_member: str
+    run_cli,
+    program: Path,
+    tmp_path: Path,
+    marker: Path,
+    kind: str,
+    config: str,
+    member: str,
+    fqn: str,
+    new_member: str,
+    ph,
 ) -> None:
     change = ph.pickled_payload(config, member, fqn, marker, new_member)
     hostile = ph.rewrite(program, tmp_path / f"{kind}.pt2", change)
@@ -93,7 +115,9 @@ def test_pt2_pickled_member_is_refused_unread(
     )
 
 
-def test_pt2_legacy_pickled_weights_are_refused_unread(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_legacy_pickled_weights_are_refused_unread(
+    run_cli, program: Path, tmp_path: Path, marker: Path, ph
+) -> None:
     # torch reads data/weights/model.pt, when present, instead of the weights config.
     hostile = ph.rewrite(program, tmp_path / "legacy.pt2", ph.add_member("data/weights/model.pt", ph.payload(marker)))
     result = run_cli("--model-path", str(hostile))
@@ -106,7 +130,7 @@ def test_pt2_legacy_pickled_weights_are_refused_unread(run_cli, program: Path, t
 
 
 def test_pt2_pickled_weight_runs_only_with_allow_unsafe_load(
-    run_cli, program: Path, tmp_path: Path, marker: Path
+    run_cli, program: Path, tmp_path: Path, marker: Path, ph
 ) -> None:
     change = ph.pickled_payload(WEIGHTS_CONFIG, "data/weights/weight_1", "linear.bias", marker)
     hostile = ph.rewrite(program, tmp_path / "weight.pt2", change)
@@ -130,7 +154,7 @@ def _first_expression(document: dict) -> dict:
     raise AssertionError("the program has no shape expression")
 
 
-def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch parses expr_str with sympy.sympify, which is eval.
     code = f"__import__('os').system('touch {marker}') or Symbol('s77', positive=True, integer=True)"
 
@@ -147,7 +171,7 @@ def test_pt2_shape_expression_is_never_evaluated(run_cli, program: Path, tmp_pat
     )
 
 
-def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch pastes guards into Python source and execs it in program.module(): the reference run.
     guard = f"__import__('os').system('touch {marker}') == 0"
     hostile = ph.rewrite(program, tmp_path / "guard.pt2", ph.program_json(lambda d: d.update(guards_code=[guard])))
@@ -159,7 +183,7 @@ def test_pt2_guard_is_never_run(run_cli, program: Path, tmp_path: Path, marker: 
     )
 
 
-def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch.export._unlift copies the graph and FX writes the placeholders into "def forward(self, ...)":
     # this name becomes a default value, evaluated when program.module() is built.
     name = f"x=torch.__dict__[__import__('os').system('touch {marker}')]"
@@ -181,7 +205,9 @@ def test_pt2_input_name_is_never_written_into_python(run_cli, program: Path, tmp
     assert marker.exists(), "torch did not run the name: the refusal above proves nothing"
 
 
-def test_pt2_keyword_input_name_is_never_written_into_python(run_cli, tmp_path: Path, marker: Path) -> None:
+def test_pt2_keyword_input_name_is_never_written_into_python(
+    run_cli, tmp_path: Path, marker: Path, ph, pm, torch
+) -> None:
     # Without forward_arg_names, torch names forward's parameters after the keys of in_spec's kwargs.
     torch.export.save(
         torch.export.export(pm.MLP().eval(), (), {"x": torch.randn(2, 4)}), str(tmp_path / "keywords.pt2")
@@ -203,7 +229,7 @@ def test_pt2_keyword_input_name_is_never_written_into_python(run_cli, tmp_path: 
     )
 
 
-def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_path: Path, marker: Path) -> None:
+def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_path: Path, marker: Path, ph) -> None:
     # torch's verifier accepts any registered operator: aten.from_file(shared=True) maps a file, and
     # an in-place add writes to it.
     victim = tmp_path / "victim.bin"
@@ -235,7 +261,7 @@ def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_
     assert victim.read_bytes() != bytes(16), "torch did not run the operator: the refusal above proves nothing"
 
 
-def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tmp_path: Path) -> None:
+def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tmp_path: Path, pm, torch) -> None:
     torch.manual_seed(0)
     batch, other = torch.export.Dim("batch", min=3, max=1024), torch.export.Dim("other")
     program = torch.export.export(
@@ -268,7 +294,7 @@ def _where(archive: Path, text: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["script", "trace"])
-def test_torchscript_that_only_computes_converts_without_the_flag(run_cli, tmp_path: Path, how: str) -> None:
+def test_torchscript_that_only_computes_converts_without_the_flag(run_cli, tmp_path: Path, how: str, pm, torch) -> None:
     # Submodules, BatchNorm, a loop, a branch on a value, and a __setstate__ torch.jit.load runs.
     model = pm.trained("checked")
     program = torch.jit.script(model) if how == "script" else torch.jit.trace(model, torch.randn(4, 4))
@@ -279,7 +305,9 @@ def test_torchscript_that_only_computes_converts_without_the_flag(run_cli, tmp_p
     assert result.stdout.startswith(f"PASS {how}.pt (pytorch/torchscript)")
 
 
-def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_weights(run_cli, tmp_path: Path) -> None:
+def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_weights(
+    run_cli, tmp_path: Path, ph, pm, torch
+) -> None:
     # torch's own quantized modules: ops.quantized.* and torch.classes.quantized.*PackedParamsBase, let through.
     path = tmp_path / "quantized.pt"
     torch.jit.save(torch.jit.script(pm.quantized_cnn()), str(path))
@@ -306,11 +334,11 @@ def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_we
 @pytest.mark.parametrize(
     ("case", "program", "edit", "construct", "live"),
     [
-        ("forward", ph.FileWriter, None, f"calls 'torch.from_file', {REACHES_FILES}", True),
-        ("setstate", ph.SetstateWriter, None, f"calls 'torch.from_file', {REACHES_FILES}", True),
+        ("forward", "FileWriter", None, f"calls 'torch.from_file', {REACHES_FILES}", True),
+        ("setstate", "SetstateWriter", None, f"calls 'torch.from_file', {REACHES_FILES}", True),
         (
             "ops",
-            ph.FileWriter,
+            "FileWriter",
             ("torch.from_file(", "ops.aten.from_file("),
             f"calls 'ops.aten.from_file', {REACHES_FILES}",
             True,
@@ -318,7 +346,7 @@ def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_we
         # No denied operator takes a `self` in torch 2.13, so torch cannot compile this one yet: refused by name all the same.
         (
             "method",
-            ph.FileWriter,
+            "FileWriter",
             ("torch.from_file(victim, ", "(victim).from_file("),
             f"calls the method 'from_file', {REACHES_FILES}",
             False,
@@ -327,13 +355,21 @@ def test_quantized_torchscript_converts_without_the_flag_and_builds_no_packed_we
     ids=["forward", "setstate", "ops", "method"],
 )
 def test_torchscript_that_writes_a_file_is_refused_before_it_runs(
-    run_cli, tmp_path: Path, case: str, program: type, edit: tuple[str, str] | None, construct: str, live: bool
+    run_cli,
+    tmp_path: Path,
+    case: str,
+    program: str,
+    edit: tuple[str, str] | None,
+    construct: str,
+    live: bool,
+    ph,
+    torch,
 ) -> None:
     # torch.from_file(path, shared=True) maps the file; an in-place add writes to it. A __setstate__ runs in torch.jit.load.
     victim = tmp_path / "victim.bin"
     victim.write_bytes(bytes(16))
     path = tmp_path / f"{case}.pt"
-    torch.jit.save(torch.jit.script(program(victim)), str(path if edit is None else tmp_path / "saved.pt"))
+    torch.jit.save(torch.jit.script(getattr(ph, program)(victim)), str(path if edit is None else tmp_path / "saved.pt"))
     if edit is not None:
         ph.rewrite(tmp_path / "saved.pt", path, ph.edit_code(*edit))
     result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
@@ -343,8 +379,8 @@ def test_torchscript_that_writes_a_file_is_refused_before_it_runs(
     assert (victim.read_bytes() != bytes(16)) == live, "torch.jit.load did not do what the refusal assumes"
 
 
-def test_torchscript_code_member_named_in_capitals_is_checked(run_cli, tmp_path: Path) -> None:
-    # torch's archive reader finds code/__torch__/tests/pytorch_hostile.py under any case, .PY too:
+def test_torchscript_code_member_named_in_capitals_is_checked(run_cli, tmp_path: Path, ph, torch) -> None:
+    # torch's archive reader finds code/__torch__/tests/fixtures/pytorch_hostile.py under any case, .PY too:
     # the member is checked, and what names it under another case names nothing the archive defines.
     victim = tmp_path / "victim.bin"
     victim.write_bytes(bytes(16))
@@ -353,12 +389,12 @@ def test_torchscript_code_member_named_in_capitals_is_checked(run_cli, tmp_path:
     result = run_cli("--model-path", str(path), "--input-shapes", "batchx3")
     assert victim.read_bytes() == bytes(16), "the TorchScript code ran"
     where = _where(path, "self: __torch__")
-    assert where.startswith("code/__torch__/tests/pytorch_HOSTILE.PY:")
+    assert where.startswith("code/__torch__/tests/fixtures/pytorch_HOSTILE.PY:")
     assert_one_line_error(
         result,
         2,
-        f"error: capitals.pt: {where} uses '__torch__.tests.pytorch_hostile.FileWriter', which the archive does not "
-        f"define; {TS_HINT}",
+        f"error: capitals.pt: {where} uses '__torch__.tests.fixtures.pytorch_hostile.FileWriter', which the archive "
+        f"does not define; {TS_HINT}",
     )
     run_cli("--model-path", str(path), "--input-shapes", "batchx3", *TRUSTED)
     assert victim.read_bytes() != bytes(16), "torch did not read the member: the refusal above proves nothing"
@@ -387,7 +423,7 @@ def test_torchscript_code_member_named_in_capitals_is_checked(run_cli, tmp_path:
     ids=["as-saved", "bound", "getattr"],
 )
 def test_torchscript_custom_operator_is_refused(
-    run_cli, tmp_path: Path, marker: Path, how: str, edit: tuple[str, str] | None, construct: str
+    run_cli, tmp_path: Path, marker: Path, how: str, edit: tuple[str, str] | None, construct: str, ph, torch
 ) -> None:
     # ops.<namespace>.<op> calls any registered operator: an op library's code, here one that creates a file.
     ph.register_touch_op()
@@ -402,7 +438,7 @@ def test_torchscript_custom_operator_is_refused(
 
 
 @pytest.mark.parametrize("declared", [False, True], ids=["as-saved", "declared-in-the-archive"])
-def test_torchscript_custom_class_is_refused(run_cli, tmp_path: Path, declared: bool) -> None:
+def test_torchscript_custom_class_is_refused(run_cli, tmp_path: Path, declared: bool, ph, torch) -> None:
     # torch.classes are C++ classes registered by libraries; their methods are not in the file. A class
     # of the same name in the archive's code changes nothing: torch looks the C++ classes up first.
     path = tmp_path / "custom_class.pt"
@@ -421,7 +457,7 @@ def test_torchscript_custom_class_is_refused(run_cli, tmp_path: Path, declared: 
     assert torch.equal(torch.jit.load(str(path))(torch.ones(3)), torch.full((3,), 2.0)), "torch did not run the class"
 
 
-def test_torchscript_flatbuffer_behind_a_zip_is_refused(run_cli, tmp_path: Path) -> None:
+def test_torchscript_flatbuffer_behind_a_zip_is_refused(run_cli, tmp_path: Path, ph, pm, torch) -> None:
     # torch.jit.load reads a file with PTMF at byte 4 as a flatbuffer module, whatever zip follows it.
     victim = tmp_path / "victim.bin"
     victim.write_bytes(bytes(16))
@@ -439,7 +475,7 @@ def test_torchscript_flatbuffer_behind_a_zip_is_refused(run_cli, tmp_path: Path)
     assert victim.read_bytes() != bytes(16), "torch.jit.load did not run the flatbuffer: the refusal proves nothing"
 
 
-def test_torchscript_sparse_tensor_is_refused(run_cli, tmp_path: Path) -> None:
+def test_torchscript_sparse_tensor_is_refused(run_cli, tmp_path: Path, ph, torch) -> None:
     # TorchScript's unpickler rebuilds sparse tensors with _sparse_coo_tensor_unsafe: an index past the end
     # makes to_dense() write out of bounds.
     torch.jit.save(torch.jit.script(ph.SparseBuffer()), str(tmp_path / "saved.pt"))
@@ -456,15 +492,15 @@ def test_torchscript_sparse_tensor_is_refused(run_cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("member", ["constants.pkl", "data.pkl"])
 @pytest.mark.parametrize(
-    ("payload", "name"), [(ph.Payload, "posix.system"), (ph.ExecPayload, "__builtin__.exec")], ids=["os.system", "exec"]
+    ("payload", "name"), [("Payload", "posix.system"), ("ExecPayload", "__builtin__.exec")], ids=["os.system", "exec"]
 )
 def test_torchscript_pickle_naming_python_is_refused_and_torch_refuses_it_too(
-    run_cli, tmp_path: Path, marker: Path, member: str, payload: type, name: str
+    run_cli, tmp_path: Path, marker: Path, member: str, payload: str, name: str, ph, pm, torch
 ) -> None:
     # torch.jit.load reads both pickles with TorchScript's own unpickler: tensors, containers and the
     # archive's classes only. Checked before it, and refused by it when trusted.
     torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
-    data = pickle.dumps(payload(marker), protocol=2)
+    data = pickle.dumps(getattr(ph, payload)(marker), protocol=2)
     path = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "pickled.pt", ph.replace_member(member, data))
     result = run_cli("--model-path", str(path), "--input-shapes", "batchx4")
     assert_refused(
@@ -518,7 +554,7 @@ def test_torchscript_pickle_naming_python_is_refused_and_torch_refuses_it_too(
     ids=["comment", "carriage-return", "print", "unknown-name", "import", "string-type"],
 )
 def test_torchscript_code_outside_what_torch_writes_is_refused(
-    run_cli, tmp_path: Path, old: str, new: str, at: str, construct: str
+    run_cli, tmp_path: Path, old: str, new: str, at: str, construct: str, ph, pm, torch
 ) -> None:
     torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
     path = ph.rewrite(tmp_path / "mlp.pt", tmp_path / "edited.pt", ph.edit_code(old, new))
@@ -526,7 +562,9 @@ def test_torchscript_code_outside_what_torch_writes_is_refused(
     assert_one_line_error(result, 2, f"error: edited.pt: {_where(path, at)} {construct}; {TS_HINT}")
 
 
-def test_torchscript_code_beyond_the_bound_is_refused_before_it_is_parsed(run_cli, tmp_path: Path) -> None:
+def test_torchscript_code_beyond_the_bound_is_refused_before_it_is_parsed(
+    run_cli, tmp_path: Path, ph, pm, torch
+) -> None:
     # Python's syntax tree takes ~55 times the text in memory; code compresses 100-fold in a zip.
     torch.jit.save(torch.jit.script(pm.MLP().eval()), str(tmp_path / "mlp.pt"))
     padding = ("x = 1" + " " * 95 + "\n") * 44_000  # 4.4 MB
@@ -536,7 +574,7 @@ def test_torchscript_code_beyond_the_bound_is_refused_before_it_is_parsed(run_cl
     assert_one_line_error(result, 2, f"error: big.pt: {member} holds more than 4 MiB of code; {TS_HINT}")
 
 
-def test_torchscript_warning_text_stays_out_of_the_log(tmp_path: Path) -> None:
+def test_torchscript_warning_text_stays_out_of_the_log(tmp_path: Path, ph, torch) -> None:
     # torch.warn is let through (torch's own F.softmax calls it); its text, here a workflow command,
     # must not reach the runner's log. A process of its own: C++ writes to file descriptors 1 and 2.
     path = tmp_path / "warner.pt"
@@ -569,16 +607,16 @@ def test_torchscript_warning_text_stays_out_of_the_log(tmp_path: Path) -> None:
 @pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
 @pytest.mark.parametrize(
     ("payload", "what"),
-    [(ph.Payload, "a pickled posix.system"), (ph.ExecPayload, "a pickle of more than tensors")],
+    [("Payload", "a pickled posix.system"), ("ExecPayload", "a pickle of more than tensors")],
     ids=["os.system", "builtins.exec"],
 )
 def test_torch_save_file_is_loaded_weights_only(
-    run_cli, tmp_path: Path, marker: Path, zipped: bool, payload: type, what: str
+    run_cli, tmp_path: Path, marker: Path, zipped: bool, payload: str, what: str, ph, torch
 ) -> None:
     # builtins.exec passes detection (builtins is a module weights-only files use); torch.load(weights_only=True) is the gate.
     path = tmp_path / "weights.pt"
-    torch.save({"weight": payload(marker)}, path, _use_new_zipfile_serialization=zipped)
-    result = run_cli("--model-path", str(path), "--model-class", f"{pm.__file__}:MLP", "--input-shapes", "batchx4")
+    torch.save({"weight": getattr(ph, payload)(marker)}, path, _use_new_zipfile_serialization=zipped)
+    result = run_cli("--model-path", str(path), "--model-class", model_class("MLP"), "--input-shapes", "batchx4")
     assert_refused(
         result,
         marker,
@@ -590,7 +628,7 @@ def test_torch_save_file_is_loaded_weights_only(
 # -- zip bombs -------------------------------------------------------------------------------------
 
 
-def _build(kind: str, path: Path) -> Path:
+def _build(kind: str, path: Path, ph: ModuleType, pm: ModuleType, torch: ModuleType) -> Path:
     if kind == "pt2":
         return ph.save_program(path)
     if kind == "torchscript":
@@ -601,15 +639,15 @@ def _build(kind: str, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["pt2", "torchscript", "state_dict"])
-def test_zip_bomb_is_refused_before_torch_reads_it(run_cli, tmp_path: Path, kind: str) -> None:
+def test_zip_bomb_is_refused_before_torch_reads_it(run_cli, tmp_path: Path, kind: str, ph, pm, torch) -> None:
     name = f"{kind}.pt2" if kind == "pt2" else f"{kind}.pt"
-    bomb = ph.zip_bomb(_build(kind, tmp_path / "model.zip"), tmp_path / name)
+    bomb = ph.zip_bomb(_build(kind, tmp_path / "model.zip", ph, pm, torch), tmp_path / name)
     with zipfile.ZipFile(bomb) as archive:
         inflated = sum(info.file_size for info in archive.infolist())
         padding = next(info for info in archive.infolist() if info.filename.endswith("/padding"))
     compressed = bomb.stat().st_size
     assert inflated > FREE_INFLATED_BYTES + MAX_INFLATE_RATIO * compressed, "not a bomb by the tool's own bound"
-    extra = ["--model-class", f"{pm.__file__}:MLP"] if kind == "state_dict" else []
+    extra = ["--model-class", model_class("MLP")] if kind == "state_dict" else []
     result = run_cli("--model-path", str(bomb), *extra, *TRUSTED, "--input-shapes", "batchx4")
     assert_one_line_error(
         result,

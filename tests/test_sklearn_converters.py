@@ -1,4 +1,4 @@
-"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn/converters.py).
+"""The skl2onnx converters this tool registers or corrects (converter/frameworks/sklearn/converters/).
 
 Each estimator is trained, saved, converted through the CLI (which validates at two batch
 sizes), and the .onnx is then run again here on fresh inputs and compared with scikit-learn.
@@ -6,56 +6,45 @@ sizes), and the .onnx is then run again here on fresh inputs and compared with s
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import onnxruntime as ort
 import pytest
-import skops.io as sio
-from sklearn.cluster import AffinityPropagation, Birch, FeatureAgglomeration, MeanShift, MiniBatchKMeans
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.covariance import EllipticEnvelope
-from sklearn.cross_decomposition import CCA, PLSSVD, PLSCanonical, PLSRegression
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
-from sklearn.decomposition import NMF, FactorAnalysis, FastICA, MiniBatchSparsePCA, SparsePCA
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    IsolationForest,
-    RandomTreesEmbedding,
-)
-from sklearn.feature_extraction.text import TfidfTransformer
-from sklearn.gaussian_process import GaussianProcessClassifier
-from sklearn.impute import KNNImputer, MissingIndicator
-from sklearn.isotonic import IsotonicRegression
-from sklearn.kernel_approximation import AdditiveChi2Sampler, Nystroem, RBFSampler, SkewedChi2Sampler
-from sklearn.kernel_ridge import KernelRidge
-from sklearn.linear_model import LinearRegression, Perceptron, RidgeClassifier
-from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import (
-    KNeighborsTransformer,
-    NearestCentroid,
-    RadiusNeighborsClassifier,
-    RadiusNeighborsRegressor,
-    RadiusNeighborsTransformer,
-)
-from sklearn.neural_network import BernoulliRBM
-from sklearn.preprocessing import KBinsDiscretizer, SplineTransformer, StandardScaler
-from sklearn.semi_supervised import LabelPropagation, LabelSpreading
-from sklearn.svm import SVC, LinearSVC
 
-X_IRIS_RAW, Y_IRIS = load_iris(return_X_y=True)
-X_IRIS = StandardScaler().fit_transform(X_IRIS_RAW)
-X_DIAB_RAW, Y_DIAB = load_diabetes(return_X_y=True)
-X_DIAB = StandardScaler().fit_transform(X_DIAB_RAW)
-X_CANCER_RAW, Y_CANCER = load_breast_cancer(return_X_y=True)
-X_CANCER = StandardScaler().fit_transform(X_CANCER_RAW)
+from tests.fixtures.sklearn import dataset, lazy
+
+pytestmark = pytest.mark.converts
+sklearn, sio, joblib = lazy("sklearn"), lazy("skops.io"), lazy("joblib")
+
+
+_DATASETS = {"IRIS": "iris", "DIAB": "diabetes", "CANCER": "breast_cancer"}
+
+
+class _Data:
+    """The cases' data, loaded on first use: ``X_IRIS_RAW`` and ``Y_IRIS`` as scikit-learn gives them,
+    ``X_IRIS`` standardised; the same for DIAB (diabetes) and CANCER (breast cancer)."""
+
+    def __getattr__(self, attribute: str) -> np.ndarray:
+        axis, short, *raw = attribute.split("_")
+        name = _DATASETS[short]
+        if axis == "Y":
+            return dataset(name)[1]
+        return dataset(name)[0] if raw else _standardised(name)
+
+
+@functools.cache
+def _standardised(name: str) -> np.ndarray:
+    x = sklearn.preprocessing.StandardScaler().fit_transform(dataset(name)[0])
+    x.flags.writeable = False
+    return x
+
+
+data = _Data()
 RNG = np.random.default_rng(7)
 
 
@@ -64,7 +53,7 @@ def normal(n: int, width: int) -> np.ndarray:
 
 
 def near_iris(n: int) -> np.ndarray:
-    return (X_IRIS[RNG.integers(0, len(X_IRIS), n)] + RNG.normal(0, 0.1, (n, 4))).astype(np.float32)
+    return (data.X_IRIS[RNG.integers(0, len(data.X_IRIS), n)] + RNG.normal(0, 0.1, (n, 4))).astype(np.float32)
 
 
 def counts(n: int) -> np.ndarray:
@@ -86,104 +75,208 @@ def fit(estimator: Any, X: np.ndarray, y: np.ndarray | None = None) -> Any:
 # name -> (fitted estimator factory, input generator for validation and the re-check or None for N(0, 1))
 CASES: dict[str, tuple[Callable[[], Any], Callable[[int], np.ndarray] | None]] = {
     # corrections
-    "hist_gradient_boosting_classifier": (lambda: fit(HistGradientBoostingClassifier(), X_IRIS, Y_IRIS), None),
-    "hist_gradient_boosting_regressor": (lambda: fit(HistGradientBoostingRegressor(), X_DIAB, Y_DIAB), None),
+    "hist_gradient_boosting_classifier": (
+        lambda: fit(sklearn.ensemble.HistGradientBoostingClassifier(), data.X_IRIS, data.Y_IRIS),
+        None,
+    ),
+    "hist_gradient_boosting_regressor": (
+        lambda: fit(sklearn.ensemble.HistGradientBoostingRegressor(), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
     "hist_gradient_boosting_with_nan": (
-        lambda: fit(HistGradientBoostingClassifier(), np.where(np.isnan(with_holes(150)), np.nan, X_IRIS), Y_IRIS),
+        lambda: fit(
+            sklearn.ensemble.HistGradientBoostingClassifier(),
+            np.where(np.isnan(with_holes(150)), np.nan, data.X_IRIS),
+            data.Y_IRIS,
+        ),
         with_holes,
     ),
-    "gaussian_process_classifier_binary": (lambda: fit(GaussianProcessClassifier(), X_CANCER, Y_CANCER), None),
-    "quadratic_discriminant_analysis": (lambda: fit(QuadraticDiscriminantAnalysis(), X_IRIS, Y_IRIS), None),
-    "tfidf_transformer": (lambda: fit(TfidfTransformer(), X_IRIS_RAW), counts),
-    "pls_regression": (lambda: fit(PLSRegression(), X_DIAB, Y_DIAB), None),
-    "cca": (lambda: fit(CCA(), X_DIAB, np.c_[Y_DIAB, X_DIAB[:, 0]]), None),
-    "pls_canonical": (lambda: fit(PLSCanonical(), X_DIAB, np.c_[Y_DIAB, X_DIAB[:, 0]]), None),
-    "kbins_discretizer_onehot": (lambda: fit(KBinsDiscretizer(), X_IRIS), None),
-    "random_trees_embedding": (lambda: fit(RandomTreesEmbedding(n_estimators=10, random_state=0), X_IRIS), None),
-    "linear_discriminant_binary": (lambda: fit(LinearDiscriminantAnalysis(), X_CANCER, Y_CANCER), None),
-    "linear_discriminant_multiclass": (lambda: fit(LinearDiscriminantAnalysis(), X_IRIS, Y_IRIS), None),
-    "isolation_forest": (lambda: fit(IsolationForest(random_state=0), X_IRIS), None),
+    "gaussian_process_classifier_binary": (
+        lambda: fit(sklearn.gaussian_process.GaussianProcessClassifier(), data.X_CANCER, data.Y_CANCER),
+        None,
+    ),
+    "quadratic_discriminant_analysis": (
+        lambda: fit(sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis(), data.X_IRIS, data.Y_IRIS),
+        None,
+    ),
+    "tfidf_transformer": (lambda: fit(sklearn.feature_extraction.text.TfidfTransformer(), data.X_IRIS_RAW), counts),
+    "pls_regression": (lambda: fit(sklearn.cross_decomposition.PLSRegression(), data.X_DIAB, data.Y_DIAB), None),
+    "cca": (lambda: fit(sklearn.cross_decomposition.CCA(), data.X_DIAB, np.c_[data.Y_DIAB, data.X_DIAB[:, 0]]), None),
+    "pls_canonical": (
+        lambda: fit(sklearn.cross_decomposition.PLSCanonical(), data.X_DIAB, np.c_[data.Y_DIAB, data.X_DIAB[:, 0]]),
+        None,
+    ),
+    "kbins_discretizer_onehot": (lambda: fit(sklearn.preprocessing.KBinsDiscretizer(), data.X_IRIS), None),
+    "random_trees_embedding": (
+        lambda: fit(sklearn.ensemble.RandomTreesEmbedding(n_estimators=10, random_state=0), data.X_IRIS),
+        None,
+    ),
+    "linear_discriminant_binary": (
+        lambda: fit(sklearn.discriminant_analysis.LinearDiscriminantAnalysis(), data.X_CANCER, data.Y_CANCER),
+        None,
+    ),
+    "linear_discriminant_multiclass": (
+        lambda: fit(sklearn.discriminant_analysis.LinearDiscriminantAnalysis(), data.X_IRIS, data.Y_IRIS),
+        None,
+    ),
+    "isolation_forest": (lambda: fit(sklearn.ensemble.IsolationForest(random_state=0), data.X_IRIS), None),
     # new converters
-    "dummy_classifier_prior": (lambda: fit(DummyClassifier(), X_IRIS, Y_IRIS[:150] % 2 + Y_IRIS // 2), None),
+    "dummy_classifier_prior": (
+        lambda: fit(sklearn.dummy.DummyClassifier(), data.X_IRIS, data.Y_IRIS[:150] % 2 + data.Y_IRIS // 2),
+        None,
+    ),
     "dummy_classifier_most_frequent": (
-        lambda: fit(DummyClassifier(strategy="most_frequent"), X_IRIS, np.r_[Y_IRIS, 2][1:]),
+        lambda: fit(sklearn.dummy.DummyClassifier(strategy="most_frequent"), data.X_IRIS, np.r_[data.Y_IRIS, 2][1:]),
         None,
     ),
     "dummy_classifier_constant_strings": (
-        lambda: fit(DummyClassifier(strategy="constant", constant="b"), X_IRIS, np.array(["a", "b", "c"])[Y_IRIS]),
+        lambda: fit(
+            sklearn.dummy.DummyClassifier(strategy="constant", constant="b"),
+            data.X_IRIS,
+            np.array(["a", "b", "c"])[data.Y_IRIS],
+        ),
         None,
     ),
-    "dummy_regressor": (lambda: fit(DummyRegressor(strategy="median"), X_DIAB, Y_DIAB), None),
-    "nearest_centroid": (lambda: fit(NearestCentroid(), X_IRIS, Y_IRIS), None),
+    "dummy_regressor": (lambda: fit(sklearn.dummy.DummyRegressor(strategy="median"), data.X_DIAB, data.Y_DIAB), None),
+    "nearest_centroid": (lambda: fit(sklearn.neighbors.NearestCentroid(), data.X_IRIS, data.Y_IRIS), None),
     "nearest_centroid_priors_manhattan": (
-        lambda: fit(NearestCentroid(metric="manhattan", priors=[0.5, 0.3, 0.2]), X_IRIS, Y_IRIS),
+        lambda: fit(
+            sklearn.neighbors.NearestCentroid(metric="manhattan", priors=[0.5, 0.3, 0.2]), data.X_IRIS, data.Y_IRIS
+        ),
         None,
     ),
-    "label_propagation": (lambda: fit(LabelPropagation(), X_IRIS, Y_IRIS), near_iris),
-    "label_spreading": (lambda: fit(LabelSpreading(), X_IRIS, Y_IRIS), near_iris),
-    "kernel_ridge_linear": (lambda: fit(KernelRidge(), X_DIAB, Y_DIAB), None),
-    "kernel_ridge_rbf": (lambda: fit(KernelRidge(kernel="rbf", gamma=0.1), X_DIAB, Y_DIAB), None),
-    "kernel_ridge_poly": (lambda: fit(KernelRidge(kernel="poly", degree=2), X_DIAB, Y_DIAB), None),
-    "kernel_ridge_laplacian": (lambda: fit(KernelRidge(kernel="laplacian"), X_DIAB, Y_DIAB), None),
+    "label_propagation": (lambda: fit(sklearn.semi_supervised.LabelPropagation(), data.X_IRIS, data.Y_IRIS), near_iris),
+    "label_spreading": (lambda: fit(sklearn.semi_supervised.LabelSpreading(), data.X_IRIS, data.Y_IRIS), near_iris),
+    "kernel_ridge_linear": (lambda: fit(sklearn.kernel_ridge.KernelRidge(), data.X_DIAB, data.Y_DIAB), None),
+    "kernel_ridge_rbf": (
+        lambda: fit(sklearn.kernel_ridge.KernelRidge(kernel="rbf", gamma=0.1), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
+    "kernel_ridge_poly": (
+        lambda: fit(sklearn.kernel_ridge.KernelRidge(kernel="poly", degree=2), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
+    "kernel_ridge_laplacian": (
+        lambda: fit(sklearn.kernel_ridge.KernelRidge(kernel="laplacian"), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
     "kernel_ridge_sigmoid_two_targets": (
-        lambda: fit(KernelRidge(kernel="sigmoid"), X_DIAB, np.c_[Y_DIAB, -Y_DIAB]),
+        lambda: fit(sklearn.kernel_ridge.KernelRidge(kernel="sigmoid"), data.X_DIAB, np.c_[data.Y_DIAB, -data.Y_DIAB]),
         None,
     ),
-    "kernel_ridge_cosine": (lambda: fit(KernelRidge(kernel="cosine"), X_DIAB, Y_DIAB), None),
-    "transformed_target_identity": (lambda: fit(TransformedTargetRegressor(), X_DIAB, Y_DIAB), None),
+    "kernel_ridge_cosine": (
+        lambda: fit(sklearn.kernel_ridge.KernelRidge(kernel="cosine"), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
+    "transformed_target_identity": (
+        lambda: fit(sklearn.compose.TransformedTargetRegressor(), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
     "transformed_target_log_exp": (
-        lambda: fit(TransformedTargetRegressor(LinearRegression(), func=np.log, inverse_func=np.exp), X_DIAB, Y_DIAB),
+        lambda: fit(
+            sklearn.compose.TransformedTargetRegressor(
+                sklearn.linear_model.LinearRegression(), func=np.log, inverse_func=np.exp
+            ),
+            data.X_DIAB,
+            data.Y_DIAB,
+        ),
         None,
     ),
     "transformed_target_scaler": (
         lambda: fit(
-            TransformedTargetRegressor(KernelRidge(kernel="rbf"), transformer=StandardScaler()), X_DIAB, Y_DIAB
+            sklearn.compose.TransformedTargetRegressor(
+                sklearn.kernel_ridge.KernelRidge(kernel="rbf"), transformer=sklearn.preprocessing.StandardScaler()
+            ),
+            data.X_DIAB,
+            data.Y_DIAB,
         ),
         None,
     ),
-    "nystroem": (lambda: fit(Nystroem(n_components=50, random_state=0), X_IRIS), None),
-    "nystroem_ill_conditioned": (lambda: fit(Nystroem(random_state=3), X_IRIS), None),
-    "nystroem_poly": (lambda: fit(Nystroem(kernel="poly", n_components=30, random_state=0), X_IRIS), None),
-    "rbf_sampler": (lambda: fit(RBFSampler(random_state=0), X_IRIS), None),
-    "skewed_chi2_sampler": (lambda: fit(SkewedChi2Sampler(random_state=0), X_IRIS_RAW), counts),
-    "additive_chi2_sampler": (lambda: fit(AdditiveChi2Sampler(sample_steps=3), X_IRIS_RAW), counts),
-    "spline_transformer": (lambda: fit(SplineTransformer(), X_IRIS), None),
-    "spline_transformer_continue_no_bias": (
-        lambda: fit(SplineTransformer(degree=2, n_knots=4, extrapolation="continue", include_bias=False), X_IRIS),
+    "nystroem": (
+        lambda: fit(sklearn.kernel_approximation.Nystroem(n_components=50, random_state=0), data.X_IRIS),
         None,
     ),
-    "factor_analysis": (lambda: fit(FactorAnalysis(n_components=3), X_DIAB), None),
-    "fast_ica": (lambda: fit(FastICA(n_components=3, random_state=0), X_DIAB), None),
-    "sparse_pca": (lambda: fit(SparsePCA(n_components=3, random_state=0), X_DIAB), None),
-    "minibatch_sparse_pca": (lambda: fit(MiniBatchSparsePCA(n_components=3, random_state=0), X_DIAB), None),
-    "pls_svd": (lambda: fit(PLSSVD(n_components=1), X_DIAB, Y_DIAB), None),
-    "bernoulli_rbm": (lambda: fit(BernoulliRBM(random_state=0), X_IRIS_RAW / 8), None),
-    "feature_agglomeration": (lambda: fit(FeatureAgglomeration(n_clusters=3), X_DIAB), None),
-    "missing_indicator": (lambda: fit(MissingIndicator(), with_holes(100)), with_holes),
+    "nystroem_ill_conditioned": (lambda: fit(sklearn.kernel_approximation.Nystroem(random_state=3), data.X_IRIS), None),
+    "nystroem_poly": (
+        lambda: fit(sklearn.kernel_approximation.Nystroem(kernel="poly", n_components=30, random_state=0), data.X_IRIS),
+        None,
+    ),
+    "rbf_sampler": (lambda: fit(sklearn.kernel_approximation.RBFSampler(random_state=0), data.X_IRIS), None),
+    "skewed_chi2_sampler": (
+        lambda: fit(sklearn.kernel_approximation.SkewedChi2Sampler(random_state=0), data.X_IRIS_RAW),
+        counts,
+    ),
+    "additive_chi2_sampler": (
+        lambda: fit(sklearn.kernel_approximation.AdditiveChi2Sampler(sample_steps=3), data.X_IRIS_RAW),
+        counts,
+    ),
+    "spline_transformer": (lambda: fit(sklearn.preprocessing.SplineTransformer(), data.X_IRIS), None),
+    "spline_transformer_continue_no_bias": (
+        lambda: fit(
+            sklearn.preprocessing.SplineTransformer(degree=2, n_knots=4, extrapolation="continue", include_bias=False),
+            data.X_IRIS,
+        ),
+        None,
+    ),
+    "factor_analysis": (lambda: fit(sklearn.decomposition.FactorAnalysis(n_components=3), data.X_DIAB), None),
+    "fast_ica": (lambda: fit(sklearn.decomposition.FastICA(n_components=3, random_state=0), data.X_DIAB), None),
+    "sparse_pca": (lambda: fit(sklearn.decomposition.SparsePCA(n_components=3, random_state=0), data.X_DIAB), None),
+    "minibatch_sparse_pca": (
+        lambda: fit(sklearn.decomposition.MiniBatchSparsePCA(n_components=3, random_state=0), data.X_DIAB),
+        None,
+    ),
+    "pls_svd": (lambda: fit(sklearn.cross_decomposition.PLSSVD(n_components=1), data.X_DIAB, data.Y_DIAB), None),
+    "bernoulli_rbm": (lambda: fit(sklearn.neural_network.BernoulliRBM(random_state=0), data.X_IRIS_RAW / 8), None),
+    "feature_agglomeration": (lambda: fit(sklearn.cluster.FeatureAgglomeration(n_clusters=3), data.X_DIAB), None),
+    "missing_indicator": (lambda: fit(sklearn.impute.MissingIndicator(), with_holes(100)), with_holes),
     "knn_imputer_rows_missing_several_values": (
         lambda: fit(
-            KNNImputer(add_indicator=True),
-            np.where(np.isnan(with_holes(150)), np.nan, X_IRIS + RNG.normal(0, 1e-3, X_IRIS.shape)),
+            sklearn.impute.KNNImputer(add_indicator=True),
+            np.where(np.isnan(with_holes(150)), np.nan, data.X_IRIS + RNG.normal(0, 1e-3, data.X_IRIS.shape)),
         ),
         with_holes,
     ),
-    "radius_neighbors_transformer": (lambda: fit(RadiusNeighborsTransformer(), X_IRIS), near_iris),
-    "k_neighbors_transformer": (lambda: fit(KNeighborsTransformer(), X_IRIS), None),
-    "radius_neighbors_classifier": (lambda: fit(RadiusNeighborsClassifier(), X_IRIS, Y_IRIS), near_iris),
-    "radius_neighbors_regressor_with_empty_rows": (lambda: fit(RadiusNeighborsRegressor(), X_DIAB, Y_DIAB), None),
-    "elliptic_envelope": (lambda: fit(EllipticEnvelope(random_state=0), X_IRIS), None),
-    "affinity_propagation": (lambda: fit(AffinityPropagation(random_state=0), X_IRIS), None),
-    "mean_shift": (lambda: fit(MeanShift(), X_IRIS), None),
-    "birch": (lambda: fit(Birch(), X_IRIS), None),
-    "isotonic_nan_outside": (lambda: fit(IsotonicRegression(), X_DIAB[:, 2], Y_DIAB), lambda n: normal(n, 1) * 2),
-    "isotonic_clip": (lambda: fit(IsotonicRegression(out_of_bounds="clip"), X_DIAB[:, 2], Y_DIAB), None),
-    "minibatch_kmeans": (lambda: fit(MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3), X_IRIS), None),
-    "gaussian_mixture": (lambda: fit(GaussianMixture(n_components=3, random_state=0), X_IRIS), None),
-    "linear_svc_binary": (lambda: fit(LinearSVC(), X_CANCER, Y_CANCER), None),
-    "svc_binary": (lambda: fit(SVC(), X_CANCER, Y_CANCER), None),
-    "perceptron_binary": (lambda: fit(Perceptron(), X_CANCER, Y_CANCER), None),
-    "ridge_classifier_binary": (lambda: fit(RidgeClassifier(), X_CANCER, Y_CANCER), None),
-    "svc_multiclass": (lambda: fit(SVC(), X_IRIS, Y_IRIS), None),
+    "radius_neighbors_transformer": (
+        lambda: fit(sklearn.neighbors.RadiusNeighborsTransformer(), data.X_IRIS),
+        near_iris,
+    ),
+    "k_neighbors_transformer": (lambda: fit(sklearn.neighbors.KNeighborsTransformer(), data.X_IRIS), None),
+    "radius_neighbors_classifier": (
+        lambda: fit(sklearn.neighbors.RadiusNeighborsClassifier(), data.X_IRIS, data.Y_IRIS),
+        near_iris,
+    ),
+    "radius_neighbors_regressor_with_empty_rows": (
+        lambda: fit(sklearn.neighbors.RadiusNeighborsRegressor(), data.X_DIAB, data.Y_DIAB),
+        None,
+    ),
+    "elliptic_envelope": (lambda: fit(sklearn.covariance.EllipticEnvelope(random_state=0), data.X_IRIS), None),
+    "affinity_propagation": (lambda: fit(sklearn.cluster.AffinityPropagation(random_state=0), data.X_IRIS), None),
+    "mean_shift": (lambda: fit(sklearn.cluster.MeanShift(), data.X_IRIS), None),
+    "birch": (lambda: fit(sklearn.cluster.Birch(), data.X_IRIS), None),
+    "isotonic_nan_outside": (
+        lambda: fit(sklearn.isotonic.IsotonicRegression(), data.X_DIAB[:, 2], data.Y_DIAB),
+        lambda n: normal(n, 1) * 2,
+    ),
+    "isotonic_clip": (
+        lambda: fit(sklearn.isotonic.IsotonicRegression(out_of_bounds="clip"), data.X_DIAB[:, 2], data.Y_DIAB),
+        None,
+    ),
+    "minibatch_kmeans": (
+        lambda: fit(sklearn.cluster.MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3), data.X_IRIS),
+        None,
+    ),
+    "gaussian_mixture": (
+        lambda: fit(sklearn.mixture.GaussianMixture(n_components=3, random_state=0), data.X_IRIS),
+        None,
+    ),
+    "linear_svc_binary": (lambda: fit(sklearn.svm.LinearSVC(), data.X_CANCER, data.Y_CANCER), None),
+    "svc_binary": (lambda: fit(sklearn.svm.SVC(), data.X_CANCER, data.Y_CANCER), None),
+    "perceptron_binary": (lambda: fit(sklearn.linear_model.Perceptron(), data.X_CANCER, data.Y_CANCER), None),
+    "ridge_classifier_binary": (
+        lambda: fit(sklearn.linear_model.RidgeClassifier(), data.X_CANCER, data.Y_CANCER),
+        None,
+    ),
+    "svc_multiclass": (lambda: fit(sklearn.svm.SVC(), data.X_IRIS, data.Y_IRIS), None),
 }
 
 
@@ -202,7 +295,7 @@ def save(model: Any, directory: Path, name: str) -> tuple[Path, list[str]]:
 def sklearn_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     """What docs/sklearn.md promises each output name holds."""
     x = x.astype(np.float64)
-    if isinstance(model, IsotonicRegression):
+    if isinstance(model, sklearn.isotonic.IsotonicRegression):
         x = x.ravel()
     methods = {
         "label": "predict",
@@ -225,9 +318,9 @@ def test_registered_converter_reproduces_scikit_learn(name: str, tmp_path: Path,
     model = factory()
     path, extra = save(model, tmp_path, name)
     args = ["--model-path", str(path), *extra]
-    width = 1 if isinstance(model, IsotonicRegression) else model.n_features_in_
+    width = 1 if isinstance(model, sklearn.isotonic.IsotonicRegression) else model.n_features_in_
     draw = inputs or (lambda n: normal(n, width))
-    if inputs is not None or isinstance(model, IsotonicRegression):
+    if inputs is not None or isinstance(model, sklearn.isotonic.IsotonicRegression):
         np.save(tmp_path / "samples.npy", draw(16).reshape(16, width))
         args += ["--sample-data", str(tmp_path / "samples.npy")]
     result = run_cli(*args)
@@ -299,7 +392,9 @@ def test_radius_regressor_gives_nan_where_no_training_row_is_within_the_radius(t
 
 
 def test_dummy_classifier_with_random_predictions_exits_1_with_the_reason(tmp_path: Path, run_cli) -> None:
-    path, _ = save(fit(DummyClassifier(strategy="stratified"), X_IRIS, Y_IRIS), tmp_path, "dummy")
+    path, _ = save(
+        fit(sklearn.dummy.DummyClassifier(strategy="stratified"), data.X_IRIS, data.Y_IRIS), tmp_path, "dummy"
+    )
     result = run_cli("--model-path", str(path))
     assert result.code == 1
     assert result.stdout.startswith(
@@ -309,7 +404,7 @@ def test_dummy_classifier_with_random_predictions_exits_1_with_the_reason(tmp_pa
 
 
 def test_estimator_without_onnx_equivalent_is_named_with_the_reason(tmp_path: Path, run_cli) -> None:
-    path, _ = save(fit(NMF(n_components=2, max_iter=500), X_IRIS_RAW), tmp_path, "nmf")
+    path, _ = save(fit(sklearn.decomposition.NMF(n_components=2, max_iter=500), data.X_IRIS_RAW), tmp_path, "nmf")
     np.save(tmp_path / "counts.npy", counts(10))  # NMF refuses negative inputs
     result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "counts.npy"))
     assert result.code == 1
@@ -353,7 +448,7 @@ def test_label_propagation_says_it_computes_in_double_inside_the_graph(tmp_path:
 def test_estimator_without_an_inference_method_exits_1_naming_it(tmp_path: Path, run_cli) -> None:
     from sklearn.cluster import DBSCAN
 
-    path, _ = save(fit(DBSCAN(), X_IRIS), tmp_path, "dbscan")
+    path, _ = save(fit(DBSCAN(), data.X_IRIS), tmp_path, "dbscan")
     result = run_cli("--model-path", str(path))
     assert result.code == 1
     assert result.errors.strip() == (
@@ -382,7 +477,7 @@ def test_forest_labels_follow_scikit_learn_when_class_votes_tie(tmp_path: Path, 
     # 100 trees, 3 classes: exact ties in predict_proba are common; float32 sums flipped 8 of 5,000 labels
     from sklearn.ensemble import RandomForestClassifier
 
-    model = fit(RandomForestClassifier(random_state=0), X_IRIS, Y_IRIS)
+    model = fit(RandomForestClassifier(random_state=0), data.X_IRIS, data.Y_IRIS)
     path, _ = save(model, tmp_path, "forest")
     assert run_cli("--model-path", str(path)).code == 0
     session = ort.InferenceSession(str(tmp_path / "out" / "forest.onnx"), providers=["CPUExecutionProvider"])
@@ -411,7 +506,11 @@ def on_the_radius(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
 def test_radius_neighbors_decide_rows_on_the_radius_as_scikit_learn_does(name: str, tmp_path: Path, run_cli) -> None:
     # float32 distances are within 1e-7 of the double ones: rows on the boundary were inside in the
     # file and outside in scikit-learn, or the reverse (957 of 2,000 such rows for the transformer)
-    model = fit(RadiusNeighborsRegressor(), X_IRIS, Y_IRIS * 1.5) if name.endswith("regressor") else CASES[name][0]()
+    model = (
+        fit(sklearn.neighbors.RadiusNeighborsRegressor(), data.X_IRIS, data.Y_IRIS * 1.5)
+        if name.endswith("regressor")
+        else CASES[name][0]()
+    )
     path, _ = save(model, tmp_path, name)
     np.save(tmp_path / "near.npy", near_iris(16))
     result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "near.npy"))
@@ -441,7 +540,7 @@ def test_knn_imputer_takes_the_donors_scikit_learn_takes_on_unscaled_features(tm
     train = X.copy()
     rows = np.flatnonzero(rng.random(len(X)) < 0.3)
     train[rows, rng.integers(0, X.shape[1], rows.size)] = np.nan
-    model = fit(KNNImputer(), train)
+    model = fit(sklearn.impute.KNNImputer(), train)
     x = np.clip(rng.normal(X.mean(0), X.std(0), (2000, X.shape[1])), X.min(0), X.max(0)).astype(np.float32)
     x[:, 12] = np.nan  # proline
     x[::3, 0] = np.nan  # and alcohol in a third of the rows: two missing values

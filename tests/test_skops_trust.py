@@ -14,23 +14,14 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import lightgbm
 import numpy as np
-import pandas as pd
 import pytest
-import skops.io as sio
-import xgboost
-from sklearn.cluster import KMeans
-from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_iris
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_array
 
-X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+from tests.fixtures.sklearn import dataset, lazy
+
+pytestmark = pytest.mark.converts
+sklearn, sio, pd = lazy("sklearn"), lazy("skops.io"), lazy("pandas")
+xgboost, lightgbm = lazy("xgboost"), lazy("lightgbm")
 REFUSED = "holds what this tool does not load from a .skops file: "
 HINT = (
     "; a .skops file may hold scikit-learn estimators, the numpy and scipy types they keep and the functions "
@@ -44,16 +35,21 @@ def _dump(model: object, path: Path) -> Path:
     return path
 
 
-def _eval_column_transformer(marker: Path) -> Pipeline:
+def _eval_column_transformer(marker: Path) -> sklearn.pipeline.Pipeline:
     """A ColumnTransformer that feeds a string column both to a OneHotEncoder and to
     FunctionTransformer(numpy.vectorize(builtins.eval)): the encoder's categories make the
     generated inputs carry the payload, which the reference run then evaluates."""
     payload = f"__import__('pathlib').Path({str(marker)!r}).write_text('pwned')"
     frame = pd.DataFrame({"cmd": [payload, "1"] * 10, "size": np.arange(20.0)})
-    columns = ColumnTransformer(
-        [("enc", OneHotEncoder(), ["cmd"]), ("len", FunctionTransformer(np.vectorize(len)), ["cmd"])]
+    columns = sklearn.compose.ColumnTransformer(
+        [
+            ("enc", sklearn.preprocessing.OneHotEncoder(), ["cmd"]),
+            ("len", sklearn.preprocessing.FunctionTransformer(np.vectorize(len)), ["cmd"]),
+        ]
     )
-    model = Pipeline([("columns", columns), ("model", LogisticRegression())]).fit(frame, np.arange(20) % 2)
+    model = sklearn.pipeline.Pipeline([("columns", columns), ("model", sklearn.linear_model.LogisticRegression())]).fit(
+        frame, np.arange(20) % 2
+    )
     for _, transformer, _ in [columns.transformers[1], model.named_steps["columns"].transformers_[1]]:
         transformer.func = np.vectorize(eval)  # swapped in after fitting
     return model
@@ -72,35 +68,41 @@ def test_a_column_transformer_that_evaluates_its_categories_is_refused_before_an
 
 
 def _method() -> object:
-    return StandardScaler().fit(X_IRIS).transform
+    return sklearn.preprocessing.StandardScaler().fit(dataset("iris")[0]).transform
 
 
 @pytest.mark.parametrize(
-    "func,refused",
+    "make,refused",
     [
-        (exec, "builtins.exec"),
-        (os.system, "posix.system"),
-        (np.vectorize(np.log1p), "numpy.vectorize"),
-        (np.frompyfunc(len, 1, 1), "__main__.len (vectorized)"),
-        (subprocess.check_output, "subprocess.check_output"),
-        (getattr, "builtins.getattr"),
-        (__import__, "builtins.__import__"),
-        (compile, "builtins.compile"),
-        (importlib.import_module, "importlib.import_module"),
-        (pickle.loads, "_pickle.loads"),
-        (operator.methodcaller("system", "true"), "operator.methodcaller (stored as a skops OperatorFuncNode, "
+        (lambda: exec, "builtins.exec"),
+        (lambda: os.system, "posix.system"),
+        (lambda: np.vectorize(np.log1p), "numpy.vectorize"),
+        (lambda: np.frompyfunc(len, 1, 1), "__main__.len (vectorized)"),
+        (lambda: subprocess.check_output, "subprocess.check_output"),
+        (lambda: getattr, "builtins.getattr"),
+        (lambda: __import__, "builtins.__import__"),
+        (lambda: compile, "builtins.compile"),
+        (lambda: importlib.import_module, "importlib.import_module"),
+        (lambda: pickle.loads, "_pickle.loads"),
+        (lambda: operator.methodcaller("system", "true"), "operator.methodcaller (stored as a skops OperatorFuncNode, "
          "which this tool does not load)"),
-        (functools.partial(eval, "1"), "builtins.eval, functools.partial of builtins.eval"),
-        (functools.partial(np.log1p), "functools.partial of numpy.log1p"),
-        (functools.partial(check_array, copy=True), "functools.partial of sklearn.utils.validation.check_array "
-         "with copy, sklearn.utils.validation.check_array"),
-        (check_array, "sklearn.utils.validation.check_array"),  # trusted inside HistGradientBoosting's partial only
-        (_method(), "sklearn.preprocessing._data.StandardScaler.transform (a bound method)"),
+        (lambda: functools.partial(eval, "1"), "builtins.eval, functools.partial of builtins.eval"),
+        (lambda: functools.partial(np.log1p), "functools.partial of numpy.log1p"),
+        (lambda: functools.partial(sklearn.utils.validation.check_array, copy=True),
+         "functools.partial of sklearn.utils.validation.check_array with copy, sklearn.utils.validation.check_array"),
+        (lambda: sklearn.utils.validation.check_array, "sklearn.utils.validation.check_array"),  # trusted inside HistGradientBoosting's partial only
+        (_method, "sklearn.preprocessing._data.StandardScaler.transform (a bound method)"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )  # fmt: skip
-def test_a_function_outside_the_allow_list_is_refused(func: object, refused: str, tmp_path: Path, run_cli) -> None:
-    path = _dump(make_pipeline(FunctionTransformer(func), StandardScaler()), tmp_path / "func.skops")
+def test_a_function_outside_the_allow_list_is_refused(make, refused: str, tmp_path: Path, run_cli) -> None:
+    """``make`` gives the function: scikit-learn is imported when the test runs, not when it is collected."""
+    path = _dump(
+        sklearn.pipeline.make_pipeline(
+            sklearn.preprocessing.FunctionTransformer(make()), sklearn.preprocessing.StandardScaler()
+        ),
+        tmp_path / "func.skops",
+    )
     result = run_cli("--model-path", str(path))
     assert result.errors == f"error: func.skops {REFUSED}{refused}{HINT}"
     assert result.code == 2
@@ -133,7 +135,7 @@ def _call(module: str, name: str, argument: str) -> dict:
 
 def test_a_crafted_file_that_calls_exec_while_loading_is_refused(tmp_path: Path, run_cli) -> None:
     marker = tmp_path / "marker"
-    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    model = _dump(sklearn.linear_model.LogisticRegression().fit(*dataset("iris")), tmp_path / "model.skops")
     path = _with_attribute(model, "x", _call("builtins", "exec", f"open({str(marker)!r}, 'w').write('pwned')"))
     result = run_cli("--model-path", str(path))
     assert result.errors == f"error: crafted.skops {REFUSED}builtins.exec{HINT}"
@@ -142,14 +144,16 @@ def test_a_crafted_file_that_calls_exec_while_loading_is_refused(tmp_path: Path,
 
 
 def test_a_name_from_the_file_is_printed_without_line_breaks_or_markup(tmp_path: Path, run_cli) -> None:
-    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    model = _dump(sklearn.linear_model.LogisticRegression().fit(*dataset("iris")), tmp_path / "model.skops")
     path = _with_attribute(model, "x", _call("builtins", "x\n::warning::<b>", "1"))
     result = run_cli("--model-path", str(path))
     assert result.errors == f"error: crafted.skops {REFUSED}builtins.x???warning???b?{HINT}"
 
 
 def test_allow_unsafe_load_loads_a_refused_function_and_says_so(tmp_path: Path, run_cli) -> None:
-    model = make_pipeline(FunctionTransformer(np.vectorize(np.log1p)), StandardScaler()).fit(X_IRIS)
+    model = sklearn.pipeline.make_pipeline(
+        sklearn.preprocessing.FunctionTransformer(np.vectorize(np.log1p)), sklearn.preprocessing.StandardScaler()
+    ).fit(dataset("iris")[0])
     result = run_cli("--model-path", str(_dump(model, tmp_path / "v.skops")), "--allow-unsafe-load", "true")
     report = result.report("v")
     assert "loaded with --allow-unsafe-load, which let in: numpy.vectorize" in report["warnings"]
@@ -170,25 +174,40 @@ def _fitted(model: object, data: tuple) -> tuple[object, object]:
 
 LEGIT = {
     "onehot_scaler_logistic": lambda: _fitted(
-        make_pipeline(
-            ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("size", StandardScaler(), ["size"])]),
-            LogisticRegression(),
+        sklearn.pipeline.make_pipeline(
+            sklearn.compose.ColumnTransformer(
+                [
+                    ("city", sklearn.preprocessing.OneHotEncoder(), ["city"]),
+                    ("size", sklearn.preprocessing.StandardScaler(), ["size"]),
+                ]
+            ),
+            sklearn.linear_model.LogisticRegression(),
         ),
         _frame(),
     ),
     # scikit-learn stores partial(check_array, dtype=[float64], ensure_all_finite=False) in it
     "hist_gradient_boosting_from_dtype": lambda: _fitted(
-        HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10), _frame(category=True)
+        sklearn.ensemble.HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10),
+        _frame(category=True),
     ),
-    "log1p": lambda: _fitted(make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()), (X_IRIS, Y_IRIS)),
-    "random_forest": lambda: _fitted(RandomForestClassifier(10, random_state=0), (X_IRIS, Y_IRIS)),
-    "kmeans": lambda: _fitted(KMeans(3, n_init=2, random_state=0), (X_IRIS,)),
-    "mlp": lambda: _fitted(MLPClassifier((8,), max_iter=20, random_state=0), (X_IRIS, Y_IRIS)),
+    "log1p": lambda: _fitted(
+        sklearn.pipeline.make_pipeline(
+            sklearn.preprocessing.FunctionTransformer(np.log1p), sklearn.linear_model.LogisticRegression()
+        ),
+        dataset("iris"),
+    ),
+    "random_forest": lambda: _fitted(sklearn.ensemble.RandomForestClassifier(10, random_state=0), dataset("iris")),
+    "kmeans": lambda: _fitted(sklearn.cluster.KMeans(3, n_init=2, random_state=0), (dataset("iris")[0],)),
+    "mlp": lambda: _fitted(sklearn.neural_network.MLPClassifier((8,), max_iter=20, random_state=0), dataset("iris")),
     "xgboost_pipeline": lambda: _fitted(
-        make_pipeline(StandardScaler(), xgboost.XGBClassifier(n_estimators=5)), (X_IRIS, Y_IRIS)
+        sklearn.pipeline.make_pipeline(sklearn.preprocessing.StandardScaler(), xgboost.XGBClassifier(n_estimators=5)),
+        dataset("iris"),
     ),
     "lightgbm_pipeline": lambda: _fitted(
-        make_pipeline(StandardScaler(), lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)), (X_IRIS, Y_IRIS)
+        sklearn.pipeline.make_pipeline(
+            sklearn.preprocessing.StandardScaler(), lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)
+        ),
+        dataset("iris"),
     ),
 }
 
@@ -210,7 +229,7 @@ def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) ->
 
 def test_a_zip_bomb_is_refused_before_skops_reads_it(tmp_path: Path, run_cli) -> None:
     """A coefficient array whose member inflates from ~150 kB to 150 MB."""
-    model = _dump(LogisticRegression().fit(X_IRIS, Y_IRIS), tmp_path / "model.skops")
+    model = _dump(sklearn.linear_model.LogisticRegression().fit(*dataset("iris")), tmp_path / "model.skops")
     path = tmp_path / "bomb.skops"
     with zipfile.ZipFile(model) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
         schema = json.loads(source.read("schema.json"))

@@ -10,20 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import skops.io as sio
-from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression
-from sklearn.manifold import LocallyLinearEmbedding
 
 from converter.batch import BatchIndex, IndexRow
 from converter.markdown.numbers import NBSP, ceil_sig, decade_bars, percent, sig, size, unbroken
 from converter.report import Report
 from converter.validate import BatchCheck, Validation, compare, decade_histogram
+from tests.fixtures.sklearn import dataset, lazy
+from tests.fixtures.tiers import model_fixture
 from tools import github_render
 
-X_IRIS, Y_IRIS = load_iris(return_X_y=True)
-X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
+sklearn, sio = lazy("sklearn"), lazy("skops.io")
 
 
 # -- the verdict is data ---------------------------------------------------------------------------
@@ -156,16 +152,19 @@ def test_numbers_have_three_significant_digits_and_sizes_a_unit() -> None:
 # -- real reports, rendered as GitHub renders them --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@model_fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A passing, a mismatching and a failed conversion, and the index of the three (CLI, in-process)."""
     from converter.cli import main
 
     root = tmp_path_factory.mktemp("reports")
     (root / "models").mkdir()
-    sio.dump(LogisticRegression(max_iter=1000).fit(X_IRIS, Y_IRIS), root / "models" / "iris.skops")
-    sio.dump(GradientBoostingRegressor(random_state=0).fit(X_DIAB, Y_DIAB), root / "models" / "diabetes.skops")
-    sio.dump(LocallyLinearEmbedding().fit(X_IRIS), root / "models" / "embedding.skops")  # no ONNX equivalent
+    iris, diabetes = dataset("iris"), dataset("diabetes")
+    sio.dump(sklearn.linear_model.LogisticRegression(max_iter=1000).fit(*iris), root / "models" / "iris.skops")
+    regressor = sklearn.ensemble.GradientBoostingRegressor(random_state=0).fit(*diabetes)
+    sio.dump(regressor, root / "models" / "diabetes.skops")
+    embedding = sklearn.manifold.LocallyLinearEmbedding().fit(iris[0])  # no ONNX equivalent
+    sio.dump(embedding, root / "models" / "embedding.skops")
     out = root / "out"
     assert main(["--model-path", str(root / "models" / "iris.skops"), "--output-dir", str(out), "--quiet"]) == 0
     tight = ["--atol", "1e-7", "--rtol", "0"]
@@ -249,7 +248,6 @@ def _chromium_or_skip() -> None:
         pytest.skip("no Chromium (make chromium installs it)")
 
 
-@pytest.mark.slow
 def test_the_first_800_px_of_a_mismatch_hold_every_number_that_explains_it(reports) -> None:
     _chromium_or_skip()
     markdown = reports["mismatch"].read_text()

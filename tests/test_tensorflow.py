@@ -13,16 +13,13 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["KERAS_BACKEND"] = "tensorflow"
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+from tests.fixtures.tiers import model_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 INITIALIZERS = "tf2onnx, variables kept as initializers"
@@ -32,147 +29,9 @@ SAVED_MODEL = "tf2onnx saved-model"
 FROM_TFLITE = "tf2onnx.convert.from_tflite"
 
 
-def calibrate_batch_norm(model: Any, batch: np.ndarray) -> None:
-    """Give every BatchNormalization the statistics of a real batch, as training would.
-
-    A freshly built deep network with identity statistics shrinks activations to ~1e-11,
-    and a comparison of such outputs proves nothing.
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(batch, training=True)
-    for layer, momentum in zip(layers, momenta, strict=True):
-        layer.momentum = momentum
-
-
-def _two_heads() -> Any:
-    a = keras.Input((4,), name="a")
-    b = keras.Input((3,), name="b")
-    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([a, b]))
-    score = keras.layers.Dense(2, name="score")(hidden)
-    probs = keras.layers.Dense(3, activation="softmax", name="probs")(hidden)
-    return keras.Model([a, b], [score, probs])
-
-
-class _Log(tf.Module):
-    """log(x): -Inf at 0, NaN below, +Inf at +Inf, in TensorFlow and in onnxruntime alike."""
-
-    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
-    def serve(self, x: Any) -> dict[str, Any]:
-        return {"log": tf.math.log(x)}
-
-
-class _Lgamma(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
-    def serve(self, x: Any) -> dict[str, Any]:
-        return {"y": tf.math.lgamma(tf.abs(x) + 1.0)}
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tf_models")
-    rng = np.random.default_rng(0)
-    keras.utils.set_random_seed(0)
-
-    mlp = keras.Sequential(
-        [
-            keras.Input((8,), name="features"),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(3, activation="softmax", name="probs"),
-        ]
-    )
-    mlp.save(directory / "mlp.keras")
-
-    image = keras.Input((16, 16, 3), name="image")
-    h = keras.layers.Conv2D(8, 3, padding="same")(image)
-    h = keras.layers.BatchNormalization()(h)
-    h = keras.layers.ReLU()(h)
-    h = keras.layers.MaxPooling2D()(h)
-    h = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3)(h)))
-    cnn = keras.Model(image, keras.layers.Dense(4, name="logits")(h))
-    calibrate_batch_norm(cnn, rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"))
-    assert abs(float(cnn.layers[2].moving_mean.numpy().mean())) > 1.0  # the statistics are real
-    cnn.save(directory / "cnn.h5")
-
-    lstm = keras.Sequential([keras.Input((10, 6), name="series"), keras.layers.LSTM(12), keras.layers.Dense(3)])
-    lstm.export(str(directory / "lstm_savedmodel"), verbose=False)
-
-    heads = _two_heads()
-    heads.save(directory / "two_heads.keras")
-    archive = keras.export.ExportArchive()
-    archive.track(heads)
-    signature = [tf.TensorSpec((None, 4), tf.float32, name="a"), tf.TensorSpec((None, 3), tf.float32, name="b")]
-    archive.add_endpoint(
-        "serving_default", lambda a, b: dict(zip(("score", "probs"), heads([a, b]), strict=True)), signature
-    )
-    archive.add_endpoint("probs_only", lambda a, b: {"probs": heads([a, b])[1]}, signature)
-    archive.write_out(str(directory / "two_heads_savedmodel"), verbose=False)
-
-    mobilenet = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
-    calibrate_batch_norm(mobilenet, rng.standard_normal((16, 32, 32, 3)).astype("float32"))
-    probabilities = np.asarray(mobilenet(rng.standard_normal((4, 32, 32, 3)).astype("float32"), training=False))
-    assert probabilities.std(axis=1).min() > 1e-3  # not the uniform 0.1 of an uncalibrated network
-    mobilenet.export(str(directory / "mobilenet_savedmodel"), verbose=False)
-    tflite = tf.lite.TFLiteConverter.from_saved_model(str(directory / "mobilenet_savedmodel")).convert()
-    (directory / "mobilenet_v2.tflite").write_bytes(tflite)
-
-    tokens = keras.Sequential(
-        [
-            keras.Input((12,), dtype="int32", name="tokens"),
-            keras.layers.Embedding(20, 8),
-            keras.layers.GRU(8),
-            keras.layers.Dense(1, activation="sigmoid", name="positive"),
-        ]
-    )
-    tokens.save(directory / "tokens.keras")
-
-    pixels = keras.Input((None, None, 3), name="image")
-    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
-    keras.Model(pixels, keras.layers.Dense(2, name="scores")(pooled)).save(directory / "any_size.keras")
-
-    doubled = keras.Sequential(
-        [keras.Input((4,), name="x"), keras.layers.Dense(3), keras.layers.Lambda(lambda t: t * 2.0)]
-    )
-    doubled.save(directory / "lambda.keras")
-
-    scale = _unimportable_custom_layer()
-    custom = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3), scale(3.0)])
-    custom.save(directory / "custom.keras")
-    custom.save(directory / "custom.h5")
-    mlp.save_weights(directory / "mlp.weights.h5")
-
-    whole = (directory / "mlp.keras").read_bytes()
-    (directory / "truncated.keras").write_bytes(whole[: len(whole) // 2])  # an interrupted download
-
-    module = _Lgamma()
-    tf.saved_model.save(module, str(directory / "lgamma_savedmodel"), signatures={"serving_default": module.serve})
-    log = _Log()
-    tf.saved_model.save(log, str(directory / "log_savedmodel"), signatures={"serving_default": log.serve})
-
-    pairs = keras.Sequential([keras.Input((8,), batch_size=2, name="features"), keras.layers.Dense(3)])
-    pairs.save(directory / "batch_of_two.keras")
-    return directory
-
-
-def _unimportable_custom_layer() -> type:
-    """A layer class from the user's own code, which the converter cannot import."""
-
-    def init(self: Any, factor: float = 2.0, **kwargs: Any) -> None:
-        keras.layers.Layer.__init__(self, **kwargs)
-        self.factor = factor
-
-    return type(
-        "Scale",
-        (keras.layers.Layer,),
-        {
-            "__init__": init,
-            "__module__": "user_layers",
-            "call": lambda self, x: x * self.factor,
-            "get_config": lambda self: {**keras.layers.Layer.get_config(self), "factor": self.factor},
-        },
-    )
+@model_fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, tensorflow_models: ModuleType) -> Path:
+    return tensorflow_models.build_models(tmp_path_factory.mktemp("tf_models"))
 
 
 def _passed(result: Any, stem: str) -> dict:
@@ -196,7 +55,7 @@ def _max_diff(report: dict, output: str) -> float:
 # -- the "done when" models, one per format ------------------------------------------------------
 
 
-def test_sequential_mlp_keras_converts_within_tolerance(run_cli, models: Path) -> None:
+def test_sequential_mlp_keras_converts_within_tolerance(run_cli, models: Path, tf) -> None:
     report = _passed(run_cli("--model-path", str(models / "mlp.keras")), "mlp")
     assert report["model"]["format"] == "keras"
     assert report["onnx"]["export_path"] == INITIALIZERS and report["onnx"]["fallback_reason"] == ""
@@ -272,6 +131,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     """The route used when from_function fails, run on its own and checked in onnxruntime."""
     import onnxruntime as ort
 
+    from converter.frameworks.tensorflow import keras as keras_format
     from converter.frameworks.tensorflow.backend import TensorFlowBackend
     from converter.inputs import generate_inputs, resolve_specs
     from converter.request import ConversionRequest
@@ -280,7 +140,7 @@ def test_keras_fallback_route_through_a_saved_model_matches_the_model(models: Pa
     request = ConversionRequest.from_mapping({"model-path": str(models / "two_heads.keras")})
     loaded = backend.load(request, "keras")
     specs = resolve_specs(backend.input_specs(loaded, request), request, None)
-    backend.export_keras_saved_model(loaded, specs, 17).save(tmp_path / "two_heads.onnx")
+    keras_format.export_saved_model_archive(backend.import_module, loaded, specs, 17).save(tmp_path / "two_heads.onnx")
     session = ort.InferenceSession(str(tmp_path / "two_heads.onnx"), providers=["CPUExecutionProvider"])
     inputs = generate_inputs(specs, 5, seed=3)
     reference = backend.run(loaded, inputs)
@@ -332,13 +192,13 @@ def test_fixed_batch_keeps_a_keras_models_own_batch(run_cli, models: Path) -> No
     assert report["validation"]["batch_sizes"] == [2]
 
 
-def test_sample_rows_must_fit_a_fixed_batch(run_cli, models: Path, tmp_path: Path) -> None:
+def test_sample_rows_must_fit_a_fixed_batch(run_cli, models: Path, tmp_path: Path, tf) -> None:
     np.save(tmp_path / "rows.npy", np.zeros((5, 32, 32, 3), np.float32))
     result = run_cli(
         "--model-path", str(models / "mobilenet_v2.tflite"), "--dynamic-batch", "false",
         "--sample-data", str(tmp_path / "rows.npy"),
     )  # fmt: skip
-    name = next(iter(_input_names(models / "mobilenet_v2.tflite")))  # keras_tensor_N, N from the fixture
+    name = next(iter(_input_names(models / "mobilenet_v2.tflite", tf)))  # keras_tensor_N, N from the fixture
     _one_line_error(
         result,
         2,
@@ -346,7 +206,7 @@ def test_sample_rows_must_fit_a_fixed_batch(run_cli, models: Path, tmp_path: Pat
     )
 
 
-def _input_names(tflite: Path) -> list[str]:
+def _input_names(tflite: Path, tf: ModuleType) -> list[str]:
     with pytest.warns(UserWarning, match="tf.lite.Interpreter is deprecated"):
         interpreter = tf.lite.Interpreter(model_path=str(tflite))
     runner = interpreter.get_signature_runner(next(iter(interpreter.get_signature_list())))
@@ -377,7 +237,7 @@ def test_a_zip_bomb_keras_file_is_refused_before_keras_reads_it(run_cli, models:
                 member.write(bytes(16_000_000))
     result = run_cli("--model-path", str(path))
     assert result.code == 2
-    assert result.errors.startswith(f"error: bomb.keras: bomb.keras would inflate from {path.stat().st_size:,} to ")
+    assert result.errors.startswith(f"error: --model-path: bomb.keras would inflate from {path.stat().st_size:,} to ")
     assert "('model.weights.h5' alone to 320,000,000); this tool reads at most 64 MiB plus 100x" in result.errors
     assert result.errors.count("\n") == 1 and result.written() == []
 
@@ -498,7 +358,7 @@ def test_lambda_layer_is_refused_in_safe_mode(run_cli, models: Path) -> None:
     )
 
 
-def test_keras_model_saved_before_it_was_built(run_cli, tmp_path: Path) -> None:
+def test_keras_model_saved_before_it_was_built(run_cli, tmp_path: Path, keras) -> None:
     with pytest.warns(UserWarning, match="not yet been built"):
         keras.Sequential([keras.layers.Dense(3)], name="unbuilt").save(tmp_path / "unbuilt.keras")
     result = run_cli("--model-path", str(tmp_path / "unbuilt.keras"))
@@ -510,7 +370,7 @@ def test_keras_model_saved_before_it_was_built(run_cli, tmp_path: Path) -> None:
     )
 
 
-def test_saved_model_without_signatures(run_cli, tmp_path: Path) -> None:
+def test_saved_model_without_signatures(run_cli, tmp_path: Path, tf) -> None:
     tf.saved_model.save(tf.Module(), str(tmp_path / "bare"))
     result = run_cli("--model-path", str(tmp_path / "bare"))
     _one_line_error(
@@ -521,6 +381,7 @@ def test_saved_model_without_signatures(run_cli, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.converts  # the converter imports TensorFlow to read it
 def test_damaged_saved_model(run_cli, tmp_path: Path) -> None:
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "saved_model.pb").write_bytes(b"\x08\x01 not a protobuf")
@@ -557,6 +418,7 @@ def test_operator_tf2onnx_cannot_convert_exits_1_with_its_name(run_cli, models: 
 # -- the framework stays out of the way ---------------------------------------------------------------
 
 
+@pytest.mark.converts  # tf2onnx imports TensorFlow
 def test_opset_range_matches_tf2onnx() -> None:
     import tf2onnx.constants
 

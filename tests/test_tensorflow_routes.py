@@ -8,19 +8,15 @@ checked against Keras by the pipeline's validation and by the asserts below.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["KERAS_BACKEND"] = "tensorflow"
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
-onnx = pytest.importorskip("onnx")
+from tests.fixtures.tiers import model_fixture
 
 INITIALIZERS = "tf2onnx, variables kept as initializers"
 FROM_FUNCTION = "tf2onnx.convert.from_function"
@@ -28,53 +24,9 @@ SAVED_MODEL_INITIALIZERS = "tf2onnx saved-model signature, variables kept as ini
 SAVED_MODEL = "tf2onnx saved-model"
 
 
-def _image_model(name: str, body: Any, size: int = 8, channels: int = 4) -> Any:
-    image = keras.Input((size, size, channels), name="image")
-    pooled = keras.layers.GlobalAveragePooling2D()(body(image))
-    return keras.Model(image, keras.layers.Dense(3, name="logits")(pooled), name=name)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tf_route_models")
-    keras.utils.set_random_seed(0)
-
-    # Keras runs a grouped convolution in a nested tf.function(jit_compile=True): a
-    # StatefulPartitionedCall that grappler does not inline (ConvNeXt's depthwise 7x7).
-    grouped = _image_model("grouped", keras.layers.Conv2D(8, 3, groups=2, padding="same"))
-    grouped.save(directory / "grouped.keras")
-
-    # Exact gelu is 0.5 * x * erfc(-x / sqrt(2)); tf2onnx maps Erf, not Erfc (ConvNeXt).
-    gelu = keras.Sequential(
-        [keras.Input((6,), name="x"), keras.layers.Dense(5), keras.layers.Activation("gelu"), keras.layers.Dense(2)],
-        name="gelu",
-    )
-    gelu.save(directory / "gelu.keras")
-
-    # EfficientNet's preprocessing: Normalization with given statistics holds them as
-    # captured tensors, not variables; tf2onnx's freezing turned them into graph inputs.
-    normalize = keras.layers.Normalization(mean=[0.5, 1.0, 2.0], variance=[0.25, 4.0, 9.0])
-    _image_model("normalized", lambda x: keras.layers.Conv2D(4, 3)(normalize(x)), channels=3).save(
-        directory / "normalized.keras"
-    )
-
-    # MobileNetV3's hard sigmoid, relu6(x + 3) / 6, right after a convolution without bias.
-    def hard(x: Any) -> Any:
-        for _ in range(2):
-            x = keras.layers.Activation("hard_sigmoid")(keras.layers.Conv2D(8, 1, use_bias=False)(x))
-        return x
-
-    _image_model("hard_sigmoid", hard).save(directory / "hard_sigmoid.keras")
-
-    big = keras.Sequential(
-        [keras.Input((256,), name="x"), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(4, name="y")],
-        name="big",
-    )
-    big.save(directory / "big.keras")
-
-    lstm = keras.Sequential([keras.Input((5, 3), name="series"), keras.layers.LSTM(4), keras.layers.Dense(2)])
-    lstm.save(directory / "lstm.keras")
-    return directory
+@model_fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, tensorflow_models: ModuleType) -> Path:
+    return tensorflow_models.build_route_models(tmp_path_factory.mktemp("tf_route_models"))
 
 
 def _passed(result: Any, stem: str) -> dict:
@@ -138,7 +90,7 @@ def test_scalar_added_after_a_bias_free_convolution_keeps_the_transpose_optimize
     assert _worst(report) < 1e-5
 
 
-def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, models: Path) -> None:
+def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, models: Path, tf, keras) -> None:
     from converter.frameworks.tensorflow import graph as tensorflow_graph
 
     model = keras.saving.load_model(models / "big.keras")
@@ -191,18 +143,23 @@ def _round_initializers(path: Path, step: float) -> None:
 def _lossy_backend(routes: list[str]) -> type:
     """The TensorFlow backend with a real lossy route: the preferred route's file with its weights
     rounded, as a careless quantizer would write it. Its validation fails on its own numbers."""
-    from converter.frameworks.tensorflow.backend import TensorFlowBackend
+    from dataclasses import replace
+
+    from converter.frameworks.base import ExportRoute
+    from converter.frameworks.tensorflow.backend import TF2ONNX_OPSETS, TensorFlowBackend
+
+    # Each route exports through the initializers route, which frees the model as it goes.
+    declared = [ExportRoute(route, TF2ONNX_OPSETS, consumes_model=True) for route in routes]
 
     class Lossy(TensorFlowBackend):
-        def export_routes(self, loaded: Any) -> list[str]:
-            return list(routes)
+        def export_routes(self, loaded: Any) -> list[Any]:
+            return list(declared)
 
-        def export_route_impl(self, loaded: Any, specs: Any, opset: int, path: Path, dynamic: bool, route: str) -> Any:
-            if route == INITIALIZERS:
-                return super().export_route_impl(loaded, specs, opset, path, dynamic, route)
-            result = super().export_route_impl(loaded, specs, opset, path, dynamic, INITIALIZERS)
-            _round_initializers(path, 1 / 16)
-            result.export_path = route
+        def export_impl(self, loaded: Any, job: Any) -> Any:
+            exact = replace(job, route=ExportRoute(INITIALIZERS, TF2ONNX_OPSETS, consumes_model=True))
+            result = super().export_impl(loaded, exact)
+            if job.route.name != INITIALIZERS:
+                _round_initializers(job.path, 1 / 16)
             return result
 
     return Lossy

@@ -21,24 +21,24 @@ from converter.report import Report
 from converter.validate import OnnxRunner
 from converter.variants.compare import check_variant
 from converter.variants.options import Tolerance
-from tests.conftest import save_digits_mlp
+from tests.fixtures.sklearn import dataset, save_digits_mlp
+from tests.fixtures.tiers import model_fixture
 
 ALL = "optimized,fp16,int8-dynamic,int8-static"
 
 
-@pytest.fixture(scope="module")
+@model_fixture(scope="module")
 def mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return save_digits_mlp(tmp_path_factory.mktemp("mlp"))
 
 
-@pytest.fixture(scope="module")
+@model_fixture(scope="module")
 def forest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import skops.io as sio
-    from sklearn.datasets import load_digits
     from sklearn.ensemble import RandomForestClassifier
 
     path = tmp_path_factory.mktemp("forest") / "forest.skops"
-    sio.dump(RandomForestClassifier(n_estimators=10, random_state=0).fit(*load_digits(return_X_y=True)), path)
+    sio.dump(RandomForestClassifier(n_estimators=10, random_state=0).fit(*dataset("digits")), path)
     return path
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["KERAS_BACKEND"] = "tensorflow"
-
-keras = pytest.importorskip("keras")
+from tests.fixtures.tiers import model_fixture
 
 
-@pytest.fixture(scope="module")
-def cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+@model_fixture(scope="module")
+def cnn(tmp_path_factory: pytest.TempPathFactory, keras: ModuleType) -> tuple[Path, Path]:
     """A functional CNN with BatchNormalization that finds a bright square in the top or bottom
     half of a 16x16 image (trained: its decisions are real, not near-ties), and 32 real images."""
     directory = tmp_path_factory.mktemp("keras_cnn")

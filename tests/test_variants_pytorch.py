@@ -7,15 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.fixtures.pytorch import ModelFiles, model_class
 
-from tests import pytorch_models as pm  # noqa: E402
-from tests.pytorch_helpers import ModelFiles, model_class, session_model_files  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return session_model_files(tmp_path_factory)
+pytestmark = pytest.mark.converts
 
 
 def _results(result, stem: str) -> dict[str, dict]:
@@ -76,7 +70,10 @@ def test_a_vision_cnn_gets_fp16_and_an_int8_static_variant_calibrated_on_the_sam
     )
 
 
-def test_nodes_with_values_beyond_float16_stay_float32_in_the_fp16_variant(run_cli, tmp_path: Path) -> None:
+def test_nodes_with_values_beyond_float16_stay_float32_in_the_fp16_variant(
+    run_cli, tmp_path: Path, torch, pytorch_models
+) -> None:
+    pm = pytorch_models
     model = tmp_path / "large_values.pt2"
     torch.manual_seed(0)
     program = torch.export.export(

@@ -7,23 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightgbm
 import numpy as np
 import onnxruntime as ort
 import pytest
-import skops.io as sio
-import xgboost
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-from tests.conftest import sha256_of_two_runs
+from tests.fixtures.cli import sha256_of_two_runs
+from tests.fixtures.sklearn import dataset, lazy
 
-X_IRIS, Y_IRIS = load_iris(return_X_y=True)
-X_CANCER, Y_CANCER = load_breast_cancer(return_X_y=True)
-X_CANCER = X_CANCER[:, :8]
-X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
-DATA = {"binary": (X_CANCER, Y_CANCER), "multiclass": (X_IRIS, Y_IRIS), "regression": (X_DIAB, Y_DIAB)}
+pytestmark = pytest.mark.converts
+sklearn, sio, xgboost, lightgbm = lazy("sklearn"), lazy("skops.io"), lazy("xgboost"), lazy("lightgbm")
+TASKS = {"binary": "breast_cancer", "multiclass": "iris", "regression": "diabetes"}
+
+
+def data(task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of a task: breast cancer's first 8 features, iris, or diabetes."""
+    x, y = dataset(TASKS[task])
+    return (x[:, :8], y) if task == "binary" else (x, y)
 
 
 def like(X: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -38,7 +37,7 @@ def samples(tmp_path: Path, X: np.ndarray) -> str:
 
 
 def xgb_file(tmp_path: Path, task: str, objective: str, suffix: str = "json") -> Path:
-    X, y = DATA[task]
+    X, y = data(task)
     params: dict[str, object] = {"objective": objective, "max_depth": 3}
     if task == "multiclass":
         params["num_class"] = 3
@@ -49,7 +48,7 @@ def xgb_file(tmp_path: Path, task: str, objective: str, suffix: str = "json") ->
 
 
 def lgb_file(tmp_path: Path, task: str, objective: str) -> Path:
-    X, y = DATA[task]
+    X, y = data(task)
     params = {"objective": objective, "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 5}
     if task == "multiclass":
         params["num_class"] = 3
@@ -79,7 +78,7 @@ def test_xgboost_native_model_converts_and_reproduces(
     task: str, objective: str, suffix: str, tmp_path: Path, run_cli
 ) -> None:
     path = xgb_file(tmp_path, task, objective, suffix)
-    X, _ = DATA[task]
+    X, _ = data(task)
     result = run_cli("--model-path", str(path), "--sample-data", samples(tmp_path, X))
     assert result.code == 0, result.stdout + result.errors
     assert result.stdout.startswith(f"PASS {path.name} (xgboost/xgboost-{suffix})")
@@ -110,7 +109,7 @@ def test_xgboost_native_model_converts_and_reproduces(
 )
 def test_lightgbm_native_model_converts_and_reproduces(task: str, objective: str, tmp_path: Path, run_cli) -> None:
     path = lgb_file(tmp_path, task, objective)
-    X, _ = DATA[task]
+    X, _ = data(task)
     result = run_cli("--model-path", str(path), "--sample-data", samples(tmp_path, X))
     assert result.code == 0, result.stdout + result.errors
     assert result.stdout.startswith(f"PASS {path.name} (lightgbm/lightgbm-text)")
@@ -126,10 +125,11 @@ def test_lightgbm_native_model_converts_and_reproduces(task: str, objective: str
 
 
 def test_xgboost_missing_values_follow_the_default_direction(tmp_path: Path, run_cli) -> None:
-    X = np.where(np.random.default_rng(0).random(X_CANCER.shape) < 0.2, np.nan, X_CANCER)
-    booster = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(X, label=Y_CANCER), num_boost_round=15)
+    x_cancer, y_cancer = data("binary")
+    X = np.where(np.random.default_rng(0).random(x_cancer.shape) < 0.2, np.nan, x_cancer)
+    booster = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(X, label=y_cancer), num_boost_round=15)
     booster.save_model(tmp_path / "holes.json")
-    rows = like(X_CANCER, 16, 0)
+    rows = like(x_cancer, 16, 0)
     rows[np.random.default_rng(1).random(rows.shape) < 0.3] = np.nan
     np.save(tmp_path / "holes.npy", rows)
     result = run_cli("--model-path", str(tmp_path / "holes.json"), "--sample-data", str(tmp_path / "holes.npy"))
@@ -211,8 +211,10 @@ def test_framework_xgboost_on_another_file_is_refused(tmp_path: Path, run_cli) -
     ],
 )
 def test_booster_inside_a_scikit_learn_pipeline_converts_from_skops(estimator, task: str, tmp_path: Path, run_cli):
-    X, y = DATA[task]
-    model = Pipeline([("scale", StandardScaler()), ("model", estimator())]).fit(X, y)
+    X, y = data(task)
+    model = sklearn.pipeline.Pipeline([("scale", sklearn.preprocessing.StandardScaler()), ("model", estimator())]).fit(
+        X, y
+    )
     sio.dump(model, tmp_path / "pipe.skops")
     result = run_cli("--model-path", str(tmp_path / "pipe.skops"), "--sample-data", samples(tmp_path, X))
     assert result.code == 0, result.stdout + result.errors
@@ -233,7 +235,9 @@ def squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, n
 
 
 def test_a_custom_objective_function_in_a_skops_file_is_still_refused(tmp_path: Path, run_cli) -> None:
-    model = Pipeline([("model", xgboost.XGBRegressor(n_estimators=5, objective=squared_error))]).fit(X_DIAB, Y_DIAB)
+    model = sklearn.pipeline.Pipeline([("model", xgboost.XGBRegressor(n_estimators=5, objective=squared_error))]).fit(
+        *data("regression")
+    )
     sio.dump(model, tmp_path / "custom.skops")
     result = run_cli("--model-path", str(tmp_path / "custom.skops"))
     assert result.code == 2
@@ -245,18 +249,18 @@ def test_a_custom_objective_function_in_a_skops_file_is_still_refused(tmp_path: 
 
 def test_the_same_booster_converts_to_the_same_bytes_in_another_process(tmp_path: Path) -> None:
     models = [
-        (xgb_file(tmp_path, "multiclass", "multi:softprob"), X_IRIS),
-        (xgb_file(tmp_path, "binary", "binary:logistic", suffix="ubj"), X_CANCER),
-        (lgb_file(tmp_path, "multiclass", "multiclass"), X_IRIS),
-        (lgb_file(tmp_path, "regression", "regression"), X_DIAB),
+        (xgb_file(tmp_path, "multiclass", "multi:softprob"), data("multiclass")[0]),
+        (xgb_file(tmp_path, "binary", "binary:logistic", suffix="ubj"), data("binary")[0]),
+        (lgb_file(tmp_path, "multiclass", "multiclass"), data("multiclass")[0]),
+        (lgb_file(tmp_path, "regression", "regression"), data("regression")[0]),
     ]
     for name, estimator in [
         ("xgb_pipeline", xgboost.XGBClassifier(n_estimators=5, max_depth=3)),
         ("lgb_pipeline", lightgbm.LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1)),
     ]:
-        pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)]).fit(X_IRIS, Y_IRIS)
-        sio.dump(pipeline, tmp_path / f"{name}.skops")
-        models.append((tmp_path / f"{name}.skops", X_IRIS))
+        pipeline = sklearn.pipeline.Pipeline([("scale", sklearn.preprocessing.StandardScaler()), ("model", estimator)])
+        sio.dump(pipeline.fit(*data("multiclass")), tmp_path / f"{name}.skops")
+        models.append((tmp_path / f"{name}.skops", data("multiclass")[0]))
     entries = []
     for path, X in models:
         np.save(tmp_path / f"{path.stem}_rows.npy", like(X, 16, 0))

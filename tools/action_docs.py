@@ -24,12 +24,50 @@ def load_action(root: Path = ROOT) -> dict[str, Any]:
     return yaml.safe_load((root / "action.yml").read_text(encoding="utf-8"))
 
 
+# Inputs that belong to one feature with a page of its own: in README's block one comment above the
+# group says what it is for and where each is described, so that the README stays short (issue 18:
+# under 1,500 words); docs/action.md describes every input.
+INPUT_GROUPS = {
+    "baseline": "Compare with the last release and gate on it; sign the file (docs/release.md).",
+    "variants": "Optimised, fp16 and int8 variants of the file, each validated (docs/variants.md).",
+}
+GROUPED = {
+    "baseline": "baseline",
+    "baseline-optional": "baseline",
+    "allow-interface-change": "baseline",
+    "max-drift": "baseline",
+    "max-size-increase": "baseline",
+    "max-latency-increase": "baseline",
+    "sign": "baseline",
+    "variants": "variants",
+    "variant-tolerance": "variants",
+    "pick": "variants",
+    "require-variants": "variants",
+}
+OUTPUT_GROUPS = {
+    "baseline": "with `baseline:` ([docs/release.md](docs/release.md))",
+    "variants": "with `variants:` ([docs/variants.md](docs/variants.md))",
+}
+GROUPED_OUTPUTS = {
+    "interface-changed": "baseline",
+    "breaking-changes": "baseline",
+    "best-variant-path": "variants",
+    "variants-passed": "variants",
+}
+
+
 def inputs_yaml(action: dict[str, Any]) -> str:
-    """Every input as the `with:` block of a step: its description as a comment, then its default."""
+    """Every input as the `with:` block of a step: its description (or its group's) as a comment,
+    then its default."""
     lines = ["```yaml", "- uses: org/onnx-convert-action@v1", "  with:"]
+    previous = None
     for name, spec in action["inputs"].items():
-        for line in textwrap.wrap(spec["description"], WIDTH - 6):
-            lines.append(f"    # {line}")
+        group = GROUPED.get(name)
+        if group is None:
+            lines += [f"    # {line}" for line in textwrap.wrap(spec["description"], WIDTH - 6)]
+        elif group != previous:
+            lines.append(f"    # {INPUT_GROUPS[group]}")
+        previous = group
         if spec.get("required"):
             lines.append(f"    {name}: models/model.skops  # required")
         else:
@@ -43,7 +81,17 @@ def _yaml_value(value: str) -> str:
 
 
 def outputs_list(action: dict[str, Any]) -> str:
-    return "\n".join(f"- `{name}`: {spec['description']}" for name, spec in action["outputs"].items())
+    """Each output and its description; a group of outputs on one line, named after its feature."""
+    lines, done = [], set()
+    for name, spec in action["outputs"].items():
+        group = GROUPED_OUTPUTS.get(name)
+        if group is None:
+            lines.append(f"- `{name}`: {spec['description']}")
+        elif group not in done:
+            done.add(group)
+            names = ", ".join(f"`{n}`" for n, g in GROUPED_OUTPUTS.items() if g == group)
+            lines.append(f"- {names}: {OUTPUT_GROUPS[group]}")
+    return "\n".join(lines)
 
 
 def inputs_table(action: dict[str, Any]) -> str:

@@ -19,8 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from converter.batch import BatchIndex, IndexRow  # noqa: E402
 from converter.cli import main as cli  # noqa: E402
+from converter.github.outputs import JOB_SUMMARY_LIMIT  # noqa: E402
 from converter.markdown.numbers import ceil_sig, sig  # noqa: E402
-from converter.report import MARKDOWN_LIMIT, Report  # noqa: E402
+from converter.report import Report  # noqa: E402
 from tools import github_render  # noqa: E402
 
 SHOTS = {"pass": "iris", "mismatch": "diabetes", "error": "embedding"}
@@ -64,7 +65,7 @@ def first_screen_problems(report: Report) -> list[str]:
         "the over-by factor": f"over by {sig(worst.max_ratio)}×",
         "a passing tolerance": f"atol {ceil_sig(atol)}",
     }
-    boxes = github_render.positions(report.to_markdown(limit=MARKDOWN_LIMIT))
+    boxes = github_render.positions(report.to_markdown(limit=JOB_SUMMARY_LIMIT))
     problems = []
     for what, text in wanted.items():
         tops = [b["bottom"] for b in boxes if text in b["text"] and b["tag"] in ("h2", "strong", "p")]
@@ -82,7 +83,9 @@ def main(argv: list[str]) -> int:
         train(work / "models")
         reports = convert(work)
         for shot, stem in SHOTS.items():
-            png = github_render.screenshot(reports[stem].to_markdown(limit=MARKDOWN_LIMIT), out / f"summary-{shot}.png")
+            png = github_render.screenshot(
+                reports[stem].to_markdown(limit=JOB_SUMMARY_LIMIT), out / f"summary-{shot}.png"
+            )
             print(f"wrote {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
         index = BatchIndex([IndexRow.from_report(stem, report) for stem, report in reports.items()])
         png = github_render.screenshot(index.to_markdown(), out / "summary-index.png")

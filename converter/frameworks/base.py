@@ -1,9 +1,23 @@
 """The contract every framework backend fulfils.
 
 The public methods here do the checks that are the same for every framework; a backend
-implements only the ``*_impl`` methods, for what only its framework knows.
-A backend module must not import its framework at module level: ``detect`` runs for
-every backend on every conversion.
+implements only the abstract ``*_impl`` methods and ``export_routes``, for what only its
+framework knows. A backend module must not import its framework at module level: ``detect``
+runs for every backend on every conversion.
+
+The model's lifecycle, which the pipeline follows and ``tests/test_backend_contract.py`` checks:
+
+1. ``load`` reads the model; ``input_specs`` says what it takes.
+2. ``run`` computes every reference output (both batch sizes, the latency runs) before the
+   first export, so that the model and an onnxruntime session never hold the weights at once.
+3. ``export`` writes one file by one ``ExportRoute`` at one opset (an ``ExportJob``). A route
+   that ``consumes_model`` frees the model during its export (``release``), to convert without
+   holding the weights twice; ``export`` makes sure it is released when it returns.
+4. After every export the pipeline calls ``release``: a backend whose models are large frees the
+   model there (``release_impl`` returns True), the others keep it.
+5. ``run`` and ``export`` refuse a released model: the pipeline calls ``reload`` before a later
+   route's export needs it (``load`` and ``input_specs`` again; what the reference run learnt, the
+   output names, carries over, with whatever else ``reload_impl`` copies).
 """
 
 from __future__ import annotations
@@ -13,11 +27,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from converter.errors import ConversionError, ConverterError, MissingFrameworkError, UserError, shorten
+from converter.tensors import shape_text
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -36,6 +51,9 @@ def image_hint(variant: str) -> str:
 Dim = int | str | None
 """A dimension: fixed size, dynamic name, or None (dynamic, unnamed)."""
 
+StateT = TypeVar("StateT")
+"""What a backend learnt while loading a model, as its own dataclass (``PytorchState``, ...)."""
+
 
 @dataclass
 class TensorSpec:
@@ -52,33 +70,53 @@ class TensorSpec:
 
 
 @dataclass
-class LoadedModel:
-    """A model in memory plus what the backend learnt while loading it."""
+class LoadedModel(Generic[StateT]):
+    """A model in memory plus what the backend learnt while loading it (``state``, typed per backend)."""
 
     model: Any
     format: str  # e.g. "skops", "torchscript", "keras"
     description: str  # e.g. the estimator or module class
+    state: StateT
     label_outputs: frozenset[str] = frozenset()  # outputs compared as labels (exact match)
     output_names: tuple[str, ...] = ()  # names the export will give the outputs, when known
     notes: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # backend-private state
     released: bool = False  # the backend freed the model (``Backend.release``); load it again to use it
+
+
+@dataclass(frozen=True)
+class ExportRoute:
+    """One way a backend can write the file: an exporter, or a recipe of one."""
+
+    name: str  # shown in the report, e.g. "torch.onnx.export(dynamo=True)"
+    opsets: tuple[int, int]  # lowest and highest default-domain opset it can write
+    consumes_model: bool = False  # its export frees the model (see the module docstring)
+    fallback_reason: str = ""  # why routes preferred to it are not proposed for this model
+
+
+@dataclass
+class ExportJob:
+    """Everything one export needs: the pipeline decides each field, the backend writes the file."""
+
+    route: ExportRoute
+    opset: int  # the default-domain opset to ask the exporter for
+    specs: list[TensorSpec]
+    path: Path  # where the .onnx goes (external data beside it)
+    dynamic_batch: bool
+    example_inputs: dict[str, np.ndarray]  # the first validation inputs, for exporters that trace
 
 
 @dataclass
 class ExportResult:
-    """What an export wrote and how."""
+    """What an export wrote and with what."""
 
     path: Path
     exporter: str  # e.g. "skl2onnx 1.20.0"
-    export_path: str = ""  # which route produced the file, e.g. "dynamo", "from_function"
-    fallback_reason: str = ""  # why the preferred route was not used
     extra_files: list[Path] = field(default_factory=list)  # external data next to the .onnx
     warnings: list[str] = field(default_factory=list)
 
 
-class Backend(ABC):
-    """One framework. Subclasses set ``name`` and implement the ``*_impl`` methods."""
+class Backend(ABC, Generic[StateT]):
+    """One framework. Subclasses set ``name`` and implement the abstract methods."""
 
     name: str = ""
     #: modules the framework needs, imported on first use (name -> pip package)
@@ -107,10 +145,10 @@ class Backend(ABC):
             ) from None
 
     # -- the pipeline's questions ----------------------------------------------------------
-    def load(self, request: ConversionRequest, fmt: str) -> LoadedModel:
+    def load(self, request: ConversionRequest, fmt: str) -> LoadedModel[StateT]:
         return self.load_impl(request, fmt)
 
-    def input_specs(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]:
+    def input_specs(self, loaded: LoadedModel[StateT], request: ConversionRequest) -> list[TensorSpec]:
         """The model's own view of its inputs (names always; shapes where it knows them)."""
         specs = self.input_specs_impl(loaded, request)
         names = [s.name for s in specs]
@@ -118,16 +156,15 @@ class Backend(ABC):
             raise ConversionError(f"the {self.name} backend found duplicate input names {names}")
         return specs
 
-    def run(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, loaded: LoadedModel[StateT], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the original model; outputs keyed by the names the ONNX file will use."""
-        if loaded.released:
-            raise ConversionError(f"the {self.name} model was released and cannot run (a bug)")
+        self._check_not_released(loaded, "run")
         try:
             outputs = self.run_impl(loaded, inputs)
         except ConverterError:
             raise
         except Exception as exc:
-            shapes = ", ".join(f"{n} {'x'.join(map(str, a.shape))} {a.dtype}" for n, a in inputs.items())
+            shapes = ", ".join(f"{n} {shape_text(a.shape)} {a.dtype}" for n, a in inputs.items())
             raise UserError(
                 f"the original model failed on inputs {shapes}: {type(exc).__name__}: {shorten(exc, 240)}",
                 "check --input-shapes and --input-dtypes, or give --sample-data",
@@ -136,58 +173,65 @@ class Backend(ABC):
             raise ConversionError(f"the {self.name} backend returned no named outputs")
         return {name: np.asarray(value) for name, value in outputs.items()}
 
-    def release(self, loaded: LoadedModel) -> None:
-        """Free the model's memory: the pipeline has run it and exported it, and onnxruntime
-        is about to load the file. A backend that can (``release_impl``) marks it released;
-        the pipeline loads the model again if a later export route needs it."""
+    def release(self, loaded: LoadedModel[StateT]) -> None:
+        """Free the model's memory where the backend can (``release_impl``); it is then marked released."""
         if not loaded.released and self.release_impl(loaded):
             loaded.released = True
 
-    def release_impl(self, loaded: LoadedModel) -> bool:
-        """Drop the model's memory, return True; or keep it (the default: small models)."""
-        return False
+    def reload(self, released: LoadedModel[StateT], request: ConversionRequest) -> LoadedModel[StateT]:
+        """The model loaded again after ``release``, ready to export as it was before."""
+        again = self.load(request, released.format)
+        self.input_specs(again, request)
+        again.output_names = again.output_names or released.output_names
+        self.reload_impl(released, again)
+        return again
 
-    def export_routes(self, loaded: LoadedModel) -> list[str]:
-        """The export routes to try for this model, preferred first.
-
-        The pipeline exports and validates with each in turn and keeps the first whose file
-        reproduces the model; a route that fails or mismatches is reported with its reason.
-        A backend with a single route keeps the default and implements ``export_impl`` only.
-        """
-        return [""]
-
-    def export(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool, route: str = ""
-    ) -> ExportResult:
-        result = self.export_route_impl(loaded, specs, opset, path, dynamic_batch, route)
+    def export(self, loaded: LoadedModel[StateT], job: ExportJob) -> ExportResult:
+        """Write ``job.path`` by ``job.route`` at ``job.opset``; every file it reports must exist."""
+        self._check_not_released(loaded, "export")
+        if job.route not in self.export_routes(loaded):
+            raise ConversionError(f"the {self.name} backend has no export route {job.route.name} here (a bug)")
+        result = self.export_impl(loaded, job)
+        if job.route.consumes_model:
+            self.release(loaded)  # it did, or will now: either way the model is gone
         for written in [result.path, *result.extra_files]:
             if not written.is_file():
                 raise ConversionError(f"the {self.name} exporter reported success but wrote no {written.name}")
         return result
 
+    def _check_not_released(self, loaded: LoadedModel[StateT], what: str) -> None:
+        if loaded.released:
+            raise ConversionError(f"the {self.name} model was released and cannot {what} (a bug)")
+
+    # -- what each backend implements ----------------------------------------------------------
     @abstractmethod
-    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel: ...
+    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel[StateT]: ...
 
     @abstractmethod
-    def input_specs_impl(self, loaded: LoadedModel, request: ConversionRequest) -> list[TensorSpec]: ...
+    def input_specs_impl(self, loaded: LoadedModel[StateT], request: ConversionRequest) -> list[TensorSpec]: ...
 
     @abstractmethod
-    def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]: ...
+    def run_impl(self, loaded: LoadedModel[StateT], inputs: dict[str, np.ndarray]) -> dict[str, Any]: ...
 
     @abstractmethod
-    def export_impl(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool
-    ) -> ExportResult: ...
+    def export_routes(self, loaded: LoadedModel[StateT]) -> list[ExportRoute]:
+        """The routes to try for this model, preferred first; the pipeline validates each file
+        and keeps the first that reproduces the model (every attempt is in the report)."""
 
-    def export_route_impl(
-        self, loaded: LoadedModel, specs: list[TensorSpec], opset: int, path: Path, dynamic_batch: bool, route: str
-    ) -> ExportResult:
-        """Export by one of ``export_routes``; backends with more than one route override this."""
-        return self.export_impl(loaded, specs, opset, path, dynamic_batch)
+    @abstractmethod
+    def export_impl(self, loaded: LoadedModel[StateT], job: ExportJob) -> ExportResult:
+        """Write the file; raise ``ConversionError`` (the next attempt follows) when the route cannot."""
+
+    def release_impl(self, loaded: LoadedModel[StateT]) -> bool:
+        """Drop the model's memory, return True; or keep it (the default: small models)."""
+        return False
+
+    def reload_impl(self, released: LoadedModel[StateT], again: LoadedModel[StateT]) -> None:
+        """Carry over to ``again`` what the reference run taught the backend about ``released`` (default: nothing)."""
 
     @abstractmethod
     def opset_range(self) -> tuple[int, int]:
-        """Lowest and highest default-domain opset the exporter can write."""
+        """Lowest and highest default-domain opset any of its routes can write (known before loading)."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

@@ -9,10 +9,11 @@ This is what actions/upload-artifact@v4 does (``@actions/artifact`` in actions/t
 3. ``FinalizeArtifact`` with the zip's size and sha256 returns the artifact id.
 
 Every call is retried with backoff on 429, 5xx, timeouts, dropped connections and bodies cut
-short. Each call ends within a deadline however slowly the server answers (``deadline.py``), and
-the whole upload within another. A failed block or block list is never followed by
-``FinalizeArtifact``: a partial zip is never published. Only regular files are zipped: a symbolic
-link is never followed, and nothing outside the folder being uploaded is zipped.
+short: urllib3's Retry on the session's adapter (``retry.py``). Each attempt ends within a
+deadline however slowly the server answers (``deadline.py``), and the whole upload within
+another. A failed block or block list is never followed by ``FinalizeArtifact``: a partial zip
+is never published. Only regular files are zipped: a symbolic link is never followed, and nothing
+outside the folder being uploaded is zipped.
 
 Why plain ``requests`` and not azure-storage-blob: the SDK keeps only the query parameters it
 knows as Azure SAS fields and drops the others, and act's signed URLs carry their signature in
@@ -26,9 +27,8 @@ import binascii
 import hashlib
 import io
 import json
+import math
 import os
-import random
-import re
 import tempfile
 import time
 import zipfile
@@ -40,16 +40,25 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from urllib3.exceptions import MaxRetryError
 
 from converter.errors import ConverterError, UserError, shorten
 from converter.github.deadline import DeadlineAdapter
+from converter.github.retry import (
+    RETRY_STATUSES,
+    Call,
+    CallRetry,
+    UploadTooSlow,
+    describe_error,
+    error_detail,
+    quiet_urllib3_retry_warnings,
+)
 
 BLOCK_SIZE = 8 * 1024 * 1024  # the toolkit's block size; Azure allows up to 4000 MiB
 SERVICE_PATH = "/twirp/github.actions.results.api.v1.ArtifactService/"
 AZURE_API_VERSION = "2023-11-03"
 # The characters actions/toolkit refuses in artifact names (they break paths or the zip name).
 INVALID_NAME_CHARACTERS = ('"', ":", "<", ">", "|", "*", "?", "\r", "\n", "\\", "/")
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -65,25 +74,16 @@ class ArtifactError(ConverterError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard one HTTP call is tried: ``attempts`` in all, exponential backoff with jitter."""
+    """How hard one HTTP call is tried (``attempts`` in all, urllib3's backoff with jitter between
+    them: retry.py), and how long a call and the whole upload may take."""
 
     attempts: int = 5
-    base_delay: float = 1.0  # seconds before the first retry; doubles each time
-    max_delay: float = 30.0
+    base_delay: float = 1.0  # backoff factor: retries after 0, 2, 4, 8... times it, plus up to it
+    max_delay: float = 30.0  # the longest pause, Retry-After included
     connect_timeout: float = 10.0
     read_timeout: float = 120.0  # the longest silence between two reads
-    request_deadline: float = 300.0  # one call, whole: a block of 8 MiB at 28 KiB/s
+    request_deadline: float = 300.0  # one attempt, whole: a block of 8 MiB at 28 KiB/s
     upload_deadline: float = 3600.0  # every call and pause of one upload
-
-    def delay(self, retry: int, retry_after: str | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based); honours Retry-After."""
-        if retry_after:
-            try:
-                return min(self.max_delay, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: use our own backoff
-        backoff = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
-        return backoff * (0.5 + random.random() / 2)  # jitter, so parallel jobs do not retry in step
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,10 @@ class RuntimeContext:
     token: str
     run_backend_id: str
     job_backend_id: str
-    server_url: str = "https://github.com"
-    repository: str = ""
-    run_id: str = ""
-    max_retention_days: int | None = None  # the repository's limit (GITHUB_RETENTION_DAYS)
+    server_url: str  # no defaults: from_env, the only constructor, reads each (and defaults it)
+    repository: str
+    run_id: str
+    max_retention_days: int | None  # the repository's limit (GITHUB_RETENTION_DAYS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RuntimeContext | None:
@@ -205,10 +205,11 @@ class ArtifactClient:
         self.context = context
         self.retry = retry or RetryPolicy()
         self.session = session or requests.Session()
-        self.deadline = DeadlineAdapter(self.retry.request_deadline)
-        self.session.mount("http://", self.deadline)
-        self.session.mount("https://", self.deadline)
-        self._ends = float("inf")  # monotonic time by which the upload in progress must be done
+        # As twine mounts its retries (twine/utils.py make_requests_session); _send sets the Retry per call.
+        self.adapter = DeadlineAdapter(self.retry.request_deadline)
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+        quiet_urllib3_retry_warnings()
         self.block_size = block_size
         self.log = log
 
@@ -228,11 +229,11 @@ class ArtifactClient:
             members = _write_zip(archive, files, root)
             size = archive.stat().st_size
             digest = sha256_of(archive)
-            self._ends = time.monotonic() + self.retry.upload_deadline
+            self.adapter.ends = time.monotonic() + self.retry.upload_deadline
             try:
                 artifact_id, blocks = self._publish(name, archive, digest, retention_days)
             finally:
-                self._ends = float("inf")
+                self.adapter.ends = math.inf
         self.log(f"uploaded artifact {name} ({size:,} bytes, {blocks} blocks), id {artifact_id}")
         return UploadedArtifact(
             id=artifact_id,
@@ -366,45 +367,46 @@ class ArtifactClient:
         )
 
     def _send(self, what: str, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> requests.Response:
-        """One call with retries; a 2xx response, or ArtifactError after the retry budget."""
-        last = ""
-        for attempt in range(1, self.retry.attempts + 1):
-            self.deadline.deadline = self._time_for_a_call(what, url, last)
-            retry_after = None
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    timeout=(self.retry.connect_timeout, self.retry.read_timeout),
-                )
-            # ChunkedEncodingError: a body shorter than its Content-Length, a connection dropped mid-answer.
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                last = f"{type(exc).__name__}: {shorten(_without_query(str(exc)), 160)}"
-            else:
-                if 200 <= response.status_code < 300:
-                    return response
-                last = f"HTTP {response.status_code}{_error_detail(response)}"
-                if response.status_code not in RETRY_STATUSES:
-                    raise ArtifactError(f"{what} to {_where(url)} failed: {last}", _HINT)
-                retry_after = response.headers.get("Retry-After")
-            if attempt < self.retry.attempts:
-                pause = self.retry.delay(attempt, retry_after)
-                self.log(f"{what}: {last}; retry {attempt} of {self.retry.attempts - 1} in {pause:.1f} s")
-                time.sleep(max(0.0, min(pause, self._ends - time.monotonic())))
-        raise ArtifactError(f"{what} to {_where(url)} failed after {self.retry.attempts} attempts: {last}", _HINT)
-
-    def _time_for_a_call(self, what: str, url: str, last: str) -> float:
-        """Seconds the next call may take: its own deadline, or what is left of the upload's."""
-        left = self._ends - time.monotonic()
-        if left <= 0:
-            raise ArtifactError(
-                f"{what} to {_where(url)} failed: the upload took longer than {self.retry.upload_deadline:g} s"
-                + (f" (last attempt: {last})" if last else ""),
-                _HINT,
+        """One call, retried by the adapter's Retry; a 2xx response, or ArtifactError after the retry budget."""
+        call = self._call(what, url)
+        self.adapter.max_retries = CallRetry.for_call(call, self.retry.base_delay)
+        try:
+            response = self.session.request(
+                method, url, data=data, headers=headers, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
             )
-        return min(self.retry.request_deadline, left)
+        except UploadTooSlow as exc:
+            raise ArtifactError(f"{what} to {call.where} failed: {exc}", _HINT) from None
+        except requests.RequestException as exc:
+            spent = bool(exc.args) and isinstance(exc.args[0], MaxRetryError)  # else it was not retried
+            raise ArtifactError(
+                f"{what} to {call.where} failed{self._after(spent)}: {describe_error(exc)}", _HINT
+            ) from None
+        if 200 <= response.status_code < 300:
+            return response
+        detail = error_detail(response.text[:2000] if response.content else "")
+        spent = response.status_code in RETRY_STATUSES
+        raise ArtifactError(
+            f"{what} to {call.where} failed{self._after(spent)}: HTTP {response.status_code}{detail}", _HINT
+        )
+
+    def _call(self, what: str, url: str) -> Call:
+        """The next call, or ArtifactError when the upload has no time left for it."""
+        if self.adapter.ends <= time.monotonic():
+            raise ArtifactError(
+                f"{what} to {_where(url)} failed: the upload took longer than {self.retry.upload_deadline:g} s", _HINT
+            )
+        return Call(
+            what=what,
+            where=_where(url),
+            log=self.log,
+            retries=self.retry.attempts - 1,
+            max_delay=self.retry.max_delay,
+            ends=self.adapter.ends,
+            upload_deadline=self.retry.upload_deadline,
+        )
+
+    def _after(self, spent: bool) -> str:
+        return f" after {self.retry.attempts} attempts" if spent else ""
 
 
 _HINT = "the artifact was not finalized; re-run the job, or set upload-artifact: false"
@@ -464,22 +466,3 @@ def _where(url: str) -> str:
     """Scheme, host and path only: the query of a signed URL is a credential."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _without_query(text: str) -> str:
-    # requests puts the URL, signature included, into some exception messages.
-    return re.sub(r"\?\S*", "", text)
-
-
-def _error_detail(response: requests.Response) -> str:
-    """Twirp's {"code", "msg"} or Azure's <Code>, when the body has them."""
-    text = response.text[:2000] if response.content else ""
-    try:
-        body = json.loads(text)
-        if isinstance(body, dict) and (body.get("msg") or body.get("code")):
-            return f" ({body.get('code', '')}: {shorten(str(body.get('msg', '')), 160)})"
-    except ValueError:
-        pass
-    if "<Code>" in text:
-        return f" ({text.split('<Code>', 1)[1].split('</Code>', 1)[0]})"
-    return ""

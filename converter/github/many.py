@@ -14,38 +14,38 @@ from functools import cached_property
 from pathlib import Path
 
 from converter.batch import BatchIndex, IndexRow, run_batch
-from converter.errors import EXIT_FAILED, EXIT_OK, UserError
-from converter.escape import markdown_code, table_cell
+from converter.errors import EXIT_FAILED, EXIT_OK, UserError, exit_code_for_many
+from converter.escape import markdown_code
 from converter.github import commands
 from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact, files_under
 from converter.github.inputs import ActionSettings
+from converter.github.matrix import artifact_name, plan
 from converter.github.outputs import (
-    artifact_footer,
-    attempt,
+    JOB_SUMMARY_LIMIT,
+    baseline_outputs,
+    publish,
     relative_path,
     write_job_summary,
     write_outputs,
 )
-from converter.manifest import Entry, load_entries, plan
-from converter.report import MARKDOWN_LIMIT, Report
+from converter.github.upload import runtime_context, upload
+from converter.manifest import Entry, load_entries
+from converter.markdown.table import table
+from converter.report import Report
 from converter.request import parse_path
 
 DEFAULT_COMBINED_ARTIFACT = "onnx-models"
 MAX_LISTED_LINKS = 5  # a warning names this many symbolic links, then counts the rest
 
 
-def artifact_name_for(entry: Entry) -> str:
-    """The artifact a matrix job uploads for one entry, and the one merge looks for."""
-    return f"{entry.name}-onnx"
-
-
 def run_plan(values: dict[str, str | None], workspace: Path) -> int:
     entries = load_entries(values, base_dir=workspace)
     matrix = plan(entries, str(values.get("model-path") or ""))
     write_outputs({"matrix": json.dumps(matrix)})
+    rows = [[markdown_code(e.name), markdown_code(e.model)] for e in entries]
     write_job_summary(
-        f"## onnx-convert plan: {len(entries)} models\n\n| Name | Model |\n|---|---|\n"
-        + "".join(f"| {table_cell(markdown_code(e.name))} | {table_cell(markdown_code(e.model))} |\n" for e in entries)
+        f"## onnx-convert plan: {len(entries)} models\n\n"
+        + "".join(f"{line}\n" for line in table(["Name", "Model"], rows))
     )
     print(json.dumps(matrix), flush=True)
     return EXIT_OK
@@ -84,33 +84,26 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
             commands.warning(f"{row.name}: {row.status}: {row.error} (fail-on-mismatch is false)", title="onnx-convert")
         elif not row.passed:
             commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert")
-    published = _publish_many(_Converted(entries, index, output_dir, workspace, bool(select)), settings)
+    run = _Converted(entries, index, output_dir, workspace, bool(select))
+    published = publish(
+        settings,
+        lambda: _upload_many(run, settings),
+        lambda room: _many_summary(run, room),
+        lambda artifact: _outputs(run, artifact),
+        relative_path(str(run.folder), workspace),
+    )
     for row in index.rows:
         commands.log(f"{'PASS' if row.passed else 'FAIL'} {row.name}: {row.error or row.status}")
-    forgiven = all(
-        row.passed or (row.status == "failed" and not entry.request.fail_on_mismatch)
-        for row, entry in zip(index.rows, entries, strict=True)
+    code = exit_code_for_many(
+        (row.status, entry.request.fail_on_mismatch) for row, entry in zip(index.rows, entries, strict=True)
     )
-    return EXIT_OK if forgiven and published else EXIT_FAILED
+    return max(code, EXIT_OK if published else EXIT_FAILED)
 
 
-def _publish_many(run: _Converted, settings: ActionSettings) -> bool:
-    """Upload, summary and outputs, each attempted whatever happened to the others: True if all went well."""
-    artifact, upload_failed = None, ""
-    if settings.upload_artifact:
-        artifact, upload_failed = attempt("artifact upload", lambda: _upload_many(run, settings))
-    failed = [upload_failed]
-    if settings.summary:
-        footer = artifact_footer(artifact, upload_failed, relative_path(str(run.folder), run.workspace))
-        failed.append(attempt("job summary", lambda: write_job_summary(_many_summary(run, footer)))[1])
-    failed.append(attempt("step outputs", lambda: write_outputs(_outputs(run, artifact)))[1])
-    return not any(failed)
-
-
-def _many_summary(run: _Converted, footer: str) -> str:
+def _many_summary(run: _Converted, room: int) -> str:
     if run.single and run.reports:
-        return run.reports[0].to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
-    return run.index.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer
+        return run.reports[0].to_markdown(limit=room)
+    return run.index.to_markdown(limit=room)
 
 
 def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSettings) -> int:
@@ -128,7 +121,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
     index = BatchIndex()
     with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
-            name = artifact_name_for(entry)
+            name = artifact_name(entry.name)
             if name not in available:
                 index.rows.append(
                     IndexRow(
@@ -154,7 +147,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
         if not row.passed:
             commands.error(f"{row.name}: {row.status}: {row.error}", title="onnx-convert merge")
     if settings.summary:
-        write_job_summary(index.to_markdown())
+        write_job_summary(index.to_markdown(limit=JOB_SUMMARY_LIMIT))
     write_outputs(
         {
             "passed": "true" if index.passed else "false",
@@ -163,7 +156,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             **_verdict_outputs(index),
         }
     )
-    return EXIT_OK if index.passed else EXIT_FAILED
+    return exit_code_for_many((row.status, True) for row in index.rows)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -174,25 +167,18 @@ def _output_dir(values: dict[str, str | None], workspace: Path) -> Path:
 
 
 def _upload_many(run: _Converted, settings: ActionSettings) -> UploadedArtifact | None:
-    context = RuntimeContext.from_env(os.environ)
+    context = runtime_context()
     if context is None:
-        commands.notice(
-            "artifact upload skipped: not running in GitHub Actions (no ACTIONS_RUNTIME_TOKEN)", title="onnx-convert"
-        )
         return None
     # One matrix job, one model: the artifact merge looks for.
-    name = settings.artifact_name or (artifact_name_for(run.entries[0]) if run.single else DEFAULT_COMBINED_ARTIFACT)
+    name = settings.artifact_name or (artifact_name(run.entries[0].name) if run.single else DEFAULT_COMBINED_ARTIFACT)
     files, links = files_under(run.folder)
     if links:
         _warn_links(links, run.folder, run.workspace)
     if not files:
         commands.warning("nothing to upload: no model wrote any file", title="onnx-convert")
         return None
-    retention, cut = context.retention(settings.retention_days)
-    if cut:
-        commands.warning(cut, title="onnx-convert")
-    with commands.group(f"upload artifact {name}"):
-        return ArtifactClient(context, log=commands.log).upload(name, files, retention, root=run.folder)
+    return upload(context, name, files, settings, root=run.folder)
 
 
 def _warn_links(links: list[Path], folder: Path, workspace: Path) -> None:
@@ -219,6 +205,7 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
     if report:
         values["failing-outputs"] = json.dumps(report.validation.failing_outputs() if report.validation else [])
     if report and report.onnx:
+        values.update(baseline_outputs(report))
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
         values["opset"] = str(report.onnx.opset)
         values["report-path"] = relative_path(report.reports["json"], run.workspace)

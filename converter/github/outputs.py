@@ -20,8 +20,9 @@ from converter.errors import EXIT_USAGE, ConverterError, describe
 from converter.escape import markdown_code, markdown_text
 from converter.github import commands
 from converter.github.artifacts import UploadedArtifact
+from converter.github.inputs import ActionSettings
 from converter.github.wording import action_wording
-from converter.report import MARKDOWN_LIMIT, Report
+from converter.report import Report
 
 # name -> description; action.yml declares exactly these (a test checks it).
 OUTPUTS: dict[str, str] = {
@@ -34,12 +35,17 @@ OUTPUTS: dict[str, str] = {
     "artifact-id": "Id of the uploaded artifact (empty if none was uploaded).",
     "artifact-url": "Download page of the uploaded artifact (empty if none was uploaded).",
     "matrix": "mode plan: the strategy.matrix JSON, one entry (name, model) per model of the manifest.",
+    "interface-changed": "true if the inputs, outputs, opset or IR version differ from the baseline's; empty without a baseline.",
+    "breaking-changes": "How many of those changes break clients written for the baseline; empty without a baseline.",
     "best-variant-path": "With variants: the file to serve, relative to the workspace: the smallest (pick fastest: "
     "the fastest) of the .onnx and the variants that passed (empty if none passed).",
     "variants-passed": "With variants: the variants that passed and were kept, comma-separated.",
-    "status": "passed, failed (an output is over tolerance) or error (a bad input, or the model could not be converted).",
+    "status": "passed, failed (an output is over tolerance), rejected (validated, but the comparison with the baseline "
+    "failed) or error (a bad input, or the model could not be converted).",
     "failing-outputs": 'The outputs over tolerance, as a JSON list (["probabilities"]; "model/output" with many models); [] if none.',
 }
+# GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
+JOB_SUMMARY_LIMIT = 900 * 1024
 # GitHub shows at most 10 warning annotations per step; keep room for other steps.
 MAX_WARNINGS = 5
 MAX_LISTED_FILES = 10  # the artifact footer names up to this many files, else counts them
@@ -58,12 +64,22 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
         "matrix": "",  # set by mode plan only
+        **baseline_outputs(report),
         "best-variant-path": relative_path(report.variants.best_path, workspace)
         if report.variants and report.variants.best_path
         else "",
         "variants-passed": ",".join(r.name for r in report.variants.passed()) if report.variants else "",
         "status": report.status,
         "failing-outputs": json.dumps(report.validation.failing_outputs() if report.validation else []),
+    }
+
+
+def baseline_outputs(report: Report) -> dict[str, str]:
+    """interface-changed and breaking-changes: empty when nothing was compared."""
+    compared = report.baseline is not None and report.baseline.compared
+    return {
+        "interface-changed": ("true" if report.baseline.interface else "false") if compared and report.baseline else "",
+        "breaking-changes": str(len(report.baseline.breaking)) if compared and report.baseline else "",
     }
 
 
@@ -74,9 +90,9 @@ def write_outputs(values: dict[str, str]) -> None:
         gha.set_output(name, value)
 
 
-def write_summary(report: Report, footer: str) -> None:
-    """The markdown report (cut to fit GitHub's 1 MiB summary limit), then ``footer``."""
-    write_job_summary(report.to_markdown(limit=MARKDOWN_LIMIT - len(footer.encode())) + footer)
+def summary_with(footer: str, render: Callable[[int], str]) -> str:
+    """What ``render`` makes in the room the job summary leaves beside ``footer``, then ``footer``."""
+    return render(JOB_SUMMARY_LIMIT - len(footer.encode())) + footer
 
 
 def write_job_summary(markdown: str) -> None:
@@ -120,6 +136,29 @@ def _summary_wanted() -> bool:
     return (os.environ.get("INPUT_SUMMARY") or "true").strip().lower() != "false"
 
 
+def publish(
+    settings: ActionSettings,
+    upload: Callable[[], UploadedArtifact | None],
+    summary: Callable[[int], str],
+    outputs: Callable[[UploadedArtifact | None], dict[str, str]],
+    folder: str,
+) -> bool:
+    """Upload, summary and outputs, each attempted whatever happened to the others: True if all went well.
+
+    ``summary`` renders the job summary in a number of bytes; ``folder`` is where the files are
+    when the upload failed (relative to the workspace).
+    """
+    artifact, upload_failed = None, ""
+    if settings.upload_artifact:
+        artifact, upload_failed = attempt("artifact upload", upload)
+    failed = [upload_failed]
+    if settings.summary:
+        footer = artifact_footer(artifact, upload_failed, folder)
+        failed.append(attempt("job summary", lambda: write_job_summary(summary_with(footer, summary)))[1])
+    failed.append(attempt("step outputs", lambda: write_outputs(outputs(artifact)))[1])
+    return not any(failed)
+
+
 def attempt(what: str, step: Callable[[], T]) -> tuple[T | None, str]:
     """Run a step that follows the conversion: (its result, "") or (None, why it failed).
 
@@ -148,6 +187,8 @@ def annotate(report: Report, fail_on_mismatch: bool) -> None:
         commands.warning(f"{len(report.warnings) - MAX_WARNINGS} more warnings in the report", title="onnx-convert")
     if report.status == "error":
         commands.error(report.headline(), title="ONNX conversion failed")
+    elif report.status == "rejected":
+        commands.error(report.headline(), title="ONNX file rejected by the comparison with the baseline")
     elif not report.passed:
         if fail_on_mismatch:
             commands.error(report.headline(), title="ONNX output differs from the original")

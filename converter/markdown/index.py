@@ -7,8 +7,9 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from converter.escape import markdown_code, markdown_text, one_line, table_cell
+from converter.escape import markdown_code, markdown_text, one_line
 from converter.markdown.numbers import NBSP, ceil_sig, sig, size, times, unbroken
+from converter.markdown.table import table_head, table_row
 
 if TYPE_CHECKING:
     from converter.batch import IndexRow
@@ -16,10 +17,9 @@ if TYPE_CHECKING:
 MAX_ERROR_CHARS = 300  # of an error in a folded verdict; the model's own report has all of it
 MAX_CELL_CHARS = 90  # of an error in the table, which stays narrow
 CUT_NOTE_BYTES = 512  # room kept for the note that says how many rows were cut
-HEADER = [
-    "| Model | Result | Max \\|diff\\| | Tolerance | Over by | ONNX file | Time |",
-    "|---|---|---:|---|---:|---|---:|",
-]
+HEADER = table_head(
+    ["Model", "Result", "Max \\|diff\\|", "Tolerance", "Over by", "ONNX file", "Time"], "---|---|---:|---|---:|---|---:"
+)
 
 
 def render_index(rows: list[IndexRow], limit: int) -> str:
@@ -102,7 +102,7 @@ def index_row(row: IndexRow) -> str:
         onnx,
         f"{row.seconds:.1f} s",
     ]
-    return "| " + " | ".join(table_cell(cell) for cell in cells) + " |"
+    return table_row(cells)
 
 
 def _folded_verdict(row: IndexRow) -> str:

@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from converter import tensors
+from converter.baseline.render import render_baseline
 from converter.escape import markdown_block, markdown_code, markdown_text
 from converter.markdown.numbers import ceil_sig, decade_bars, percent, sig, size, times, unbroken
 from converter.markdown.table import table
@@ -24,10 +26,16 @@ if TYPE_CHECKING:
 
 Section = Callable[["Report", int], list[str]]
 
+
+def baseline_section(report: Report, max_rows: int) -> list[str]:
+    """The section "Compared with the baseline" (--baseline), rendered by the baseline's own function."""
+    return render_baseline(report.baseline, max_rows) if report.baseline else []
+
+
 # Sections that compare this file with something else go here, between the verdict and the folded
 # details, each a function (report, max table rows) -> markdown lines ([] when it has nothing):
-# e.g. "Compared with the baseline" (issue 19) and "Variants" (issue 20).
-EXTRA_SECTIONS: tuple[Section, ...] = (variants_section,)
+# "Compared with the baseline" (issue 19) and "Variants" (issue 20).
+EXTRA_SECTIONS: tuple[Section, ...] = (baseline_section, variants_section)
 
 # Every value below may come from the model file or its name: escaped (converter/escape.py).
 _code = markdown_code
@@ -39,6 +47,11 @@ def render(report: Report, max_rows: int) -> str:
     lines = [f"## {headline(report)}", ""]
     if report.status == "error":
         lines += [f"**Error:** {_text(report.error)}", ""]
+    if (
+        report.status == "rejected" and report.baseline
+    ):  # what rejected it, before the numbers of a validation that passed
+        reasons = "; ".join(report.baseline.failures)
+        lines += [f"❌ **Rejected by the comparison with the baseline:** {_text(reasons)} (see below).", ""]
     if report.validation:
         lines += verdict_lines(report.validation)
         lines += outputs_table(report.validation, max_rows)
@@ -65,6 +78,8 @@ def headline(report: Report) -> str:
     verdicts = val.verdicts()
     if not report.passed:
         failing = [v for v in verdicts if not v.passed]
+        if report.status == "rejected":  # validated; the comparison with the last release failed
+            return f"❌ {target}: validated, but rejected by the comparison with the baseline"
         if val.passed and report.variants:  # the fp32 file reproduces the model; a required variant does not
             return f"❌ {target}: a required variant did not pass"
         if not failing:
@@ -286,10 +301,8 @@ def tensor_text(tensor: dict[str, Any]) -> str:
 
 
 def shape_text(shape: list[Any]) -> str:
-    """``[batch, 4]``: a named dynamic axis by its name, an unnamed one as ``?``."""
-    if not shape:
-        return "scalar"
-    return "[" + ", ".join("?" if d is None else _text(d) for d in shape) + "]"
+    """The shape as every message writes it (converter.tensors: ``batchx4``), escaped."""
+    return _text(tensors.shape_text(shape))
 
 
 def batch_table(val: Validation, max_rows: int) -> list[str]:
@@ -319,9 +332,16 @@ def batch_table(val: Validation, max_rows: int) -> list[str]:
 
 def routes_table(report: Report, max_rows: int) -> list[str]:
     rows = [
-        [_code(a.route), _text(a.outcome), _text(a.reason) or "—", f"{a.seconds:.1f} s"] for a in report.export_attempts
+        [
+            _code(a.route),
+            _text(a.outcome),
+            "—" if a.opset is None else str(a.opset),
+            _text(a.reason) or "—",
+            f"{a.seconds:.1f} s",
+        ]
+        for a in report.export_attempts
     ]
-    return table(["Route", "Outcome", "Reason", "Time"], rows, max_rows, "rows", "---|---|---|---:")
+    return table(["Route", "Outcome", "Opset", "Reason", "Time"], rows, max_rows, "rows", "---|---|---:|---|---:")
 
 
 def timings_lines(report: Report, max_rows: int) -> list[str]:

@@ -1,15 +1,33 @@
-"""A GFM table with a row limit: what every section of the reports draws its tables with."""
+"""The one builder of GitHub-flavoured markdown tables (the reports, the index, the plan summary,
+the baseline and variants sections).
+
+Cells are markdown already made safe (``converter.escape``: ``markdown_text``, ``markdown_code``);
+``table_cell`` escapes the pipes a code span may still hold.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from converter.escape import table_cell
 
 
-def table(header: list[str], rows: list[list[str]], limit: int, what: str, align: str = "") -> list[str]:
-    """A GFM table of at most ``limit`` rows; ``align`` is its delimiter row without the outer pipes
+def table_head(header: Sequence[str], align: str = "") -> list[str]:
+    """The header row and the delimiter row; ``align`` is the delimiter row without the outer pipes
     (``---:`` right-aligns a column of numbers)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + (align or "|".join("---" for _ in header)) + "|"]
-    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more {what} not shown; see the JSON report._")
+    return ["| " + " | ".join(header) + " |", "|" + (align or "|".join("---" for _ in header)) + "|"]
+
+
+def table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(table_cell(cell) for cell in cells) + " |"
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], limit: int | None = None, what: str = "rows", align: str = ""
+) -> list[str]:
+    """The table's lines; past ``limit`` rows, a line that says how many more ``what`` the JSON report has."""
+    shown = rows if limit is None else rows[:limit]
+    lines = table_head(header, align) + [table_row(row) for row in shown]
+    if len(rows) > len(shown):
+        lines.append(f"\n_{len(rows) - len(shown)} more {what} not shown; see the JSON report._")
     return lines

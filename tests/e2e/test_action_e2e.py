@@ -3,7 +3,7 @@
 A copy of the repository gets example models and a workflow that uses the action (``uses: ./``)
 once per case in CASES; act runs it against its own artifact server (protocol v4). We check what a
 user would see: the job summary, the step outputs, the annotations and the uploaded zips. The
-sandbox, the image build and the act run are shared with the other e2e modules (tests/e2e/act.py).
+sandbox, the image build and the act run are shared with the other e2e modules (tests/fixtures/act.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 import json
 import shutil
 import zipfile
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,10 @@ import yaml
 
 from converter.escape import markdown_text, printable
 from converter.github.outputs import OUTPUTS
-from tests.conftest import markdown_html
-from tests.e2e import act
+from tests.fixtures import act
+from tests.fixtures.runner import markdown_html
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.converts]
 
 # -- the cases: one entry per framework, and one that must fail ---------------------------------
 
@@ -33,7 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @dataclass(frozen=True)
 class Case:
     step: str  # step id in the workflow; the artifact is <step>-onnx
-    model: str  # a builder in tests/e2e/models.py
+    model: str  # a builder in tests/fixtures/e2e_models.py
     inputs: dict[str, str] = field(default_factory=dict)
     passes: bool = True
     file_name: str = ""  # the model is converted under this file name instead of the builder's
@@ -61,19 +60,10 @@ CASES = [
 
 
 @dataclass
-class StepLog:
-    summary: str = ""
-    errors: list[dict] = field(default_factory=list)
-    commands: list[dict] = field(default_factory=list)  # every workflow command act saw, ignored ones too
-    result: str = ""
-    lines: list[str] = field(default_factory=list)  # the step's plain output
-
-
-@dataclass
 class E2ERun:
     run: act.ActRun
     steps: dict[str, dict]  # toJSON(steps) from the workflow: outputs, outcome, conclusion
-    logs: dict[str, StepLog]
+    logs: dict[str, act.StepLog]
     model_paths: dict[str, str]  # step -> the model-path input
 
 
@@ -105,27 +95,6 @@ def _workflow(cases: list[Case], model_paths: dict[str, str]) -> str:
     return yaml.safe_dump(workflow, sort_keys=False, width=1000)
 
 
-def _read_act_log(run: act.ActRun) -> tuple[dict[str, dict], dict[str, StepLog]]:
-    steps: dict[str, dict] = {}
-    logs: dict[str, StepLog] = defaultdict(StepLog)
-    for entry in act.step_events(run):
-        step_id = (entry.get("stepID") or [""])[0]
-        message = entry.get("msg", "")
-        if entry.get("command") == "summary":
-            logs[step_id].summary += entry.get("content", "")
-        elif entry.get("command"):
-            logs[step_id].commands.append(entry)
-            if entry["command"] == "error":
-                logs[step_id].errors.append(entry)
-        elif entry.get("stepResult") and entry.get("stage") == "Main":
-            logs[step_id].result = entry["stepResult"]
-        elif entry.get("raw_output") and message.startswith("E2E-STEPS "):
-            steps = json.loads(message[len("E2E-STEPS ") :])
-        elif entry.get("raw_output"):
-            logs[step_id].lines.append(message)
-    return steps, dict(logs)
-
-
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERun]:
     with act.exclusive_sandbox():
@@ -145,7 +114,7 @@ def _run(base: Path) -> E2ERun:
     }
     (repo / ".github" / "workflows" / "e2e.yml").write_text(_workflow(CASES, model_paths))
     run = act.run_workflow(repo, "e2e.yml", base)
-    steps, logs = _read_act_log(run)
+    steps, logs = act.read_act_log(run)
     assert steps, f"the workflow's last step did not print the steps context; log: {run.log}"
     return E2ERun(run, steps, logs, model_paths)
 

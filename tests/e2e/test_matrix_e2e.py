@@ -4,7 +4,7 @@ The workflow users copy, with `org/onnx-convert-action@v1` pointed at this check
 plan -> one convert job per manifest entry (select) -> merge, which lists and downloads the
 run's artifacts from act's artifact server (protocol v4: ListArtifacts, GetSignedArtifactURL)
 and writes the index to the summary. The sandbox, the image build and the act run are shared
-with the other e2e modules (tests/e2e/act.py).
+with the other e2e modules (tests/fixtures/act.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import act
+from tests.fixtures import act
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.converts]
 
 # The entry's name, not the file's stem, names the matrix job's artifact: logreg-onnx holds iris.*.
 MANIFEST = """\

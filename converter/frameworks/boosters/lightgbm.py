@@ -14,7 +14,12 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.boosters.base import BoosterBackend, outputs_of_prediction
+from converter.frameworks.boosters.base import (
+    EXPORT_REQUIREMENTS,
+    BoosterBackend,
+    BoosterState,
+    outputs_of_prediction,
+)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -41,12 +46,7 @@ REGRESSOR_OBJECTIVES = (
 class LightGBMBackend(BoosterBackend):
     name = "lightgbm"
     package = "lightgbm"
-    requirements: ClassVar[dict[str, str]] = {
-        "lightgbm": "lightgbm",
-        "onnxmltools": "onnxmltools",
-        "skl2onnx": "skl2onnx",
-        "sklearn": "scikit-learn",
-    }
+    requirements: ClassVar[dict[str, str]] = {"lightgbm": "lightgbm", **EXPORT_REQUIREMENTS}
     formats_help = "a LightGBM text model (.txt)"
 
     @classmethod
@@ -56,7 +56,7 @@ class LightGBMBackend(BoosterBackend):
         with path.open("rb") as handle:
             return "lightgbm-text" if handle.read(len(MAGIC)) == MAGIC else None
 
-    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel:
+    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel[BoosterState]:
         lightgbm = self.require("lightgbm")
         self.require("onnxmltools")
         from converter.frameworks.sklearn.converters import wrap_booster
@@ -83,18 +83,18 @@ class LightGBMBackend(BoosterBackend):
                 "train with binary, multiclass or a regression objective in gbdt mode",
             )
         return self.booster_model(
-            booster,
             wrap_booster("lightgbm", booster),
             fmt,
             f"LightGBM Booster ({objective}, {booster.num_trees()} trees)",
+            BoosterState(booster, objective),
             classifier=objective in CLASSIFIER_OBJECTIVES,
         )
 
     def feature_count(self, booster: Any) -> int:
         return int(booster.num_feature())
 
-    def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
-        return outputs_of_prediction(loaded, loaded.extra["booster"].predict(inputs["input"].astype(np.float64)))
+    def run_impl(self, loaded: LoadedModel[BoosterState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        return outputs_of_prediction(loaded, loaded.state.booster.predict(inputs["input"].astype(np.float64)))
 
 
 def _header(path: Path) -> dict[str, str]:

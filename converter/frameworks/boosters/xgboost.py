@@ -17,7 +17,12 @@ import numpy as np
 
 from converter.errors import ConversionError, UserError, describe
 from converter.frameworks.base import LoadedModel
-from converter.frameworks.boosters.base import BoosterBackend, outputs_of_prediction
+from converter.frameworks.boosters.base import (
+    EXPORT_REQUIREMENTS,
+    BoosterBackend,
+    BoosterState,
+    outputs_of_prediction,
+)
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
@@ -46,12 +51,7 @@ _UBJ_LENGTH = {ord("i"): 1, ord("U"): 1, ord("I"): 2, ord("l"): 4, ord("L"): 8}
 class XGBoostBackend(BoosterBackend):
     name = "xgboost"
     package = "xgboost-cpu"
-    requirements: ClassVar[dict[str, str]] = {
-        "xgboost": "xgboost-cpu",
-        "onnxmltools": "onnxmltools",
-        "skl2onnx": "skl2onnx",
-        "sklearn": "scikit-learn",
-    }
+    requirements: ClassVar[dict[str, str]] = {"xgboost": "xgboost-cpu", **EXPORT_REQUIREMENTS}
     formats_help = "an XGBoost .json or .ubj model"
 
     @classmethod
@@ -64,7 +64,7 @@ class XGBoostBackend(BoosterBackend):
             return "xgboost-json" if _JSON_HEAD.match(head) else None
         return "xgboost-ubj" if _ubj_first_key(head) in (b"learner", b"version") else None
 
-    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel:
+    def load_impl(self, request: ConversionRequest, fmt: str) -> LoadedModel[BoosterState]:
         xgboost = self.require("xgboost")
         self.require("onnxmltools")
         from converter.frameworks.sklearn.converters import wrap_booster
@@ -96,22 +96,21 @@ class XGBoostBackend(BoosterBackend):
         if int(learner["learner_model_param"].get("num_target", "1")) > 1:
             raise ConversionError(f"{path.name}: a multi-target XGBoost model is not converted", "train one per target")
         return self.booster_model(
-            booster,
             wrapped,
             fmt,
             f"XGBoost Booster ({objective}, {booster.num_boosted_rounds()} rounds)",
+            BoosterState(booster, objective),
             classifier=objective in CLASSIFIER_OBJECTIVES,
-            objective=objective,
         )
 
     def feature_count(self, booster: Any) -> int:
         return int(booster.num_features())
 
-    def run_impl(self, loaded: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    def run_impl(self, loaded: LoadedModel[BoosterState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         xgboost = self.require("xgboost")
-        booster = loaded.extra["booster"]
+        booster = loaded.state.booster
         matrix = xgboost.DMatrix(inputs["input"])  # xgboost itself compares features in float32
-        if loaded.extra["objective"] == "multi:softmax":  # predict() gives labels; the margins give probabilities
+        if loaded.state.objective == "multi:softmax":  # predict() gives labels; the margins give probabilities
             margins = booster.predict(matrix, output_margin=True).astype(np.float64)
             exp = np.exp(margins - margins.max(axis=1, keepdims=True))
             probabilities = exp / exp.sum(axis=1, keepdims=True)

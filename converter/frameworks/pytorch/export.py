@@ -89,39 +89,42 @@ class _StringSink:
         return "".join(self.parts)
 
 
-def dynamo_export(
-    torch: Any,
-    model: Any,
-    args: tuple[Any, ...],
-    opset: int,
-    input_names: list[str],
-    output_names: list[str],
-    dynamic_shapes: tuple[Any, ...] | dict[str, Any] | None,
-    path: Path,
-    large: bool,
-    kwargs: dict[str, Any] | None = None,
-) -> list[Path]:
-    """Export with the torch.export-based exporter; returns the files written besides ``path``."""
+@dataclass
+class TorchCall:
+    """What both torch.onnx exporters are given for one export."""
+
+    model: Any  # an nn.Module, a ScriptModule or an ExportedProgram
+    args: tuple[Any, ...]  # the example inputs (empty when they go by keyword)
+    kwargs: dict[str, Any] | None  # the example inputs by name, for a forward that skips optional parameters
+    input_names: list[str]
+    output_names: list[str]
+    opset: int
+    path: Path
+    large: bool  # weights beyond EXTERNAL_DATA_BYTES: written to <name>.onnx.data beside the file
+
+
+def dynamo_export(torch: Any, call: TorchCall, dynamic_shapes: tuple[Any, ...] | dict[str, Any] | None) -> list[Path]:
+    """Export with the torch.export-based exporter; returns the files written besides ``call.path``."""
     with quiet():
         program = torch.onnx.export(
-            model,
-            args,
-            kwargs=kwargs,
+            call.model,
+            call.args,
+            kwargs=call.kwargs,
             dynamo=True,
-            opset_version=opset,
+            opset_version=call.opset,
             dynamic_shapes=dynamic_shapes,
             optimize=True,
             verbose=False,
         )
-        assign_names(program.model, input_names, output_names)
+        assign_names(program.model, call.input_names, call.output_names)
         drop_machine_metadata(program.model)
-        if large:
-            program.save(str(path), external_data=True)
+        if call.large:
+            program.save(str(call.path), external_data=True)
         else:
             # ONNXProgram.save moves weights to a .data file above 1.5 GiB; under the 2 GiB
             # protobuf limit we keep one self-contained file.
-            onnx.save_model(program.model_proto, str(path))
-    data = path.with_name(path.name + ".data")
+            onnx.save_model(program.model_proto, str(call.path))
+    data = call.path.with_name(call.path.name + ".data")
     return [data] if data.exists() else []
 
 
@@ -209,64 +212,55 @@ def drop_machine_metadata(model: Any) -> None:
 
 
 def torchscript_export(
-    torch: Any,
-    model: Any,
-    args: tuple[Any, ...],
-    opset: int,
-    input_names: list[str],
-    output_names: list[str],
-    dynamic_axes: dict[str, dict[int, str]],
-    path: Path,
-    large: bool,
-    kwargs: dict[str, Any] | None = None,
+    torch: Any, call: TorchCall, dynamic_axes: dict[str, dict[int, str]]
 ) -> tuple[list[Path], list[warnings.WarningMessage]]:
-    """Export with the TorchScript exporter into a scratch folder, then put the result at ``path``.
+    """Export with the TorchScript exporter into a scratch folder, then put the result at ``call.path``.
 
     The TorchScript exporter writes one file per tensor when it needs external data; we gather
     them into one ``<name>.onnx.data`` so the report can list every file.
     """
+    path = call.path
     scratch = Path(tempfile.mkdtemp(prefix=".torchscript-", dir=path.parent))
     try:
         target = scratch / path.name
         with quiet() as captured:
             torch.onnx.export(
-                model,
-                args,
+                call.model,
+                call.args,
                 str(target),
-                kwargs=kwargs,
+                kwargs=call.kwargs,
                 dynamo=False,
-                opset_version=opset,
-                input_names=input_names,
-                output_names=output_names,
+                opset_version=call.opset,
+                input_names=call.input_names,
+                output_names=call.output_names,
                 dynamic_axes=dynamic_axes or None,
                 do_constant_folding=True,
             )
-        written = [p for p in scratch.iterdir() if p != target]
-        if large or written:
-            proto = onnx.load(str(target), load_external_data=True)
-            location = path.name + ".data"
-            # convert_attribute: a scripted module keeps its weights in Constant nodes, not initializers.
-            onnx.save_model(
-                proto,
-                str(path),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=location,
-                convert_attribute=True,
-            )
-            data = path.with_name(location)
-            extra = [data] if data.exists() else []
-        else:
-            target.replace(path)
-            extra = []
+        extra = _gather_external_data(target, path, call.large)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return extra, captured.warnings
 
 
-def file_opset(path: Path) -> int:
-    model = onnx.load(str(path), load_external_data=False)
-    return max(imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx"))
+def _gather_external_data(target: Path, path: Path, large: bool) -> list[Path]:
+    """Move the exported file from ``target`` to ``path``, its external tensors into one ``.data`` file."""
+    written = [p for p in target.parent.iterdir() if p != target]
+    if not large and not written:
+        target.replace(path)
+        return []
+    proto = onnx.load(str(target), load_external_data=True)
+    location = path.name + ".data"
+    # convert_attribute: a scripted module keeps its weights in Constant nodes, not initializers.
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        convert_attribute=True,
+    )
+    data = path.with_name(location)
+    return [data] if data.exists() else []
 
 
 # -- messages --------------------------------------------------------------------------------

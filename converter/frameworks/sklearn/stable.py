@@ -1,7 +1,7 @@
 """The same model gives the same bytes: what skl2onnx leaves to chance, put in a fixed order.
 
 Measured by converting every model twice, in processes with different string hash seeds
-(tests/conftest.py ``sha256_of_two_runs``; all 164 exportable scikit-learn coverage models):
+(tests/fixtures/cli.py ``sha256_of_two_runs``; all 164 exportable scikit-learn coverage models):
 - the graph name is a random uuid4 unless given (the backend passes one);
 - opset imports follow a set of (domain, version) pairs, whose order is the hash seed's;
 - the cdist graphs of manhattan and minkowski distances (KNeighbors*, RadiusNeighbors* with those

@@ -191,7 +191,28 @@ def prepare_function(function: Any) -> PreparedGraph:
     graph_def = graph.as_graph_def()
     inline_function_calls(graph_def)
     rewrite_erfc(graph_def)
+    weights, replacements = _take_out_captures(graph, graph_def)
+    kept = [n for n in graph_def.node if n.name not in replacements]
+    del graph_def.node[:]
+    graph_def.node.extend(kept)
+    graph_def.node.extend(replacements.values())
 
+    capture_names = {internal.name for _, internal in graph.captures}
+    input_names = [t.name for t in function.inputs if t.name not in capture_names and t.dtype != tf.resource]
+    output_names = [t.name for t in function.outputs if t.dtype != tf.resource]
+    return PreparedGraph(
+        graph_def=graph_def,
+        input_names=input_names,
+        output_names=output_names,
+        weights=weights,
+        tensors_to_rename=_renames(function, input_names, output_names),
+    )
+
+
+def _take_out_captures(
+    graph: Any, graph_def: graph_pb2.GraphDef
+) -> tuple[dict[str, Any], dict[str, node_def_pb2.NodeDef]]:
+    """The large captured values (placeholder tensor name -> source) and the node that replaces each capture."""
     captured = {internal.op.name: external for external, internal in graph.captures}
     variables = {id(v.handle): v for v in graph.variables}
     by_name = {n.name: n for n in graph_def.node}
@@ -226,22 +247,7 @@ def prepare_function(function: Any) -> PreparedGraph:
         else:
             replacements[internal_name] = _placeholder_node(value_name, dtype, shape)
             weights[value_name + ":0"] = source
-
-    kept = [n for n in graph_def.node if n.name not in replacements]
-    del graph_def.node[:]
-    graph_def.node.extend(kept)
-    graph_def.node.extend(replacements.values())
-
-    capture_names = {internal.name for _, internal in graph.captures}
-    input_names = [t.name for t in function.inputs if t.name not in capture_names and t.dtype != tf.resource]
-    output_names = [t.name for t in function.outputs if t.dtype != tf.resource]
-    return PreparedGraph(
-        graph_def=graph_def,
-        input_names=input_names,
-        output_names=output_names,
-        weights=weights,
-        tensors_to_rename=_renames(function, input_names, output_names),
-    )
+    return weights, replacements
 
 
 def _renames(function: Any, input_names: list[str], output_names: list[str]) -> dict[str, str]:
@@ -300,6 +306,21 @@ def _read_from_value(
 # -- tf2onnx -------------------------------------------------------------------------------------------
 
 
+@dataclass
+class GraphToConvert:
+    """A TensorFlow graph and what tf2onnx needs to know to convert it."""
+
+    graph_def: graph_pb2.GraphDef
+    input_names: list[str]  # tensor names, "x:0"
+    output_names: list[str]
+    name: str  # what it was converted from, for the ONNX graph's name
+    renames: dict[str, str] = field(default_factory=dict)  # graph tensor names -> the ONNX file's names
+    # Placeholder tensor name -> the variable or tensor holding its value (prepare_function's weights).
+    weights: dict[str, Any] = field(default_factory=dict)
+    tables: dict[Any, Any] | None = None  # initialized hash tables (tf2onnx's saved-model loader)
+    continue_on_error: bool = False  # tf2onnx keeps an op it cannot convert (unsupported_ops reports it)
+
+
 def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> LightModel:
     """tf2onnx on a prepared graph: grappler, then ``to_onnx`` with the held-out weights."""
     placeholders = list(prepared.weights)
@@ -309,15 +330,15 @@ def convert_prepared(prepared: PreparedGraph, opset: int, name: str) -> LightMod
             prepared.input_names + placeholders, prepared.output_names, prepared.graph_def
         )
     _reshape_placeholders(graph_def, shapes)
-    return to_onnx(
+    graph = GraphToConvert(
         graph_def,
         prepared.input_names,
         prepared.output_names,
-        opset,
         name,
-        weights=prepared.weights,
         renames=prepared.tensors_to_rename,
+        weights=prepared.weights,
     )
+    return to_onnx(graph, opset)
 
 
 def _unshape_placeholders(graph_def: graph_pb2.GraphDef, placeholders: list[str]) -> dict[str, Any]:
@@ -346,45 +367,27 @@ def _reshape_placeholders(graph_def: graph_pb2.GraphDef, shapes: dict[str, Any])
             node.attr["shape"].shape.CopyFrom(shapes[node.name])
 
 
-def convert_frozen(
-    graph_def: graph_pb2.GraphDef,
-    input_names: list[str],
-    output_names: list[str],
-    renames: dict[str, str],
-    opset: int,
-    name: str,
-    tables: dict[Any, Any] | None = None,
-) -> LightModel:
+def convert_frozen(graph: GraphToConvert, opset: int) -> LightModel:
     """tf2onnx on a graph frozen (and optimised by grappler) by tf2onnx's own loaders."""
-    rewrite_erfc(graph_def)
-    return to_onnx(
-        graph_def, input_names, output_names, opset, name, renames=renames, tables=tables, continue_on_error=True
-    )
+    rewrite_erfc(graph.graph_def)
+    graph.continue_on_error = True
+    return to_onnx(graph, opset)
 
 
-def to_onnx(
-    graph_def: graph_pb2.GraphDef,
-    input_names: list[str],
-    output_names: list[str],
-    opset: int,
-    name: str,
-    weights: dict[str, Any] | None = None,
-    renames: dict[str, str] | None = None,
-    tables: dict[Any, Any] | None = None,
-    continue_on_error: bool = False,
-) -> LightModel:
+def to_onnx(graph: GraphToConvert, opset: int) -> LightModel:
     """What ``tf2onnx.convert._convert_common`` does, with the weights kept light.
 
-    ``weights`` (Placeholder tensor name -> variable or tensor) become Const nodes of
-    tf2onnx's graph before its op handlers run (each is taken out of the dict as it does); large Consts are held out of it while its
-    ONNX optimizers run, and the model keeps them apart until it is written.
+    ``graph.weights`` (Placeholder tensor name -> variable or tensor) become Const nodes of
+    tf2onnx's graph before its op handlers run (each is taken out of the dict as it does); large
+    Consts are held out of it while its ONNX optimizers run, and the model keeps them apart until
+    it is written.
     """
-    weights = weights or {}
+    weights = graph.weights
     placeholders = list(weights)
     with tf.device("/cpu:0"):
         with tf.Graph().as_default() as tf_graph:
-            tf.import_graph_def(graph_def, name="")
-            main_g, subgraphs = tfonnx.graphs_from_tf(tf_graph, input_names + placeholders, output_names)
+            tf.import_graph_def(graph.graph_def, name="")
+            main_g, subgraphs = tfonnx.graphs_from_tf(tf_graph, graph.input_names + placeholders, graph.output_names)
         del tf_graph
         for g in [main_g, *subgraphs]:
             g.set_config(None, opset, None)
@@ -392,13 +395,13 @@ def to_onnx(
             # Taken out of ``weights``: a variable nothing else holds (the backend released
             # the model) is freed as soon as its value is in tf2onnx's graph.
             _placeholder_to_const(main_g, placeholder, np.asarray(weights.pop(placeholder).numpy()))
-        held = _process_holding_out(main_g, subgraphs, tables, renames, continue_on_error)
+        held = _process_holding_out(main_g, subgraphs, graph)
         g = main_g
         del main_g, subgraphs
         _scalar_addends_as_vectors(g)
         held.update(_hold_out_large_consts(g))  # none left, unless tf2onnx stopped calling update_proto
         g = tf2onnx_optimizer.optimize_graph(g, catch_errors=True)
-        model = g.make_model(f"converted from {name}")
+        model = g.make_model(f"converted from {graph.name}")
         del g
     return LightModel(model, held)
 
@@ -424,9 +427,7 @@ def _scalar_addends_as_vectors(g: Any) -> None:
             g.replace_input(node, node.input[1], vector.output[0], 1)
 
 
-def _process_holding_out(
-    main_g: Any, subgraphs: list[Any], tables: Any, renames: Any, continue_on_error: bool
-) -> dict[str, onnx.TensorProto]:
+def _process_holding_out(main_g: Any, subgraphs: list[Any], graph: GraphToConvert) -> dict[str, onnx.TensorProto]:
     """``tfonnx.process_graphs`` (tf2onnx's op handlers), with the large constants held out
     just before its last step, ``update_proto``.
 
@@ -443,7 +444,9 @@ def _process_holding_out(
 
     main_g.update_proto = hold_out_then_update
     try:
-        g = tfonnx.process_graphs(main_g, subgraphs, None, [], [], continue_on_error, None, tables, renames)
+        g = tfonnx.process_graphs(
+            main_g, subgraphs, None, [], [], graph.continue_on_error, None, graph.tables, graph.renames
+        )
     finally:
         del main_g.update_proto
     if g is not main_g:
@@ -493,7 +496,7 @@ def _placeholder_to_const(g: Any, output: str, value: np.ndarray) -> None:
     g.remove_node(node.name)
 
 
-def freeze_function(function: Any) -> tuple[Any, list[str], list[str], dict[str, str]]:
+def freeze_function(function: Any, name: str) -> GraphToConvert:
     """``tf2onnx.convert.from_function``'s freezing, without its conversion."""
     input_names = [t.name for t in function.inputs if t.dtype != tf.resource]
     capture_names = {internal.name for _, internal in function.graph.captures}
@@ -502,4 +505,4 @@ def freeze_function(function: Any) -> tuple[Any, list[str], list[str], dict[str,
     renames = tensor_names_from_structed(function, real_inputs, output_names)
     with tf.device("/cpu:0"):
         frozen = tf_loader.from_function(function, input_names, output_names)
-    return frozen, real_inputs, output_names, renames
+    return GraphToConvert(frozen, real_inputs, output_names, name, renames=renames)

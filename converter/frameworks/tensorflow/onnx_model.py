@@ -7,7 +7,6 @@ Plain onnx, no TensorFlow, so they are cheap to test.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -16,23 +15,11 @@ import onnx
 from onnx import numpy_helper
 
 from converter.frameworks.base import TensorSpec
+from converter.onnx_file import DEFAULT_DOMAINS, graphs
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 # Initializers above this size go to a .data file beside the .onnx (ONNX external data).
 EXTERNAL_DATA_BYTES = 512 * 1024 * 1024
 EXTERNAL_DATA_ALIGNMENT = 4096
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """The graph and every subgraph (Loop and If bodies) in it."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _graphs(sub)
 
 
 def unsupported_ops(model: onnx.ModelProto) -> list[str]:
@@ -42,7 +29,7 @@ def unsupported_ops(model: onnx.ModelProto) -> list[str]:
     ONNX runtime can run; such a node has an op type the ONNX default domain does not know.
     """
     found: Counter[str] = Counter()
-    for graph in _graphs(model.graph):
+    for graph in graphs(model.graph):
         for node in graph.node:
             if node.domain in DEFAULT_DOMAINS and not onnx.defs.has(node.op_type):
                 found[node.op_type] += 1
@@ -53,7 +40,7 @@ def rename_values(model: onnx.ModelProto, names: dict[str, str]) -> None:
     """Rename graph inputs and outputs (and every reference to them), old name -> new name."""
     if not names:
         return
-    for graph in _graphs(model.graph):
+    for graph in graphs(model.graph):
         for value in [*graph.input, *graph.output, *graph.value_info]:
             value.name = names.get(value.name, value.name)
         for node in graph.node:

@@ -1,0 +1,264 @@
+"""Export through skl2onnx, for scikit-learn estimators and (with onnxmltools' converters
+registered) XGBoost and LightGBM models: the call, the outputs named after the reference run's,
+and the message that names what cannot be converted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from converter.errors import ConversionError, UnsupportedByRoute, UserError, describe
+from converter.frameworks.base import ExportJob, ExportResult, LoadedModel, TensorSpec
+from converter.frameworks.sklearn import stable as sklearn_stable
+
+ROUTE = "skl2onnx.convert_sklearn"
+
+
+def export_with_skl2onnx(
+    require: Callable[[str], ModuleType], loaded: LoadedModel[Any], job: ExportJob
+) -> ExportResult:
+    """Write ``job.path`` with ``skl2onnx.convert_sklearn``; the outputs get ``loaded.output_names``."""
+    skl2onnx = require("skl2onnx")
+    data_types = require("skl2onnx.common.data_types")
+    from converter.frameworks.sklearn import converters as sklearn_converters
+
+    estimators = walk(loaded.model)
+    sklearn_converters.register()
+    foreign = {type(e).__module__.split(".")[0] for e in estimators} & {"xgboost", "lightgbm"}
+    if foreign:
+        require("onnxmltools")
+        sklearn_converters.register_boosters(foreign)
+    initial_types = [(s.name, onnx_type(data_types, s)) for s in job.specs]
+    sklearn_converters.DOUBLED.clear()
+    try:
+        onx = skl2onnx.convert_sklearn(
+            loaded.model,
+            name=loaded.description,  # skl2onnx's default is a random uuid4: two runs, two files
+            initial_types=initial_types,
+            target_opset={"": job.opset, "ai.onnx.ml": ml_opset(job.opset)},
+            options=_plain_tensor_options(estimators) or None,
+        )
+    except Exception as exc:
+        raise conversion_error(loaded.model, exc) from None
+    _name_outputs(onx, loaded)
+    sklearn_stable.make_reproducible(onx)
+    job.path.write_bytes(onx.SerializeToString())
+    return ExportResult(
+        path=job.path,
+        exporter=f"skl2onnx {skl2onnx.__version__}",
+        warnings=[
+            f"{name} is computed in double precision inside the graph: {why}"
+            for name, why in sorted(sklearn_converters.DOUBLED.items())
+        ],
+    )
+
+
+def walk(estimator: Any) -> list[Any]:
+    """The estimator and every estimator nested in it (pipelines, column transformers)."""
+    found = [estimator]
+    for attr in ("steps", "transformers_", "transformer_list"):
+        for item in getattr(estimator, attr, None) or []:
+            child = item[1]
+            if hasattr(child, "get_params"):
+                found.extend(walk(child))
+    for attr in ("estimator_", "regressor_", "base_estimator_"):
+        child = getattr(estimator, attr, None)
+        if child is not None and hasattr(child, "get_params"):
+            found.extend(walk(child))
+    return found
+
+
+def describe_estimator(model: Any) -> str:
+    steps = getattr(model, "steps", None)
+    if steps:
+        return f"Pipeline({', '.join(type(step).__name__ for _, step in steps)})"
+    return type(model).__name__
+
+
+def onnx_type(data_types: Any, spec: TensorSpec) -> Any:
+    shape = [d if isinstance(d, int) else None for d in (spec.shape or (None, None))]
+    kinds = {
+        "float32": data_types.FloatTensorType,
+        "float64": data_types.DoubleTensorType,
+        "int64": data_types.Int64TensorType,
+        "int32": data_types.Int32TensorType,
+        "bool": data_types.BooleanTensorType,
+        "string": data_types.StringTensorType,
+    }
+    if spec.dtype not in kinds:
+        raise UserError(
+            f'--input-dtypes: scikit-learn models take float32, float64, int64, int32, bool or string, not "{spec.dtype}"',
+            "use one of those dtypes",
+        )
+    return kinds[spec.dtype](shape)
+
+
+def ml_opset(opset: int) -> int:
+    """The ai.onnx.ml opset to write next to default-domain ``opset``.
+
+    The one released with it (onnx.helper.VERSION_TABLE), at most 3: skl2onnx 1.20 refuses 4
+    ("version 4 of domain 'ai.onnx.ml' not supported yet", seen with IsolationForest at opset 21)
+    and version 5 deprecates the TreeEnsembleClassifier/Regressor operators it writes.
+    """
+    import onnx.helper
+
+    released = [row[3] for row in onnx.helper.VERSION_TABLE if row[2] <= opset and row[3] is not None]
+    return min(max(released, default=1), 3)
+
+
+def _plain_tensor_options(estimators: list[Any]) -> dict[int, dict[str, Any]]:
+    """zipmap=False wherever the converter has that option: probabilities as a plain float
+    tensor, not a ZipMap (a list of dicts that few runtimes take)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import _converter_pool
+
+    options: dict[int, dict[str, Any]] = {}
+    for estimator in estimators:
+        if hasattr(estimator, "steps"):  # skl2onnx hands a Pipeline's options to its last step
+            continue
+        alias = sklearn_operator_name_map.get(type(estimator))
+        converter = _converter_pool.get(alias) if alias else None
+        allowed = converter.get_allowed_options() if converter is not None else None
+        if allowed and "zipmap" in allowed:
+            options[id(estimator)] = {"zipmap": False}
+    return options
+
+
+# Binary classifiers without predict_proba: skl2onnx writes two score columns, (-d, d) for
+# linear models and (d, -d) for libsvm's SVC/NuSVC, where scikit-learn's decision_function is d;
+# for RidgeClassifier it writes d alone but declares two columns. None: keep the one column.
+_BINARY_SCORE_COLUMN: dict[str, int | None] = {"SVC": 0, "NuSVC": 0, "RidgeClassifier": None, "RidgeClassifierCV": None}
+
+
+def _name_outputs(onx: Any, loaded: LoadedModel[Any]) -> None:
+    """Give the graph outputs the names of the plan, and decision scores scikit-learn's shape."""
+    graph = onx.graph
+    wanted = list(loaded.output_names)
+    actual = [o.name for o in graph.output]
+    if len(actual) > len(wanted) and actual[0] == "label" and wanted == ["label"]:
+        # e.g. NearestCentroid(metric="manhattan"): scikit-learn has no predict_proba for it, so
+        # the file does not expose what the converter computed for one either
+        del graph.output[1:]
+        actual = actual[:1]
+    if len(actual) != len(wanted):
+        raise ConversionError(
+            f"skl2onnx wrote the outputs {', '.join(actual)} for {loaded.description}, "
+            f"which has {', '.join(wanted)} to compare",
+            "report this model to onnx-convert-action",
+        )
+    for old, new in zip(actual, wanted, strict=True):
+        if old != new:
+            _rename_value(graph, old, new)
+    model = final_estimator(loaded.model)
+    classes = getattr(model, "classes_", None)
+    if type(model).__name__ in _VOTING_TREES and wanted == ["label", "probabilities"] and classes is not None:
+        _label_from_rounded_probabilities(graph, classes)
+    if "scores" not in wanted or classes is None or len(classes) != 2 or "label" not in wanted:
+        return
+    scores = next(o for o in graph.output if o.name == "scores")
+    dims = scores.type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].dim_value == 2:
+        import onnx
+        from onnx import helper
+
+        column = _BINARY_SCORE_COLUMN.get(type(model).__name__, 1)
+        if column is None:
+            dims[1].dim_value = 1
+            return
+        _rename_value(graph, "scores", "scores_both_columns")
+        index = helper.make_tensor("scores_column", onnx.TensorProto.INT64, [1], [column])
+        graph.initializer.append(index)
+        graph.node.append(helper.make_node("Gather", ["scores_both_columns", "scores_column"], ["scores"], axis=1))
+        output = next(o for o in graph.output if o.name == "scores_both_columns")
+        output.name = "scores"
+        dims[1].dim_value = 1
+
+
+# predict() = classes_[argmax(predict_proba)], and the probabilities are vote shares: two classes
+# often tie exactly (45 of 100 trees each). scikit-learn then takes the first class; the float32
+# sums in TreeEnsembleClassifier land 1e-7 apart either way and flip the label (2 of 500 rows of
+# RandomForestClassifier on iris in bench/COVERAGE.md). The label is recomputed from the
+# probabilities rounded to 2^-16, far above float32 noise and far below one vote.
+_VOTING_TREES = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier")
+
+
+def _label_from_rounded_probabilities(graph: Any, classes: Any) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    _rename_value(graph, "label", "label_of_the_trees")
+    if all(isinstance(c, str) for c in classes):
+        table = numpy_helper.from_array(np.array([str(c) for c in classes], dtype=object), "label_classes")
+    else:
+        table = numpy_helper.from_array(np.asarray(classes).astype(np.int64), "label_classes")
+    scale = helper.make_tensor("label_rounding", onnx.TensorProto.FLOAT, [], [65536.0])
+    graph.initializer.extend([table, scale])
+    graph.node.extend(
+        [
+            helper.make_node("Cast", ["probabilities"], ["label_probabilities32"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", ["label_probabilities32", "label_rounding"], ["label_scaled"]),
+            helper.make_node("Round", ["label_scaled"], ["label_rounded"]),
+            helper.make_node("ArgMax", ["label_rounded"], ["label_index"], axis=1, keepdims=0),
+            helper.make_node("Gather", ["label_classes", "label_index"], ["label"], axis=0),
+        ]
+    )
+    output = next(o for o in graph.output if o.name == "label_of_the_trees")
+    output.name = "label"
+
+
+def _rename_value(graph: Any, old: str, new: str) -> None:
+    """Rename a value everywhere in the graph (an intermediate already called ``new`` moves aside)."""
+    taken = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.initializer}
+    if new in taken:
+        _rename_value(graph, new, f"{new}_0" if f"{new}_0" not in taken else f"{new}_{len(taken)}")
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in [*graph.output, *graph.input]:
+        if value.name == old:
+            value.name = new
+
+
+def final_estimator(model: Any) -> Any:
+    steps = getattr(model, "steps", None)
+    return final_estimator(steps[-1][1]) if steps else model
+
+
+def conversion_error(model: Any, exc: Exception) -> ConversionError:
+    """The one-line reason and what to do, naming the estimator that cannot be converted.
+
+    No converter, or an estimator setting with no ONNX equivalent, is the same at every opset:
+    ``UnsupportedByRoute`` (the pipeline tries no lower opset); anything else may be the opset's.
+    """
+    from converter.frameworks.sklearn.converters import NO_ONNX_EQUIVALENT
+
+    text = str(exc)
+    # skl2onnx: "Unable to find a shape calculator for type '<class 'sklearn...NearestCentroid'>'"
+    missing = re.search(r"for type '<class '([\w.]+)'>'", text)
+    where = "" if "(" not in describe_estimator(model) else f" (in {describe_estimator(model)})"
+    if missing:
+        name = missing.group(1).rsplit(".", 1)[-1]
+        if name in NO_ONNX_EQUIVALENT:
+            return UnsupportedByRoute(
+                f"{name} cannot be converted to ONNX{where}: {NO_ONNX_EQUIVALENT[name]}",
+                "keep this step outside the exported model, or replace it with an estimator that converts",
+            )
+        return UnsupportedByRoute(
+            f"{name} cannot be converted to ONNX{where}: neither skl2onnx nor this tool has a converter for it",
+            "replace it with an estimator that converts (bench/COVERAGE.md lists them)",
+        )
+    name = type(final_estimator(model)).__name__
+    if isinstance(exc, NotImplementedError) or name in NO_ONNX_EQUIVALENT:
+        reason = NO_ONNX_EQUIVALENT.get(name, text)
+        return UnsupportedByRoute(
+            f"{name} cannot be converted to ONNX{where}: {reason}", "use a setting of the estimator that converts"
+        )
+    return ConversionError(
+        f"skl2onnx could not convert {describe_estimator(model)}: {describe(exc)}",
+        "see bench/COVERAGE.md for what converts",
+    )
