@@ -95,7 +95,8 @@ def test_a_segfault_in_the_action_still_writes_the_annotation_summary_outputs_an
     ]
     assert done["summary"].startswith(f"## ❌ segfault.pkl: conversion failed\n\n**Error:** {crash}; ")
     assert (
-        "```sh\nonnx-convert --model-path models/segfault.pkl --allow-unsafe-load true --debug\n```" in done["summary"]
+        "<summary>Reproduce</summary>\n\n```sh\nonnx-convert \\\n  --model-path models/segfault.pkl \\\n"
+        "  --allow-unsafe-load true \\\n  --debug\n```" in done["summary"]
     )
     outputs = done["outputs"]
     assert (outputs["passed"], outputs["onnx-path"]) == ("false", "")

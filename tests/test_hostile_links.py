@@ -45,7 +45,7 @@ def test_a_link_at_a_models_folder_in_the_action_is_refused_naming_it(action, wo
     link = workspace / "onnx-models" / "knn"
     assert done.code == 2
     assert done.commands("error") == [
-        f'::error title=onnx-convert::--output-dir "{link}": {link} is a symbolic link (to {outside}), and this tool '
+        f'::error title=onnx-convert::output-dir: "{link}": {link} is a symbolic link (to {outside}), and this tool '
         f"never writes through a link; {FIX}"
     ]
     assert list(outside.iterdir()) == []

@@ -15,7 +15,7 @@ from converter.github.artifacts import UploadedArtifact
 from converter.github.inputs import ActionSettings, read_input, read_inputs, read_values
 from converter.github.many import run_many, run_merge, run_plan
 from converter.github.matrix import artifact_name
-from converter.github.outputs import annotate, outputs_for, publish, relative_path
+from converter.github.outputs import annotate, outputs_for, publish, publish_error, relative_path
 from converter.github.upload import runtime_context, upload
 from converter.manifest import is_batch
 from converter.naming import file_stem
@@ -48,7 +48,7 @@ def _run(workspace: Path) -> int:
             # In a child process: a crash there still leaves this one to write the summary and outputs.
             report = isolated.convert(request, lambda message: commands.log(f"onnx-convert: {message}"), commands.CHILD)
     except ConverterError as exc:
-        commands.error(exc.one_line(), title="onnx-convert")
+        publish_error(exc)
         return exc.exit_code
     annotate(report, request.fail_on_mismatch)
     code = exit_code_for(report.status, request.fail_on_mismatch)

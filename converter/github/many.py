@@ -31,7 +31,7 @@ from converter.github.outputs import (
 )
 from converter.github.upload import runtime_context, upload
 from converter.manifest import Entry, load_entries
-from converter.markdown import table
+from converter.markdown.table import table
 from converter.merged import read_row
 from converter.report import Report
 from converter.request import check_no_link, parse_path
@@ -142,6 +142,7 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "passed": "true" if index.passed else "false",
             "report-path": relative_path(str(output_dir / "index.json"), workspace),
             "max-abs-diff": _worst([r.max_abs_diff for r in index.rows]),
+            **_verdict_outputs(index),
         }
     )
     return exit_code_for_many((row.status, True) for row in index.rows)
@@ -214,7 +215,10 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
     }
+    values.update(_verdict_outputs(run.index))
     report = run.reports[0] if run.single and run.reports else None
+    if report:
+        values["failing-outputs"] = json.dumps(report.validation.failing_outputs() if report.validation else [])
     if report and report.onnx:
         values.update(baseline_outputs(report))
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
@@ -224,6 +228,20 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
             values["best-variant-path"] = relative_path(report.variants.best_path, run.workspace)
             values["variants-passed"] = ",".join(r.name for r in report.variants.passed())
     return values
+
+
+def _verdict_outputs(index: BatchIndex) -> dict[str, str]:
+    """status and failing-outputs of many models: error if one could not be converted (or is missing)."""
+    statuses = {row.status for row in index.rows}
+    status = "passed" if index.passed else ("failed" if statuses <= {"passed", "failed"} else "error")
+    failing = []
+    for row in index.rows:
+        if row.status == "failed" and row.report and Path(row.report).is_file():
+            report = Report.from_json(Path(row.report).read_text(encoding="utf-8"))
+            failing += [
+                f"{row.name}/{name}" for name in (report.validation.failing_outputs() if report.validation else [])
+            ]
+    return {"status": status, "failing-outputs": json.dumps(failing)}
 
 
 def _worst(values: list[float | None]) -> str:
