@@ -63,8 +63,10 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     check_signing(request.sign)
     installed = None
     if request.requirements is not None:  # before the load: the model-class file imports them
+        log("installing --requirements")  # the step a crashed child names (converter/isolated.py)
         with timings.stage("requirements"):
             installed = install_requirements(request.requirements, request.import_root)
+    log("loading the model")  # the step a crashed child names (converter/isolated.py)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
     specs, first_inputs, from_samples = _inputs(backend, loaded, request)
@@ -74,6 +76,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     report.versions = _versions(backend)
     report.requirements = asdict(installed) if installed else {}
     report.warnings.extend(loaded.notes)
+    request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
@@ -129,6 +132,7 @@ class Conversion:
         """Every run of the original model, before the first export: the backend may free the
         model after an export, before onnxruntime loads the file, so the two never hold the weights at once."""
         second = second_run_inputs(self.specs, first, self.request, from_samples)
+        self.log("running the original model")
         with self.timings.stage("reference_run"):
             self.references = [(first, self.backend.run(self.loaded, first))]
             if second is not None:
