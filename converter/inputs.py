@@ -19,6 +19,11 @@ from converter.tensors import dtype_name, shape_text
 BATCH = "batch"
 # Sizes for dynamic dimensions other than the batch, first and second validation run.
 OTHER_DYNAMIC_SIZES = (32, 40)
+# The share of generated values left missing in an input that takes missing values (TensorSpec.missing).
+MISSING_SHARE = 0.15
+# How a missing value reaches a string input of the ONNX file: as the text "nan", which is what
+# pandas' astype(str) makes of NaN and what pd.read_csv reads back as NaN (docs/sklearn.md).
+MISSING_STRING = "nan"
 
 
 def resolve_specs(
@@ -161,6 +166,8 @@ def generate_inputs(
                     "give real inputs with --sample-data (a .csv with a header row naming the columns)",
                 )
             inputs[spec.name] = rng.choice(np.array(spec.categories, dtype=object), size=shape)
+            if spec.missing:
+                inputs[spec.name][rng.random(shape) < MISSING_SHARE] = MISSING_STRING
         elif spec.dtype == "bool":
             inputs[spec.name] = rng.random(shape) < 0.5
         elif np.issubdtype(np.dtype(spec.dtype), np.integer):
@@ -168,6 +175,8 @@ def generate_inputs(
             inputs[spec.name] = rng.integers(spec.low, high, size=shape).astype(spec.dtype)
         else:
             inputs[spec.name] = rng.standard_normal(shape).astype(numpy_dtype(spec.dtype))
+            if spec.missing:
+                inputs[spec.name][rng.random(shape) < MISSING_SHARE] = np.nan
     return inputs
 
 

@@ -31,7 +31,7 @@ from converter.baseline.compare import OpenedBaseline, ThisRun, compare_with_bas
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
-from converter.inputs import check_generated_size, generate_inputs, resolve_specs, second_run_inputs
+from converter.inputs import check_generated_size, generate_inputs, resize_batch, resolve_specs, second_run_inputs
 from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
 from converter.opsets import check_requested
@@ -63,7 +63,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     check_signing(request.sign)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
-    specs, first_inputs, from_samples = _inputs(backend, loaded, request)
+    specs, first_inputs, originals = _inputs(backend, loaded, request)
     report = Report(
         passed=False, status="error", model=_model_info(request, backend, loaded), command=request.command_line()
     )
@@ -72,7 +72,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
-            run.reference_runs(first_inputs, from_samples)
+            run.reference_runs(first_inputs, originals)
             chosen = first_reproducing(run)
             run.measure_latency(chosen)  # a kept file that mismatched, if it ran
         except ConversionError as exc:
@@ -120,15 +120,22 @@ class Conversion:
         sample = self.request.sample_data
         return sample.name if sample else f"generated (seed {self.request.seed})"
 
-    def reference_runs(self, first: dict[str, np.ndarray], from_samples: bool) -> None:
+    def reference_runs(self, first: dict[str, np.ndarray], originals: dict[str, np.ndarray] | None) -> None:
         """Every run of the original model, before the first export: the backend may free the
-        model after an export, before onnxruntime loads the file, so the two never hold the weights at once."""
-        second = second_run_inputs(self.specs, first, self.request, from_samples)
+        model after an export, before onnxruntime loads the file, so the two never hold the weights at once.
+
+        ``originals``: the sample data as read, which a backend that ``runs_on_samples_as_read`` gets
+        instead of the file's input dtypes (scikit-learn: float64 from a CSV, as the model was fitted)."""
+        second = second_run_inputs(self.specs, first, self.request, originals is not None)
+        as_read = originals if originals is not None and self.backend.runs_on_samples_as_read else None
+        first_reference = as_read if as_read is not None else first
         with self.timings.stage("reference_run"):
-            self.references = [(first, self.backend.run(self.loaded, first))]
+            self.references = [(first, self.backend.run(self.loaded, first_reference))]
             if second is not None:
-                self.references.append((second, self.backend.run(self.loaded, second)))
-        self.reference_latency = _median_ms(lambda: self.backend.run(self.loaded, first))
+                rows = len(next(iter(second.values())))
+                second_reference = second if as_read is None else resize_batch(as_read, self.specs, rows)
+                self.references.append((second, self.backend.run(self.loaded, second_reference)))
+        self.reference_latency = _median_ms(lambda: self.backend.run(self.loaded, first_reference))
         return_freed_memory()
 
     def export(self, job: ExportJob) -> ExportResult:
@@ -162,15 +169,16 @@ class Conversion:
 
 def _inputs(
     backend: Backend[Any], loaded: LoadedModel[Any], request: ConversionRequest
-) -> tuple[list[TensorSpec], dict[str, np.ndarray], bool]:
-    """The resolved input specs and the first validation inputs: the sample data, or generated ones."""
+) -> tuple[list[TensorSpec], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The resolved input specs, the first validation inputs (the sample data in the file's dtypes,
+    or generated ones) and the sample data as read (None when generated)."""
     model_specs = backend.input_specs(loaded, request)
     samples = load_sample_data(request.sample_data, model_specs) if request.sample_data else None
     specs = resolve_specs(model_specs, request, samples)
     if samples is not None:
-        return specs, check_samples_fit(samples, specs), True
+        return specs, check_samples_fit(samples, specs), samples
     check_generated_size(specs, request.validation_samples)
-    return specs, generate_inputs(specs, request.validation_samples, request.seed), False
+    return specs, generate_inputs(specs, request.validation_samples, request.seed), None
 
 
 def _finish(run: Conversion, chosen: Candidate) -> None:

@@ -67,6 +67,10 @@ class TensorSpec:
     low: int = 0
     high: int | None = None
     categories: tuple[str, ...] = ()
+    # The named columns this input holds, in order (a model fitted on a DataFrame): sample data
+    # with a header is mapped to them by name.
+    columns: tuple[str, ...] = ()
+    missing: bool = False  # generation hint: the model takes missing values here (NaN, or "nan" for strings)
 
 
 @dataclass
@@ -125,6 +129,9 @@ class Backend(ABC, Generic[StateT]):
     image_variant: str = ""
     #: the formats it reads, for error messages ("a .skops or .joblib file (scikit-learn)")
     formats_help: str = ""
+    # True: the reference run gets sample data as read (float64 from a CSV, strings with missing
+    # cells), not cast to the file's input dtypes first.
+    runs_on_samples_as_read: ClassVar[bool] = False
 
     # -- detection (no framework import) --------------------------------------------------
     @classmethod

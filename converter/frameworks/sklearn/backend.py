@@ -19,14 +19,14 @@ from converter.errors import ConversionError, MissingFrameworkError, UserError, 
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust
+from converter.frameworks.sklearn.columns import column_specs
 from converter.frameworks.sklearn.export import describe_estimator, walk
+from converter.inputs import MISSING_STRING
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
-# Encoders whose categories tell us an input column holds strings.
-STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class SklearnBackend(Backend[SklearnState]):
     requirements: ClassVar[dict[str, str]] = {"sklearn": "scikit-learn", "skl2onnx": "skl2onnx", "skops": "skops"}
     image_variant = "sklearn"
     formats_help = "a .skops, .joblib or .pkl file (scikit-learn)"
+    runs_on_samples_as_read = True  # float64 from a CSV, as the model was fitted (the file gets float32)
 
     @classmethod
     def detect(cls, path: Path) -> str | None:
@@ -72,11 +73,13 @@ class SklearnBackend(Backend[SklearnState]):
                 f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
                 "convert an estimator that predicts or transforms new rows (DBSCAN and the like only label their training data)",
             )
+        model, description, unwrapped = unwrap_search(model)
+        notes.extend(unwrapped)
         plan = output_plan(model, sklearn_base)
         return LoadedModel(
             model=model,
             format=fmt,
-            description=describe_estimator(model),
+            description=description,
             label_outputs=frozenset(name for name, _ in plan if name == "label"),
             output_names=tuple(name for name, _ in plan),
             notes=notes,
@@ -135,23 +138,14 @@ class SklearnBackend(Backend[SklearnState]):
     def input_specs_impl(self, loaded: LoadedModel[SklearnState], request: ConversionRequest) -> list[TensorSpec]:
         model = loaded.model
         names = getattr(model, "feature_names_in_", None)
-        string_columns = _string_columns(model)
         if names is not None and _has_column_transformer(model):
-            # A ColumnTransformer fitted on a DataFrame selects columns by name: one input per column.
-            return [
-                TensorSpec(
-                    name=str(col),
-                    shape=(None, 1),
-                    dtype="string" if str(col) in string_columns else "float32",
-                    categories=string_columns.get(str(col), ()),
-                )
-                for col in names
-            ]
+            return column_specs(model, [str(col) for col in names])
         n_features = getattr(model, "n_features_in_", None)
         if n_features is None:
             # e.g. a text pipeline; the user must describe the input
             return [TensorSpec(name="input", shape=None, dtype="float32")]
-        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32")]
+        columns = tuple(str(col) for col in names) if names is not None else ()
+        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32", columns=columns)]
 
     # -- reference run ----------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -168,9 +162,14 @@ class SklearnBackend(Backend[SklearnState]):
     def _features(self, model: Any, inputs: dict[str, np.ndarray]) -> Any:
         # The ONNX model sees float32; sklearn gets the same values in float64, the dtype it
         # was fitted in (some estimators refuse float32 input to float64 fitted state).
-        inputs = {n: a.astype(np.float64) if a.dtype.kind == "f" else a for n, a in inputs.items()}
+        inputs = {n: _as_sklearn_sees(a) for n, a in inputs.items()}
+        names = getattr(model, "feature_names_in_", None)
         if list(inputs) == ["input"]:
-            return inputs["input"]
+            table = inputs["input"]
+            if names is None or table.ndim != 2 or table.shape[1] != len(names):
+                return table
+            # fitted on a DataFrame: given one, as it was fitted (no feature-name warning, same dtypes)
+            return self.require("pandas").DataFrame(table, columns=list(names))
         pandas = self.require("pandas")
         columns = {name: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
         return pandas.DataFrame(columns)[list(model.feature_names_in_)]
@@ -240,31 +239,33 @@ def _skops_tree(path: Path, data: bytes) -> tuple[Any, list[str]]:
         ) from None
 
 
+def _as_sklearn_sees(array: np.ndarray) -> np.ndarray:
+    """Floats in float64, the dtype the model was fitted in (some estimators refuse float32 input to
+    float64 fitted state); in text columns, the missing-value convention (MISSING_STRING) as NaN."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O":
+        flat = [np.nan if v == MISSING_STRING else v for v in array.ravel().tolist()]
+        return np.array(flat, dtype=object).reshape(array.shape)
+    return array
+
+
+def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:
+    """A fitted search (GridSearchCV, RandomizedSearchCV, HalvingGridSearchCV...) predicts with the
+    estimator it refitted on all the data, ``best_estimator_``: that is what is converted.
+
+    Returns the model to convert, its description and the notes for the report."""
+    best = getattr(model, "best_estimator_", None)
+    if best is None or not hasattr(best, "get_params"):
+        return model, describe_estimator(model), []
+    search = type(model).__name__
+    params = ", ".join(f"{k}={v!r}" for k, v in sorted(getattr(model, "best_params_", {}).items()))
+    note = f"{search}: converted its refitted best_estimator_ ({describe_estimator(best)}; best parameters {params or 'none'})"
+    return best, f"{search}.best_estimator_: {describe_estimator(best)}", [note]
+
+
 def _has_column_transformer(model: Any) -> bool:
     return any(type(e).__name__ == "ColumnTransformer" for e in walk(model))
-
-
-def _string_columns(model: Any) -> dict[str, tuple[str, ...]]:
-    """Columns routed to a fitted encoder with string categories, and those categories."""
-    columns: dict[str, tuple[str, ...]] = {}
-    for est in walk(model):
-        for _, transformer, selected in getattr(est, "transformers_", None) or []:
-            for inner in walk(transformer) if hasattr(transformer, "get_params") else []:
-                if type(inner).__name__ not in STRING_ENCODERS:
-                    continue
-                for col, categories in zip(_as_list(selected), getattr(inner, "categories_", []), strict=False):
-                    if getattr(categories, "dtype", None) is not None and categories.dtype.kind in "OUS":
-                        columns[str(col)] = tuple(str(c) for c in categories)
-    return columns
-
-
-def _as_list(selected: Any) -> list[Any]:
-    if isinstance(selected, str):
-        return [selected]
-    try:
-        return list(selected)
-    except TypeError:
-        return [selected]
 
 
 def output_plan(model: Any, sklearn_base: Any) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from converter.frameworks.sklearn.converters.shapes import (
     knn_imputer_shape,
 )
 from converter.frameworks.sklearn.converters.transformers import convert_knn_imputer
+from converter.inputs import MISSING_STRING
 
 
 def register_corrections() -> None:
@@ -39,6 +40,7 @@ def _wrap_converters() -> None:
     from skl2onnx import update_registered_converter
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomTreesEmbedding
     from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import KBinsDiscretizer
 
     # HistGradientBoosting*: skl2onnx passes Python bools (a leaf's "missing goes left" flag) in
@@ -65,6 +67,26 @@ def _wrap_converters() -> None:
             _convert_with_attribute(convert, attribute, dense),
         )
         update_registered_converter(model, alias, shape, convert, options=options)
+    # SimpleImputer on a string column (the Titanic recipe, strategy most_frequent or constant):
+    # skl2onnx takes only a string missing_values, and scikit-learn's default is NaN. A missing
+    # string reaches the file as MISSING_STRING (docs/sklearn.md), so that is the value replaced.
+    alias, shape, convert, options = _original(SimpleImputer)
+    update_registered_converter(SimpleImputer, alias, shape, _string_missing_as_text(convert), options=options)
+
+
+def _string_missing_as_text(convert: Callable[..., None]) -> Callable[..., None]:
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        from skl2onnx.common.data_types import StringTensorType
+
+        imputer = operator.raw_operator
+        nan = isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)
+        if nan and isinstance(operator.inputs[0].type, StringTensorType):
+            with _temporarily(imputer, "missing_values", MISSING_STRING):
+                convert(scope, operator, container)
+        else:
+            convert(scope, operator, container)
+
+    return converter
 
 
 def _fix_shape_calculators() -> None:

@@ -1,0 +1,152 @@
+"""Models fitted on DataFrames end to end: missing values, string columns, searches, and sample
+data written by ``df.to_csv(index=False)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures.sklearn import lazy
+from tests.fixtures.tabular import NUMERIC, STRINGS, held_out, titanic
+
+pytestmark = pytest.mark.converts
+sklearn, sio, pd = lazy("sklearn"), lazy("skops.io"), lazy("pandas")
+
+
+def _columns(strings: object) -> object:
+    impute_scale = sklearn.pipeline.Pipeline(
+        [("imputer", sklearn.impute.SimpleImputer()), ("scale", sklearn.preprocessing.StandardScaler())]
+    )
+    return sklearn.compose.ColumnTransformer([("num", impute_scale, NUMERIC), ("cat", strings, STRINGS)])
+
+
+def _titanic_recipe() -> object:
+    """The textbook recipe: the most frequent string fills a missing one, then one-hot."""
+    strings = sklearn.pipeline.Pipeline(
+        [
+            ("imputer", sklearn.impute.SimpleImputer(strategy="most_frequent")),
+            ("onehot", sklearn.preprocessing.OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    model = sklearn.pipeline.Pipeline(
+        [("columns", _columns(strings)), ("model", sklearn.linear_model.LogisticRegression())]
+    )
+    return model.fit(*titanic())
+
+
+def _missing_category() -> object:
+    """No imputer for strings: the encoder learns NaN as a category of its own."""
+    encoder = sklearn.preprocessing.OneHotEncoder(handle_unknown="ignore")
+    model = sklearn.pipeline.Pipeline(
+        [("columns", _columns(encoder)), ("model", sklearn.linear_model.LogisticRegression())]
+    )
+    return model.fit(*titanic())
+
+
+def _save(tmp_path: Path, name: str, model: object) -> Path:
+    path = tmp_path / f"{name}.skops"
+    sio.dump(model, path)
+    return path
+
+
+def _rows_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.csv"
+    held_out().to_csv(path, index=False)
+    return path
+
+
+def test_csv_written_by_to_csv_with_missing_values_and_booleans_validates(tmp_path: Path, run_cli) -> None:
+    model = _save(tmp_path, "titanic", _titanic_recipe())
+    result = run_cli("--model-path", str(model), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+    report = result.report("titanic")
+    assert report["validation"]["batch_sizes"] == [20, 10]
+    inputs = {i["name"]: i["dtype"] for i in report["onnx"]["inputs"]}
+    assert inputs["embarked"] == "string"
+    assert inputs["age"] == "float32"
+
+
+def test_csv_is_read_at_float64_with_missing_cells_and_booleans(tmp_path: Path) -> None:
+    from converter.frameworks.base import TensorSpec
+    from converter.samples import check_samples_fit, load_sample_data
+
+    specs = [
+        TensorSpec(name=n, shape=(None, 1), dtype="string" if n in STRINGS else "float32")
+        for n in [*NUMERIC, *STRINGS, "alone"]
+    ]
+    samples = load_sample_data(_rows_csv(tmp_path), specs)
+    assert samples["age"].dtype == np.float64
+    assert np.isnan(samples["age"][2, 0])
+    assert samples["alone"].dtype == np.bool_
+    assert samples["embarked"][0, 0] != samples["embarked"][0, 0]  # NaN, as pd.read_csv reads an empty cell
+    fed = check_samples_fit(samples, specs)
+    assert fed["embarked"][:2, 0].tolist() == ["nan", "X"]  # what the file gets: the missing-string convention
+    assert fed["age"].dtype == np.float32
+
+
+def test_csv_header_names_the_columns_of_a_one_input_model(tmp_path: Path, run_cli) -> None:
+    from converter.samples import load_sample_data
+
+    frame, target = titanic()
+    numbers = frame[NUMERIC].fillna(0)
+    model = sklearn.pipeline.Pipeline(
+        [("scale", sklearn.preprocessing.StandardScaler()), ("model", sklearn.linear_model.LogisticRegression())]
+    ).fit(numbers, target)
+    path = _save(tmp_path, "numbers", model)
+    rows = held_out()[["fare", "pclass", "age"]].fillna(1)  # another order: mapped by name
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.csv"))
+    assert result.code == 0, result.errors
+    assert result.report("numbers")["validation"]["input_source"] == "rows.csv"
+    from converter.frameworks.base import TensorSpec
+
+    spec = TensorSpec(name="input", shape=(None, 3), dtype="float32", columns=tuple(NUMERIC))
+    loaded = load_sample_data(tmp_path / "rows.csv", [spec])["input"]
+    np.testing.assert_array_equal(loaded, rows[NUMERIC].to_numpy(dtype=np.float64))
+
+
+def test_missing_strings_are_fed_as_nan_text_and_match_scikit_learn(tmp_path: Path, run_cli) -> None:
+    model = _save(tmp_path, "nan_category", _missing_category())
+    result = run_cli("--model-path", str(model))
+    assert result.code == 0, result.errors
+
+
+def test_generated_inputs_hold_missing_values_where_the_model_takes_them(tmp_path: Path) -> None:
+    from converter.frameworks.sklearn.columns import column_specs
+    from converter.inputs import generate_inputs
+
+    model = _missing_category()
+    specs = {s.name: s for s in column_specs(model, list(model.feature_names_in_))}
+    assert specs["embarked"].missing and specs["age"].missing
+    assert not specs["alone"].dtype_known  # dropped: the sample data says what it holds
+    inputs = generate_inputs([s.__class__(**{**s.__dict__, "shape": ("batch", 1)}) for s in specs.values()], 40, 0)
+    assert "nan" in inputs["embarked"][:, 0].tolist()
+    assert np.isnan(inputs["age"]).any()
+
+
+def test_string_imputer_most_frequent_converts(tmp_path: Path, run_cli) -> None:
+    model = _save(tmp_path, "titanic", _titanic_recipe())
+    result = run_cli("--model-path", str(model))
+    assert result.code == 0, result.errors
+
+
+@pytest.mark.parametrize("search", ["GridSearchCV", "RandomizedSearchCV"])
+def test_a_fitted_search_converts_its_refitted_best_estimator(tmp_path: Path, run_cli, search: str) -> None:
+    grid = {"model__C": [0.1, 1.0]}
+    kind = getattr(sklearn.model_selection, search)
+    options = {"n_iter": 2, "random_state": 0} if search == "RandomizedSearchCV" else {}
+    found = kind(_missing_category(), grid, cv=2, **options).fit(*titanic())
+    path = _save(tmp_path, "search", found)
+    result = run_cli("--model-path", str(path), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+    report = result.report("search")
+    assert (
+        report["model"]["description"] == f"{search}.best_estimator_: Pipeline(ColumnTransformer, LogisticRegression)"
+    )
+    best = found.best_params_["model__C"]
+    assert (
+        f"{search}: converted its refitted best_estimator_ (Pipeline(ColumnTransformer, LogisticRegression); "
+        f"best parameters model__C={best!r})"
+    ) in report["warnings"]
