@@ -150,3 +150,48 @@ def test_a_fitted_search_converts_its_refitted_best_estimator(tmp_path: Path, ru
         f"{search}: converted its refitted best_estimator_ (Pipeline(ColumnTransformer, LogisticRegression); "
         f"best parameters model__C={best!r})"
     ) in report["warnings"]
+
+
+TEXTS = ["the cat sat on the mat", "dogs are great", "I love my cat", "the dog barks loud", "cats and dogs"] * 10
+TEXT_LABELS = [0, 1, 0, 1, 1] * 10
+
+
+def test_transformed_target_over_a_column_transformer_pipeline_converts(tmp_path: Path, run_cli) -> None:
+    frame, _ = titanic()
+    regressor = sklearn.pipeline.Pipeline(
+        [
+            ("columns", _columns(sklearn.preprocessing.OneHotEncoder(handle_unknown="ignore"))),
+            ("ridge", sklearn.linear_model.Ridge()),
+        ]
+    )
+    model = sklearn.compose.TransformedTargetRegressor(regressor=regressor, func=np.log1p, inverse_func=np.expm1)
+    path = _save(tmp_path, "ttr", model.fit(frame, frame["fare"]))
+    result = run_cli("--model-path", str(path), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+
+
+@pytest.mark.parametrize("classifier", ["LogisticRegression", "LinearSVC"])
+def test_a_text_pipeline_takes_strings_from_its_vocabulary(tmp_path: Path, run_cli, classifier: str) -> None:
+    import onnx
+
+    estimator = getattr(sklearn.svm if classifier == "LinearSVC" else sklearn.linear_model, classifier)()
+    model = sklearn.pipeline.make_pipeline(sklearn.feature_extraction.text.TfidfVectorizer(), estimator)
+    path = _save(tmp_path, "text", model.fit(TEXTS, TEXT_LABELS))
+    result = run_cli("--model-path", str(path))
+    assert result.code == 0, result.errors
+    assert [(i["name"], i["dtype"]) for i in result.report("text")["onnx"]["inputs"]] == [("input", "string")]
+    graph = onnx.load(result.output_dir / "text.onnx").graph
+    locales = {a.s for n in graph.node if n.op_type == "StringNormalizer" for a in n.attribute if a.name == "locale"}
+    assert locales == {b"C.UTF-8"}  # loads where en_US.UTF-8 is not installed (python:3.11-slim)
+
+
+def test_a_step_that_cannot_be_converted_is_named_by_its_path(tmp_path: Path, run_cli) -> None:
+    vectorizer = sklearn.feature_extraction.text.TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3))
+    model = sklearn.pipeline.Pipeline([("words", vectorizer), ("model", sklearn.linear_model.LogisticRegression())])
+    path = _save(tmp_path, "chars", model.fit(TEXTS, TEXT_LABELS))
+    result = run_cli("--model-path", str(path))
+    assert result.code == 1
+    assert result.report("chars")["error"].startswith(
+        "TfidfVectorizer at step words cannot be converted to ONNX: CountVectorizer cannot be converted, "
+        "only tokenizer='word' is fully supported."
+    )

@@ -19,7 +19,7 @@ from converter.errors import ConversionError, MissingFrameworkError, UserError, 
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust
-from converter.frameworks.sklearn.columns import column_specs
+from converter.frameworks.sklearn.columns import VECTORIZERS, column_specs, documents
 from converter.frameworks.sklearn.export import describe_estimator, walk
 from converter.inputs import MISSING_STRING
 
@@ -140,6 +140,11 @@ class SklearnBackend(Backend[SklearnState]):
         names = getattr(model, "feature_names_in_", None)
         if names is not None and _has_column_transformer(model):
             return column_specs(model, [str(col) for col in names])
+        vectorizer = _leading_vectorizer(model)
+        if vectorizer is not None:
+            # a text model: one document per row, drawn from the fitted vocabulary
+            vocabulary = getattr(vectorizer, "vocabulary_", {})
+            return [TensorSpec(name="input", shape=(None, 1), dtype="string", categories=documents(vocabulary))]
         n_features = getattr(model, "n_features_in_", None)
         if n_features is None:
             # e.g. a text pipeline; the user must describe the input
@@ -166,6 +171,8 @@ class SklearnBackend(Backend[SklearnState]):
         names = getattr(model, "feature_names_in_", None)
         if list(inputs) == ["input"]:
             table = inputs["input"]
+            if _leading_vectorizer(model) is not None:
+                return table.ravel()  # vectorizers take a 1-D sequence of documents
             if names is None or table.ndim != 2 or table.shape[1] != len(names):
                 return table
             # fitted on a DataFrame: given one, as it was fitted (no feature-name warning, same dtypes)
@@ -262,6 +269,14 @@ def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:
     params = ", ".join(f"{k}={v!r}" for k, v in sorted(getattr(model, "best_params_", {}).items()))
     note = f"{search}: converted its refitted best_estimator_ ({describe_estimator(best)}; best parameters {params or 'none'})"
     return best, f"{search}.best_estimator_: {describe_estimator(best)}", [note]
+
+
+def _leading_vectorizer(model: Any) -> Any:
+    """The text vectorizer that reads the model's input first, if any."""
+    first = model
+    while getattr(first, "steps", None):
+        first = first.steps[0][1]
+    return first if type(first).__name__ in VECTORIZERS else None
 
 
 def _has_column_transformer(model: Any) -> bool:

@@ -103,9 +103,7 @@ def _fix_shape_calculators() -> None:
         QuadraticDiscriminantAnalysis, alias, classifier_shape_any_batch, convert, options=options
     )
     alias, _, convert, options = _original(TfidfTransformer)
-    update_registered_converter(
-        TfidfTransformer, alias, columns_shape(lambda op: op.n_features_in_), convert, options=options
-    )
+    update_registered_converter(TfidfTransformer, alias, columns_shape(_tfidf_columns), convert, options=options)
     # PLSRegression: since scikit-learn 1.3 coef_ is (n_targets, n_features); skl2onnx's shape
     # calculator still reads coef_.shape[1], so the output is declared n_features wide and the
     # checker rejects the Add node (https://github.com/scikit-learn/scikit-learn/pull/24998).
@@ -128,6 +126,12 @@ def _replace_converters() -> None:
     for model in (KMeans, MiniBatchKMeans):
         alias, shape, _, options = _original(model)
         update_registered_converter(model, alias, shape, convert_kmeans, options=options)
+
+
+def _tfidf_columns(op: Any) -> int:
+    # skl2onnx runs a TfidfVectorizer's second half under this calculator, with the vectorizer as
+    # raw_operator: it has no n_features_in_, its vocabulary has the width
+    return int(op.n_features_in_) if hasattr(op, "n_features_in_") else len(op.vocabulary_)
 
 
 def _ints_not_bools(convert: Callable[..., None]) -> Callable[..., None]:

@@ -52,7 +52,9 @@ def convert_transformed_target(scope: Any, operator: Any, container: Any) -> Non
 
     op = operator.raw_operator
     x, dtype, opv = input_of(operator, container)
-    y = OnnxSubEstimator(op.regressor_, x, op_version=opv)
+    # A regressor that is a ColumnTransformer pipeline takes one input per DataFrame column: all of them.
+    inputs = [x] if len(operator.inputs) == 1 else list(operator.inputs)
+    y = OnnxSubEstimator(op.regressor_, *inputs, op_version=opv)
     inverse = op.transformer_
     name = type(inverse).__name__
     if name == "FunctionTransformer":
