@@ -195,3 +195,37 @@ def test_a_step_that_cannot_be_converted_is_named_by_its_path(tmp_path: Path, ru
         "TfidfVectorizer at step words cannot be converted to ONNX: CountVectorizer cannot be converted, "
         "only tokenizer='word' is fully supported."
     )
+
+
+def _ordinal_columns() -> object:
+    encoder = sklearn.preprocessing.OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    return sklearn.compose.ColumnTransformer([("num", "passthrough", NUMERIC), ("cat", encoder, STRINGS)])
+
+
+@pytest.mark.parametrize("trees", ["RandomForestClassifier", "LGBMClassifier"])
+def test_an_ordinal_encoders_missing_code_stays_nan_before_trees(tmp_path: Path, run_cli, trees: str) -> None:
+    if trees == "LGBMClassifier":
+        estimator = pytest.importorskip("lightgbm").LGBMClassifier(n_estimators=20, verbose=-1)
+    else:
+        estimator = sklearn.ensemble.RandomForestClassifier(n_estimators=10, random_state=0)
+    model = sklearn.pipeline.Pipeline([("columns", _ordinal_columns()), ("model", estimator)])
+    path = _save(tmp_path, "ordinal", model.fit(*titanic()))
+    result = run_cli("--model-path", str(path), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+
+
+@pytest.mark.parametrize("trees", ["RandomForestRegressor", "ExtraTreesRegressor", "DecisionTreeRegressor"])
+def test_trees_fitted_on_nan_route_it_as_scikit_learn_does(tmp_path: Path, run_cli, trees: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    y = np.nan_to_num(x[:, 0], nan=3.0) + np.where(np.isnan(x[:, 1]), -2.0, x[:, 1])
+    options = {} if trees == "DecisionTreeRegressor" else {"n_estimators": 10}
+    kind = getattr(sklearn.tree if trees == "DecisionTreeRegressor" else sklearn.ensemble, trees)
+    model = kind(random_state=0, **options).fit(x, y)
+    path = _save(tmp_path, "trees", model)
+    rows = rng.normal(size=(40, 4))
+    rows[rng.random(rows.shape) < 0.3] = np.nan
+    np.save(tmp_path / "rows.npy", rows)
+    result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.npy"))
+    assert result.code == 0, result.errors

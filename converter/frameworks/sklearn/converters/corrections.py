@@ -20,6 +20,7 @@ from converter.inputs import MISSING_STRING
 
 def register_corrections() -> None:
     """Register the corrected converters in place of skl2onnx's own."""
+    _route_missing_values_as_fitted()
     _wrap_converters()
     _fix_shape_calculators()
     _replace_converters()
@@ -35,13 +36,46 @@ def _original(model: type) -> tuple[str, Any, Any, dict[str, Any] | None]:
     return alias, _shape_calculator_pool[alias], converter._fct, converter.get_allowed_options()
 
 
+def _route_missing_values_as_fitted() -> None:
+    """Trees send NaN where scikit-learn does.
+
+    Since scikit-learn 1.3 a fitted tree stores, per split, the side a missing value goes
+    (``tree_.missing_go_to_left``; predict follows it). skl2onnx 1.20 writes every split with
+    nodes_missing_value_tracks_true=0, so onnxruntime sends NaN to the false (right) branch:
+    RandomForest fitted on NaN disagreed on 1 probability in 20 by 0.1. The flag is written from
+    the tree (left is the BRANCH_LEQ true branch), in every converter that writes sklearn trees.
+    """
+    from skl2onnx.common import tree_ensemble
+    from skl2onnx.operator_converters import decision_tree, gradient_boosting, isolation_forest, random_forest
+
+    original = tree_ensemble.add_tree_to_attribute_pairs
+    if getattr(original, "routes_missing_values", False):
+        return
+
+    def add_tree(attr_pairs: dict[str, list[Any]], is_classifier: bool, tree: Any, *args: Any, **kwargs: Any) -> None:
+        original(attr_pairs, is_classifier, tree, *args, **kwargs)
+        go_left = getattr(tree, "missing_go_to_left", None)
+        if go_left is None:
+            return
+        flags = attr_pairs["nodes_missing_value_tracks_true"]
+        start = len(flags) - tree.node_count
+        for i in range(tree.node_count):
+            leaf = tree.children_left[i] == -1
+            flags[start + i] = 0 if leaf else int(go_left[i])
+
+    add_tree.routes_missing_values = True  # type: ignore[attr-defined]
+    for module in (tree_ensemble, decision_tree, gradient_boosting, isolation_forest, random_forest):
+        if hasattr(module, "add_tree_to_attribute_pairs"):
+            module.add_tree_to_attribute_pairs = add_tree
+
+
 def _wrap_converters() -> None:
     """skl2onnx's converters, run with what they need changed around them."""
     from skl2onnx import update_registered_converter
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomTreesEmbedding
     from sklearn.gaussian_process import GaussianProcessClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import KBinsDiscretizer
+    from sklearn.preprocessing import KBinsDiscretizer, OrdinalEncoder
 
     # HistGradientBoosting*: skl2onnx passes Python bools (a leaf's "missing goes left" flag) in
     # the integer attribute nodes_missing_value_tracks_true; protobuf >= 7.34 rejects a bool for
@@ -67,11 +101,50 @@ def _wrap_converters() -> None:
             _convert_with_attribute(convert, attribute, dense),
         )
         update_registered_converter(model, alias, shape, convert, options=options)
+    # OrdinalEncoder fitted on a column with NaN: scikit-learn encodes a missing value as
+    # encoded_missing_value (NaN by default); skl2onnx 1.20 writes the NaN category's index
+    # instead, which a tree after it routes as a number (lgbm_in_df_pipeline was off by 0.44).
+    alias, shape, convert, options = _original(OrdinalEncoder)
+    update_registered_converter(OrdinalEncoder, alias, shape, _missing_code_as_nan(convert), options=options)
     # SimpleImputer on a string column (the Titanic recipe, strategy most_frequent or constant):
     # skl2onnx takes only a string missing_values, and scikit-learn's default is NaN. A missing
     # string reaches the file as MISSING_STRING (docs/sklearn.md), so that is the value replaced.
     alias, shape, convert, options = _original(SimpleImputer)
     update_registered_converter(SimpleImputer, alias, shape, _string_missing_as_text(convert), options=options)
+
+
+# Stands for NaN while skl2onnx's converter writes the codes, then replaced by NaN.
+_NAN_CODE = -(2**20)
+
+
+def _missing_code_as_nan(convert: Callable[..., None]) -> Callable[..., None]:
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        encoder = operator.raw_operator
+        nan_category = any(len(c) and isinstance(c[-1], float) and np.isnan(c[-1]) for c in encoder.categories_)
+        if not (nan_category and np.isnan(encoder.encoded_missing_value)):
+            convert(scope, operator, container)
+            return
+        add_node = container.add_node
+
+        def add_node_nan(*args: Any, **attrs: Any) -> Any:
+            if "values_floats" in attrs:
+                values = np.asarray(attrs["values_floats"], dtype=np.float32)
+                attrs["values_floats"] = np.where(values == _NAN_CODE, np.float32(np.nan), values)
+            return add_node(*args, **attrs)
+
+        # a float unknown_value makes the converter write float codes, which can hold NaN
+        unknown = float(encoder.unknown_value) if encoder.unknown_value is not None else 0.0
+        container.add_node = add_node_nan
+        try:
+            with (
+                _temporarily(encoder, "encoded_missing_value", _NAN_CODE),
+                _temporarily(encoder, "unknown_value", unknown),
+            ):
+                convert(scope, operator, container)
+        finally:
+            del container.add_node  # back to the class's method
+
+    return converter
 
 
 def _string_missing_as_text(convert: Callable[..., None]) -> Callable[..., None]:
