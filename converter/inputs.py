@@ -174,7 +174,8 @@ def generate_inputs(
             high = spec.high if spec.high is not None else 100
             inputs[spec.name] = rng.integers(spec.low, high, size=shape).astype(spec.dtype)
         else:
-            inputs[spec.name] = rng.standard_normal(shape).astype(numpy_dtype(spec.dtype))
+            values = rng.standard_normal(shape)
+            inputs[spec.name] = (np.abs(values) if spec.nonnegative else values).astype(numpy_dtype(spec.dtype))
             if spec.missing:
                 inputs[spec.name][rng.random(shape) < MISSING_SHARE] = np.nan
     return inputs

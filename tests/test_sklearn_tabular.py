@@ -229,3 +229,49 @@ def test_trees_fitted_on_nan_route_it_as_scikit_learn_does(tmp_path: Path, run_c
     np.save(tmp_path / "rows.npy", rows)
     result = run_cli("--model-path", str(path), "--sample-data", str(tmp_path / "rows.npy"))
     assert result.code == 0, result.errors
+
+
+def test_soft_voting_with_flatten_transform_converts(tmp_path: Path, run_cli) -> None:
+    voting = sklearn.ensemble.VotingClassifier(
+        [("lr", sklearn.linear_model.LogisticRegression()), ("nb", sklearn.naive_bayes.GaussianNB())],
+        voting="soft",
+        flatten_transform=True,
+    )
+    model = sklearn.pipeline.Pipeline([("columns", _columns(_onehot_ignore())), ("model", voting)])
+    path = _save(tmp_path, "voting", model.fit(*titanic()))
+    result = run_cli("--model-path", str(path), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+
+
+def _onehot_ignore() -> object:
+    return sklearn.preprocessing.OneHotEncoder(handle_unknown="ignore")
+
+
+def _log_fare(function: object) -> object:
+    columns = sklearn.compose.ColumnTransformer(
+        [("fare", sklearn.preprocessing.FunctionTransformer(function), ["fare"]), ("cat", _onehot_ignore(), STRINGS)]
+    )
+    return sklearn.pipeline.Pipeline([("columns", columns), ("model", sklearn.linear_model.LogisticRegression())])
+
+
+def test_a_ufunc_transformer_converts_with_inputs_in_its_domain(tmp_path: Path, run_cli) -> None:
+    path = _save(tmp_path, "log1p", _log_fare(np.log1p).fit(*titanic()))
+    result = run_cli("--model-path", str(path))  # generated fare >= 0: log1p is defined
+    assert result.code == 0, result.errors
+    result = run_cli("--model-path", str(path), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+
+
+def test_a_lambda_transformer_is_refused_naming_the_step_and_the_lambda(tmp_path: Path, run_cli) -> None:
+    cloudpickle = pytest.importorskip("cloudpickle")  # pickle cannot hold a lambda; cloudpickle can
+
+    path = tmp_path / "lambda.pkl"
+    path.write_bytes(cloudpickle.dumps(_log_fare(lambda x: x * 2).fit(*titanic())))
+    result = run_cli("--model-path", str(path), "--allow-unsafe-load", "true")
+    assert result.code == 1
+    assert result.report("lambda")["error"] == (
+        "FunctionTransformer at step columns/fare cannot be converted to ONNX: FunctionTransformer(func=a lambda) "
+        "has no ONNX equivalent: this tool converts numpy ufuncs without kw_args (log1p, log, exp, expm1, sqrt, "
+        "square, abs, sign, sin, cos, tan, tanh, arctan, floor, ceil, negative, reciprocal); use a setting of this "
+        "step that converts, or keep it outside the exported model"
+    )

@@ -71,6 +71,7 @@ class TensorSpec:
     # with a header is mapped to them by name.
     columns: tuple[str, ...] = ()
     missing: bool = False  # generation hint: the model takes missing values here (NaN, or "nan" for strings)
+    nonnegative: bool = False  # generation hint: floats drawn >= 0 (the input feeds log, log1p or sqrt)
 
 
 @dataclass

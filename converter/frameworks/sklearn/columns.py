@@ -40,6 +40,7 @@ def column_specs(model: Any, names: list[str]) -> list[TensorSpec]:
                 dtype="string" if categories is not None else "float32",
                 categories=categories or (),
                 missing=_takes_missing(steps, name, model),
+                nonnegative=bool(steps) and _needs_nonnegative(steps[0][0]),
             )
         )
     return specs
@@ -114,6 +115,12 @@ def _takes_missing(steps: list[tuple[Any, list[str]]], column: str, model: Any) 
     if kind in VECTORIZERS:
         return False
     return _allows_nan(step)
+
+
+def _needs_nonnegative(step: Any) -> bool:
+    """A FunctionTransformer whose function is undefined below zero (or -1): generated values
+    must stay in its domain, or the reference run fails on NaN."""
+    return type(step).__name__ == "FunctionTransformer" and step.func in (np.log, np.log1p, np.sqrt, np.log2, np.log10)
 
 
 def _allows_nan(estimator: Any) -> bool:

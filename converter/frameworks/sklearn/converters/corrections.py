@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from converter.frameworks.sklearn.converters.clustering import convert_kmeans
+from converter.frameworks.sklearn.converters.functions import convert_function_transformer
 from converter.frameworks.sklearn.converters.shapes import (
     classifier_shape_any_batch,
     columns_shape,
@@ -72,7 +73,12 @@ def _route_missing_values_as_fitted() -> None:
 def _wrap_converters() -> None:
     """skl2onnx's converters, run with what they need changed around them."""
     from skl2onnx import update_registered_converter
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomTreesEmbedding
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomTreesEmbedding,
+        VotingClassifier,
+    )
     from sklearn.gaussian_process import GaussianProcessClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import KBinsDiscretizer, OrdinalEncoder
@@ -94,6 +100,9 @@ def _wrap_converters() -> None:
     for model, attribute, dense in (
         (KBinsDiscretizer, "encode", "onehot-dense"),
         (RandomTreesEmbedding, "sparse_output", False),
+        # VotingClassifier(voting="soft", flatten_transform=True): the flag shapes transform() only;
+        # predict and predict_proba, which the file computes, are the same either way
+        (VotingClassifier, "flatten_transform", False),
     ):
         alias, shape, convert, options = _original(model)
         shape, convert = (
@@ -191,7 +200,17 @@ def _replace_converters() -> None:
     from skl2onnx import update_registered_converter
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.impute import KNNImputer
+    from sklearn.preprocessing import FunctionTransformer
 
+    # FunctionTransformer: skl2onnx converts the identity only; numpy ufuncs map to ONNX operators.
+    alias, _, _, options = _original(FunctionTransformer)
+    update_registered_converter(
+        FunctionTransformer,
+        alias,
+        columns_shape(lambda op: op.n_features_in_),
+        convert_function_transformer,
+        options=options,
+    )
     # KNNImputer: distances in double, and the donors as scikit-learn picks them (see convert_knn_imputer).
     alias, _, _, options = _original(KNNImputer)
     update_registered_converter(KNNImputer, alias, knn_imputer_shape, convert_knn_imputer, options=options)
