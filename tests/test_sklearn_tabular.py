@@ -275,3 +275,26 @@ def test_a_lambda_transformer_is_refused_naming_the_step_and_the_lambda(tmp_path
         "square, abs, sign, sin, cos, tan, tanh, arctan, floor, ceil, negative, reciprocal); use a setting of this "
         "step that converts, or keep it outside the exported model"
     )
+
+
+def test_native_categorical_splits_are_refused_naming_the_step(tmp_path: Path, run_cli) -> None:
+    frame, target = titanic()
+    frame = frame[["pclass", "fare", "sex"]].astype({"sex": "category"})
+    boosting = sklearn.ensemble.HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10)
+    model = sklearn.pipeline.Pipeline([("model", boosting)]).fit(frame, target)
+    path = _save(tmp_path, "categories", model)
+    result = run_cli("--model-path", str(path))
+    assert result.code == 1
+    assert result.errors == (
+        "error: HistGradientBoostingClassifier at step model cannot be converted to ONNX: it splits 1 categorical "
+        "feature(s) natively (categorical_features), which neither skl2onnx nor this tool converts yet; encode "
+        "those columns with an OrdinalEncoder in the pipeline and fit without categorical_features\n"
+    )
+
+
+def test_columns_the_model_drops_are_not_inputs_of_the_file(tmp_path: Path, run_cli) -> None:
+    model = _save(tmp_path, "titanic", _missing_category())
+    result = run_cli("--model-path", str(model), "--sample-data", str(_rows_csv(tmp_path)))
+    assert result.code == 0, result.errors
+    names = [i["name"] for i in result.report("titanic")["onnx"]["inputs"]]
+    assert names == ["pclass", "sex", "age", "fare", "embarked"]  # not "alone": the ColumnTransformer drops it

@@ -20,7 +20,7 @@ from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRo
 from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust
 from converter.frameworks.sklearn.columns import VECTORIZERS, column_specs, documents
-from converter.frameworks.sklearn.export import describe_estimator, walk
+from converter.frameworks.sklearn.export import describe_estimator, step_path, walk
 from converter.inputs import MISSING_STRING
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class SklearnBackend(Backend[SklearnState]):
             )
         model, description, unwrapped = unwrap_search(model)
         notes.extend(unwrapped)
+        _refuse_native_categories(model)
         plan = output_plan(model, sklearn_base)
         return LoadedModel(
             model=model,
@@ -255,6 +256,21 @@ def _as_sklearn_sees(array: np.ndarray) -> np.ndarray:
         flat = [np.nan if v == MISSING_STRING else v for v in array.ravel().tolist()]
         return np.array(flat, dtype=object).reshape(array.shape)
     return array
+
+
+def _refuse_native_categories(model: Any) -> None:
+    """HistGradientBoosting with native categorical splits (categorical_features): neither skl2onnx
+    nor this tool writes them yet, and its category columns would need string inputs."""
+    for est in walk(model):
+        categorical = getattr(est, "is_categorical_", None)
+        if categorical is not None and np.any(categorical):
+            where = "" if est is model else f" at step {step_path(model, est)}"
+            raise ConversionError(
+                f"{type(est).__name__}{where} cannot be converted to ONNX: it splits "
+                f"{int(np.sum(categorical))} categorical feature(s) natively (categorical_features), "
+                "which neither skl2onnx nor this tool converts yet",
+                "encode those columns with an OrdinalEncoder in the pipeline and fit without categorical_features",
+            )
 
 
 def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:

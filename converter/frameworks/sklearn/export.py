@@ -48,6 +48,7 @@ def export_with_skl2onnx(
         raise conversion_error(loaded.model, exc) from None
     _name_outputs(onx, loaded)
     _portable_locale(onx.graph)
+    _drop_unused_inputs(onx.graph)
     sklearn_stable.make_reproducible(onx)
     job.path.write_bytes(onx.SerializeToString())
     return ExportResult(
@@ -75,6 +76,16 @@ def _portable_locale(graph: Any) -> None:
             kept = [a for a in node.attribute if a.name != "locale"]
             del node.attribute[:]
             node.attribute.extend([*kept, helper.make_attribute("locale", PORTABLE_LOCALE)])
+
+
+def _drop_unused_inputs(graph: Any) -> None:
+    """Remove inputs no node reads: DataFrame columns the ColumnTransformer drops. A serving
+    client need not send them, and the file cannot know their type (the model keeps none)."""
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.input if i.name in used]
+    if len(kept) < len(graph.input) and kept:
+        del graph.input[:]
+        graph.input.extend(kept)
 
 
 def walk(estimator: Any) -> list[Any]:
