@@ -23,7 +23,22 @@ from bench.coverage_families import Built, Inputs, ModelCase, import_skops
 ROWS, HELD_OUT = 400, 60
 TITANIC_NUMERIC, TITANIC_STRINGS = ["pclass", "age", "fare"], ["sex", "embarked"]
 CENSUS_NUMERIC, CENSUS_STRINGS = ["age", "hours"], ["workclass", "education", "sex"]
-WORDS = ["good", "bad", "great", "poor", "excellent", "awful", "fine", "terrible", "nice", "boring", "fun", "slow", "fast", "cheap"]
+WORDS = [
+    "good",
+    "bad",
+    "great",
+    "poor",
+    "excellent",
+    "awful",
+    "fine",
+    "terrible",
+    "nice",
+    "boring",
+    "fun",
+    "slow",
+    "fast",
+    "cheap",
+]
 
 
 def titanic(rows: int, seed: int) -> Any:

@@ -112,9 +112,8 @@ def _takes_missing(steps: list[tuple[Any, list[str]]], column: str, model: Any) 
     if kind in STRING_ENCODERS:
         categories = _categories_of(step, chosen, column)
         return categories is not None and any(is_missing(c) for c in categories)
-    if kind in VECTORIZERS:
-        return False
-    return _allows_nan(step)
+    # Others (a scaler) pass NaN on to the next step, which may refuse it: no missing values
+    return False
 
 
 def _needs_nonnegative(step: Any) -> bool:

@@ -146,7 +146,6 @@ def _plain_tensor_options(estimators: list[Any]) -> dict[int, dict[str, Any]]:
     tensor, not a ZipMap (a list of dicts that few runtimes take)."""
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import _converter_pool
-    from sklearn.base import is_classifier
 
     options: dict[int, dict[str, Any]] = {}
     for estimator in estimators:
@@ -157,11 +156,20 @@ def _plain_tensor_options(estimators: list[Any]) -> dict[int, dict[str, Any]]:
         allowed = converter.get_allowed_options() if converter is not None else None
         if allowed and "zipmap" in allowed:
             options[id(estimator)] = {"zipmap": False}
-        elif allowed is not None and is_classifier(estimator):
+        elif allowed is not None and _is_classifier(estimator):
             # skl2onnx's pipeline parser gives a classifier with no options zipmap=True, which
             # LinearSVC's converter refuses ("Option 'zipmap' not in [...]"): an entry stops that
             options[id(estimator)] = {}
     return options
+
+
+def _is_classifier(estimator: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    try:
+        return bool(is_classifier(estimator))
+    except (AttributeError, TypeError):  # a wrapped booster has no scikit-learn tags
+        return False
 
 
 # Binary classifiers without predict_proba: skl2onnx writes two score columns, (-d, d) for
