@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from converter.archives import check_archive_bounds
-from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
+from converter.errors import ConversionError, MissingFrameworkError, UserError, describe, shorten
+from converter.escape import printable
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust
@@ -282,7 +283,10 @@ def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:
     if best is None or not hasattr(best, "get_params"):
         return model, describe_estimator(model), []
     search = type(model).__name__
-    params = ", ".join(f"{k}={v!r}" for k, v in sorted(getattr(model, "best_params_", {}).items()))
+    # the parameters come from the file: printable, and bounded in length
+    params = shorten(
+        printable(", ".join(f"{k}={v!r}" for k, v in sorted(getattr(model, "best_params_", {}).items()))), 200
+    )
     note = f"{search}: converted its refitted best_estimator_ ({describe_estimator(best)}; best parameters {params or 'none'})"
     return best, f"{search}.best_estimator_: {describe_estimator(best)}", [note]
 
