@@ -61,6 +61,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     # The baseline and the signing key are checked before any work: a bad one costs no model load.
     opened = open_baseline(request.baseline, file_stem(request.model_path))
     check_signing(request.sign)
+    log("loading the model")  # the step a crashed child names (converter/isolated.py)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
     specs, first_inputs, originals = _inputs(backend, loaded, request)
@@ -69,6 +70,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     )
     report.versions = _versions(backend)
     report.warnings.extend(loaded.notes)
+    request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
@@ -129,6 +131,7 @@ class Conversion:
         second = second_run_inputs(self.specs, first, self.request, originals is not None)
         as_read = originals if originals is not None and self.backend.runs_on_samples_as_read else None
         first_reference = as_read if as_read is not None else first
+        self.log("running the original model")
         with self.timings.stage("reference_run"):
             self.references = [(first, self.backend.run(self.loaded, first_reference))]
             if second is not None:

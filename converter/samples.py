@@ -117,29 +117,34 @@ def _load_csv(path: Path, model_specs: list[TensorSpec], budget: Budget) -> dict
             f"{CSV_EXPANSION}x its size; validation inputs may take {budget.reason}",
             "give fewer rows, or the same data as a .npy or .npz",
         )
-    frame = _read_frame(path)
+    frame = _read_frame(path, model_specs)
     names = [s.name for s in model_specs]
-    if len(model_specs) == 1:
+    if len(model_specs) == 1 and (not _has_header(frame) or _column(frame, names[0]) is None):
         return {names[0]: _one_table(path, model_specs[0], frame)}
     if not _has_header(frame):
         raise UserError(
             f"--sample-data {path.name} has no header row but the model has inputs {', '.join(names)}",
             "add a header row naming the columns",
         )
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise UserError(
-            f"--sample-data {path.name} has no column {missing[0]} (columns: {', '.join(map(str, frame.columns))})",
-            f"add a column for each model input: {', '.join(names)}",
-        )
-    return {name: frame[name].to_numpy().reshape(-1, 1) for name in names}
+    arrays = {}
+    for name in names:
+        column = _column(frame, name)
+        if column is None:
+            raise UserError(
+                f"--sample-data {path.name} has no column {name!r} (columns: {', '.join(map(repr, frame.columns))})",
+                f"add a column for each model input: {', '.join(map(repr, names))}",
+            )
+        arrays[name] = frame[column].to_numpy().reshape(-1, 1)
+    return arrays
 
 
-def _read_frame(path: Path) -> Any:
+def _read_frame(path: Path, model_specs: list[TensorSpec]) -> Any:
     """The CSV as pandas reads it (what users wrote it with, ``df.to_csv(index=False)``): empty,
     NaN and nan cells are missing, True/False are booleans, numbers are float64 or int64.
 
-    A header is a first row that is not all numbers; without one, the columns are numbered.
+    A header is a first row that names an input or is not all numbers (a row of input names is
+    the header even when the names read as numbers, columns "1", "2"); without one, the columns
+    are numbered.
     """
     import pandas
 
@@ -147,7 +152,9 @@ def _read_frame(path: Path) -> Any:
         first = pandas.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
     except pandas.errors.EmptyDataError:
         raise UserError(f"--sample-data {path.name} is empty", "give at least one row of inputs") from None
-    header = 0 if not all(_is_number(str(cell)) for cell in first.iloc[0]) else None
+    cells = [str(cell) for cell in first.iloc[0]]
+    names_input = any(_index(cells, spec.name) is not None for spec in model_specs)
+    header = 0 if names_input or not all(map(_is_number, cells)) else None
     try:
         frame = pandas.read_csv(path, header=header, engine="c", low_memory=False)
     except pandas.errors.ParserError as exc:
@@ -156,8 +163,6 @@ def _read_frame(path: Path) -> Any:
         ) from None
     if frame.empty:
         raise UserError(f"--sample-data {path.name} has no data rows", "give at least one row of inputs")
-    if header is not None:
-        frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
@@ -165,11 +170,27 @@ def _has_header(frame: Any) -> bool:
     return all(isinstance(c, str) for c in frame.columns)
 
 
+def _column(frame: Any, name: str) -> Any:
+    """The frame's column for input ``name``, or None."""
+    index = _index([str(c) for c in frame.columns], name) if _has_header(frame) else None
+    return None if index is None else frame.columns[index]
+
+
+def _index(header: list[str], name: str) -> int | None:
+    """Where column ``name`` is in ``header``: as written (a column name may hold spaces, commas in
+    quotes, newlines), else with the spaces around cells ignored (``a, b``); None if absent."""
+    for cells in (header, [cell.strip() for cell in header]):
+        if name in cells:
+            return cells.index(name)
+    return None
+
+
 def _one_table(path: Path, spec: TensorSpec, frame: Any) -> np.ndarray:
     """The rows of a one-input model: its columns by name when the header names the features the model
     was fitted with (``feature_names_in_``), else every column in order; numbers at float64."""
-    if _has_header(frame) and spec.columns and set(spec.columns) <= set(frame.columns):
-        frame = frame[list(spec.columns)]
+    columns = [_column(frame, name) for name in spec.columns]
+    if spec.columns and all(c is not None for c in columns):
+        frame = frame[columns]
     if spec.dtype == "string":
         return frame.to_numpy(dtype=object)
     if any(frame[c].dtype.kind not in NUMERIC_KINDS for c in frame.columns):

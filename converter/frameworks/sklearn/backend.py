@@ -8,7 +8,7 @@ import io
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,7 +19,7 @@ from converter.errors import ConversionError, MissingFrameworkError, UserError, 
 from converter.escape import printable
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
-from converter.frameworks.sklearn import skops_trust
+from converter.frameworks.sklearn import skops_trust, tree_checks
 from converter.frameworks.sklearn.columns import VECTORIZERS, column_specs, documents
 from converter.frameworks.sklearn.export import describe_estimator, step_path, walk
 from converter.inputs import MISSING_STRING
@@ -69,13 +69,14 @@ class SklearnBackend(Backend[SklearnState]):
                 f"{path.name} holds a {type(model).__name__}, not a scikit-learn estimator",
                 "save the fitted estimator or pipeline itself",
             )
+        model, description, unwrapped = unwrap_search(model)  # a search predicts with its best_estimator_
+        notes.extend(unwrapped)
+        tree_checks.check_trees(model, path.name)  # before anything runs the trees: scikit-learn trusts them
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
                 f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
                 "convert an estimator that predicts or transforms new rows (DBSCAN and the like only label their training data)",
             )
-        model, description, unwrapped = unwrap_search(model)
-        notes.extend(unwrapped)
         _refuse_native_categories(model)
         plan = output_plan(model, sklearn_base)
         return LoadedModel(
@@ -139,25 +140,33 @@ class SklearnBackend(Backend[SklearnState]):
     # -- inputs -------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel[SklearnState], request: ConversionRequest) -> list[TensorSpec]:
         model = loaded.model
-        names = getattr(model, "feature_names_in_", None)
-        if names is not None and _has_column_transformer(model):
-            return column_specs(model, [str(col) for col in names])
+        if _by_column(model):
+            # A ColumnTransformer fitted on a DataFrame selects columns by name: one input per column.
+            columns = _input_columns(loaded)
+            loaded.notes.extend(
+                f"column {column!r} is the ONNX input {name!r}: {_why_renamed(column, loaded.output_names)}"
+                for name, column in columns.items()
+                if name != column
+            )
+            by_column = {s.name: s for s in column_specs(model, list(columns.values()))}
+            return [replace(by_column[column], name=name) for name, column in columns.items()]
         vectorizer = _leading_vectorizer(model)
         if vectorizer is not None:
             # a text model: one document per row, drawn from the fitted vocabulary
             vocabulary = getattr(vectorizer, "vocabulary_", {})
             return [TensorSpec(name="input", shape=(None, 1), dtype="string", categories=documents(vocabulary))]
         n_features = getattr(model, "n_features_in_", None)
+        names = getattr(model, "feature_names_in_", None)
         if n_features is None:
             # e.g. a text pipeline; the user must describe the input
             return [TensorSpec(name="input", shape=None, dtype="float32")]
-        columns = tuple(str(col) for col in names) if names is not None else ()
-        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32", columns=columns)]
+        fitted_on = tuple(str(col) for col in names) if names is not None else ()
+        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32", columns=fitted_on)]
 
     # -- reference run ----------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         model = loaded.model
-        features = self._features(model, inputs)
+        features = self._features(loaded, inputs)
         outputs: dict[str, Any] = {}
         for name, method in loaded.state.plan:
             value = getattr(model, method)(features)
@@ -166,29 +175,33 @@ class SklearnBackend(Backend[SklearnState]):
             outputs[name] = value.reshape(-1, 1) if name == "variable" and value.ndim == 1 else value
         return outputs
 
-    def _features(self, model: Any, inputs: dict[str, np.ndarray]) -> Any:
+    def _features(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> Any:
         # The ONNX model sees float32; sklearn gets the same values in float64, the dtype it
         # was fitted in (some estimators refuse float32 input to float64 fitted state).
         inputs = {n: _as_sklearn_sees(a) for n, a in inputs.items()}
-        names = getattr(model, "feature_names_in_", None)
-        if list(inputs) == ["input"]:
-            table = inputs["input"]
+        model = loaded.model
+        if not _by_column(model):
+            table = next(iter(inputs.values()))
             if _leading_vectorizer(model) is not None:
                 return table.ravel()  # vectorizers take a 1-D sequence of documents
+            names = getattr(model, "feature_names_in_", None)
             if names is None or table.ndim != 2 or table.shape[1] != len(names):
                 return table
             # fitted on a DataFrame: given one, as it was fitted (no feature-name warning, same dtypes)
             return self.require("pandas").DataFrame(table, columns=list(names))
         pandas = self.require("pandas")
-        columns = {name: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
-        return pandas.DataFrame(columns)[list(model.feature_names_in_)]
+        column_of = _input_columns(loaded)
+        columns = {column_of[name]: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
+        return pandas.DataFrame(columns)[list(loaded.model.feature_names_in_)]
 
     # -- export -----------------------------------------------------------------------------
     def export_routes(self, loaded: LoadedModel[SklearnState]) -> list[ExportRoute]:
         return [ExportRoute(sklearn_export.ROUTE, self.opset_range())]
 
     def export_impl(self, loaded: LoadedModel[SklearnState], job: ExportJob) -> ExportResult:
-        return sklearn_export.export_with_skl2onnx(self.require, loaded, job)
+        # skl2onnx finds a ColumnTransformer's columns by their own names
+        columns = _input_columns(loaded) if _by_column(loaded.model) else {}
+        return sklearn_export.export_with_skl2onnx(self.require, loaded, job, columns)
 
     def opset_range(self) -> tuple[int, int]:
         skl2onnx = self.require("skl2onnx")
@@ -259,6 +272,55 @@ def _as_sklearn_sees(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _by_column(model: Any) -> bool:
+    """A ColumnTransformer fitted on a DataFrame: it selects columns by name, one input each."""
+    return getattr(model, "feature_names_in_", None) is not None and _has_column_transformer(model)
+
+
+def _input_columns(loaded: LoadedModel[SklearnState]) -> dict[str, str]:
+    """Each ONNX input name, and the DataFrame column it is: the column's own name, as ONNX allows
+    any string (spaces, dots, ``:``, ``;``, newlines, markup, a leading digit) except three cases.
+
+    A value cannot share an output's name (label, probabilities, scores, variable), and a name
+    that is not valid UTF-8 (a lone surrogate) cannot be stored: such a column is the input
+    ``<name>_input`` (the invalid characters as ``\\udc80``), numbered ``_2``, ``_3`` ... if that is
+    taken too. An empty name is refused (ONNX reads it as no input, and skl2onnx needs a name).
+    """
+    columns = [str(col) for col in loaded.model.feature_names_in_]
+    if "" in columns:
+        raise ConversionError(
+            f"{loaded.description} takes a DataFrame column whose name is empty, and an ONNX input needs a name",
+            "give the column a name before fitting",
+        )
+    taken = set(columns) | set(loaded.output_names)
+    names: dict[str, str] = {}
+    for column in columns:
+        name = column
+        if _why_renamed(column, loaded.output_names):
+            base = column.encode("utf-8", "backslashreplace").decode("utf-8") + "_input"
+            name, number = base, 2
+            while name in taken:
+                name, number = f"{base}_{number}", number + 1
+            taken.add(name)
+        names[name] = column
+    return names
+
+
+def _why_renamed(column: str, outputs: tuple[str, ...]) -> str:
+    """Why ``column`` cannot be an ONNX input's name, or ""."""
+    if column in outputs:
+        return "an output of the model has that name"
+    try:
+        column.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8, which ONNX names are"
+    return ""
+
+
+def _has_column_transformer(model: Any) -> bool:
+    return any(type(e).__name__ == "ColumnTransformer" for e in walk(model))
+
+
 def _refuse_native_categories(model: Any) -> None:
     """HistGradientBoosting with native categorical splits (categorical_features): neither skl2onnx
     nor this tool writes them yet, and its category columns would need string inputs."""
@@ -297,10 +359,6 @@ def _leading_vectorizer(model: Any) -> Any:
     while getattr(first, "steps", None):
         first = first.steps[0][1]
     return first if type(first).__name__ in VECTORIZERS else None
-
-
-def _has_column_transformer(model: Any) -> bool:
-    return any(type(e).__name__ == "ColumnTransformer" for e in walk(model))
 
 
 def output_plan(model: Any, sklearn_base: Any) -> list[tuple[str, str]]:
