@@ -82,6 +82,7 @@ class Report:
     baseline: BaselineComparison | None = None  # the comparison with the last release (--baseline)
     provenance: Provenance | None = None
     variants: VariantsReport | None = None  # --variants: each validated against the original
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # how each generated input was made (input_roles)
     schema_version: int = SCHEMA_VERSION
 
     # -- JSON ----------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def render_markdown(report: Report, max_rows: int) -> str:
     lines += ["### Model", "", *table(["", ""], _model_rows(report), max_rows), ""]
     lines += _attempt_lines(report, max_rows)
     if report.validation:
-        lines += _comparison_lines(report.validation, max_rows)
+        lines += _comparison_lines(report.validation, max_rows) + _generated_lines(report.inputs)
     if report.variants:
         lines += render_variants(report, max_rows)
     if report.timings or report.latency:
@@ -319,6 +320,22 @@ def _comparison_lines(val: Validation, max_rows: int) -> list[str]:
     lines += table(header, _comparison_rows(val), max_rows)
     lines.append("")
     return lines + _non_finite_lines(val, max_rows)
+
+
+def _generated_lines(inputs: list[dict[str, Any]]) -> list[str]:
+    """One line per generated input: its role and range (input_roles.InputPlan.to_dict)."""
+    if not inputs:
+        return []
+    lines = ["Generated inputs:", ""]
+    for spec in inputs:
+        what = spec["role"].replace("_", " ")
+        if "padding" in spec:
+            what += f", {spec['padding']}"
+        if "range" in spec:
+            low, high = spec["range"]
+            what += f" in [{low}, {high}) ({spec['bound']})"
+        lines.append(f"- {_code(spec['name'])} {_text(spec['dtype'])}: {_text(what)}")
+    return [*lines, ""]
 
 
 def _comparison_rows(val: Validation) -> list[list[str]]:

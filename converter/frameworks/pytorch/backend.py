@@ -22,7 +22,7 @@ from converter.errors import ConversionError, UserError
 from converter.frameworks.base import Backend, Dim, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec
 from converter.frameworks.pytorch import export as torch_export
 from converter.frameworks.pytorch import load as torch_load
-from converter.frameworks.pytorch import routes, signature
+from converter.frameworks.pytorch import routes, signature, tables
 from converter.frameworks.pytorch.pt2 import load_program
 from converter.frameworks.pytorch.state import Loaded, PytorchState
 from converter.frameworks.pytorch.torchscript_code import check_archive
@@ -140,11 +140,30 @@ class PytorchBackend(Backend[PytorchState]):
             state.keywords = set(names) <= set(known) and names != known[: len(names)]
             dtype = signature.default_float(torch, loaded.model)
             specs = [TensorSpec(name=n, shape=None, dtype=dtype, dtype_known=False) for n in names]
-        high = signature.embedding_rows(torch, loaded.model, state.kind)
-        for spec in specs:
-            spec.high = high  # token ids below every embedding's num_embeddings
+        smallest = tables.smallest_table(loaded.model, state.kind)
+        own = tables.program_tables(loaded.model) if state.kind == "program" else {}
+        originals = list(loaded.model.graph_signature.user_inputs) if state.kind == "program" else []
+        for position, spec in enumerate(specs):
+            rows = own.get(originals[position]) if position < len(originals) else None
+            if rows is not None:  # the table this input indexes, read from the program's graph
+                spec.high, spec.bound = rows, f"the {rows:,}-row table it indexes (graph)"
+            elif smallest is not None:  # below every table: safe whichever it indexes
+                spec.high, spec.bound = smallest, f"the smallest table in the model, {smallest:,} rows"
         state.input_names = [s.name for s in specs]
         return specs
+
+    def index_tables(self, loaded: Loaded, inputs: dict[str, np.ndarray]) -> dict[str, int]:
+        """A module's forward is read by running it once with hooks on its embeddings."""
+        if loaded.state.kind != "module" or not any(np.issubdtype(a.dtype, np.integer) for a in inputs.values()):
+            return {}
+        torch = self.require("torch")
+        if loaded.state.call is None:
+            loaded.state.call = self._callable(torch, loaded)
+        tensors = {name: signature.to_tensor(torch, inputs[name]) for name in loaded.state.input_names}
+        try:
+            return tables.module_tables(torch, loaded.model, loaded.state.call, tensors)
+        except Exception:  # the reference run that follows reports what fails, with its inputs
+            return {}
 
     def _program_specs(self, loaded: Loaded, request: ConversionRequest) -> list[TensorSpec]:
         program = loaded.model

@@ -144,6 +144,7 @@ class SklearnBackend(Backend[SklearnState]):
                     shape=(None, 1),
                     dtype="string" if str(col) in string_columns else "float32",
                     categories=string_columns.get(str(col), ()),
+                    role="values",  # a column named "mask" is data, not an attention mask
                 )
                 for col in names
             ]

@@ -81,10 +81,10 @@ def load(importer: Importer, path: Path, fmt: str, allow_unsafe: bool) -> Loaded
         raise ConversionError(f"Keras runs on {keras.backend.backend()} here, not TensorFlow")
     inputs, input_names = _keras_io(model, "input", keras)
     _, output_names = _keras_io(model, "output", keras)
-    specs = [
-        TensorSpec(name=name, shape=tuple(t.shape), dtype=str(t.dtype), high=_vocabulary_size(t, keras))
-        for name, t in zip(input_names, inputs, strict=True)
-    ]
+    specs = []
+    for name, tensor in zip(input_names, inputs, strict=True):
+        high, bound = _vocabulary_size(tensor, keras)
+        specs.append(TensorSpec(name=name, shape=tuple(tensor.shape), dtype=str(tensor.dtype), high=high, bound=bound))
     return LoadedModel(
         model=model,
         format=fmt,
@@ -217,16 +217,18 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
-def _vocabulary_size(tensor: Any, keras: ModuleType) -> int | None:
-    """For an integer input that only feeds Embedding layers: generate ids below their input_dim."""
+def _vocabulary_size(tensor: Any, keras: ModuleType) -> tuple[int | None, str]:
+    """For an integer input that feeds Embedding layers: ids below the smallest of their input_dim."""
     if "int" not in str(tensor.dtype):
-        return None
+        return None, ""
     try:
         consumers = [node.operation for node in tensor._keras_history.operation._outbound_nodes]
     except AttributeError:
-        return None
+        return None, ""
     sizes = [layer.input_dim for layer in consumers if isinstance(layer, keras.layers.Embedding)]
-    return min(sizes) if consumers and len(sizes) == len(consumers) else None
+    if not sizes:
+        return None, ""
+    return min(sizes), f"the {min(sizes):,}-row Embedding it feeds (graph)"
 
 
 # -- reference run and release ----------------------------------------------------------------
