@@ -33,7 +33,7 @@ CODE_HINT = (
 )
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
-    "or as a state_dict (.pt or .safetensors) with --model-class"
+    "or as a state_dict (.pt or .safetensors) with --model-code"
 )
 WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
 CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
@@ -294,7 +294,7 @@ def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tm
 REACHES_FILES = "an operator that reaches files, the log or Python"
 TS_HINT = (
     "save the model without it, as a torch.export program (.pt2) or a state_dict (.pt or .safetensors) with "
-    "--model-class, or pass --allow-unsafe-load true if you trust the file"
+    "--model-code, or pass --allow-unsafe-load true if you trust the file"
 )
 
 

@@ -1,6 +1,6 @@
 """PyTorch backend: TorchScript archives (their code checked before torch.jit.load runs it:
 torchscript_code), torch.export programs (.pt2, read without unpickling or evaluating
-anything: pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and whole
+anything: pt2), state_dicts with --model-code (.pt/.pth or .safetensors), and whole
 pickled modules (only with --allow-unsafe-load: unpickling runs code).
 
 Export goes through torch.onnx's two exporters, two export routes (``routes``): the
@@ -37,7 +37,7 @@ class PytorchBackend(Backend[PytorchState]):
     requirements = {"torch": "torch", "onnxscript": "onnxscript", "safetensors": "safetensors"}  # noqa: RUF012
     image_variant = "pytorch"
     formats_help = (
-        "a TorchScript .pt, a torch.export .pt2, or a state_dict .pt/.pth/.safetensors with --model-class (PyTorch)"
+        "a TorchScript .pt, a torch.export .pt2, or a state_dict .pt/.pth/.safetensors with --model-code (PyTorch)"
     )
 
     @classmethod
@@ -50,7 +50,7 @@ class PytorchBackend(Backend[PytorchState]):
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
         notes: list[str] = []
-        torch_load.check_before_loading(path, fmt, request.model_class)
+        torch_load.check_before_loading(path, fmt, request.model_code)
         with torch_export.quiet():
             if fmt == "torchscript":
                 model, kind = self._load_torchscript(torch, path, request.allow_unsafe_load), "script"
@@ -104,23 +104,24 @@ class PytorchBackend(Backend[PytorchState]):
             obj: Any = torch_load.load_safetensors(self.require, path)
         else:
             obj = torch_load.load_checkpoint(torch, path, fmt, request.allow_unsafe_load)
+        code = request.model_code
         if isinstance(obj, torch.nn.Module):
-            if request.model_class:
+            if code.given:
                 raise UserError(
-                    f"{path.name} holds a whole {type(obj).__name__} module, not a state_dict; --model-class is only for state_dicts",
-                    "remove --model-class",
+                    f"{path.name} holds a whole {type(obj).__name__} module, not a state_dict; --{code.option} is only for state_dicts",
+                    f"remove --{code.option}",
                 )
             return obj, []
         state, notes = torch_load.extract_state_dict(torch, obj, path)
-        if not request.model_class:
+        if not code.given:
             keys = ", ".join(list(state)[:3])
             raise UserError(
                 f"{path.name} is a state_dict ({len(state)} tensors: {keys}, ...), which holds weights but not the model's code",
-                "pass --model-class path/to/model.py:ClassName naming the nn.Module class (or a zero-argument factory)",
+                "pass --model-code path/to/model.py:ClassName naming the nn.Module class (or a zero-argument factory)",
             )
-        factory, label = torch_load.import_model_class(request.model_class)
-        model = torch_load.build_module(torch, factory, request.model_class)
-        notes += torch_load.apply_state_dict(model, state, path, label)
+        factory, label = torch_load.import_model_class(code)
+        model = torch_load.build_module(torch, factory, code)
+        notes += torch_load.apply_state_dict(model, state, path, code, label)
         return model, notes
 
     # -- inputs ---------------------------------------------------------------------------------
