@@ -159,3 +159,28 @@ def test_bert_state_dict_ids_are_bounded_by_their_own_table_found_in_a_run(
         "attention_mask": ("mask", None),
         "token_type_ids": ("token_types", [0, 2]),
     }
+
+
+def test_torchscript_ids_are_bounded_by_their_own_table_read_from_the_graph(
+    run_cli, torch: ModuleType, tmp_path: Path
+) -> None:
+    class Tagger(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.words = torch.nn.Embedding(1000, 8)
+            self.types = torch.nn.Embedding(2, 8)
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+            hidden = self.words(input_ids.view(input_ids.shape)) + self.types(token_type_ids)
+            return self.head(hidden)
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(Tagger().eval()), str(tmp_path / "tagger.pt"))
+    shapes = "input_ids:batchxseq;token_type_ids:batchxseq"
+    result = run_cli("--model-path", str(tmp_path / "tagger.pt"), "--input-shapes", shapes, "--input-dtypes", "int64")
+    report = _passed(result, "tagger")
+    assert [(i["name"], i["range"], i["bound"]) for i in report["inputs"]] == [
+        ("input_ids", [0, 1000], "the 1,000-row table it indexes (graph)"),
+        ("token_type_ids", [0, 2], "the 2-row table it indexes (graph)"),
+    ]

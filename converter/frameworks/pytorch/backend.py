@@ -142,8 +142,7 @@ class PytorchBackend(Backend[PytorchState]):
             dtype = signature.default_float(torch, loaded.model)
             specs = [TensorSpec(name=n, shape=None, dtype=dtype, dtype_known=False) for n in names]
         smallest = tables.smallest_table(loaded.model, state.kind)
-        own = tables.program_tables(loaded.model) if state.kind == "program" else {}
-        originals = list(loaded.model.graph_signature.user_inputs) if state.kind == "program" else []
+        own, originals = self._own_tables(loaded, [s.name for s in specs])
         for position, spec in enumerate(specs):
             rows = own.get(originals[position]) if position < len(originals) else None
             if rows is not None:  # the table this input indexes, read from the program's graph
@@ -152,6 +151,15 @@ class PytorchBackend(Backend[PytorchState]):
                 spec.high, spec.bound = smallest, f"the smallest table in the model, {smallest:,} rows"
         state.input_names = [s.name for s in specs]
         return specs
+
+    @staticmethod
+    def _own_tables(loaded: Loaded, names: list[str]) -> tuple[dict[str, int], list[str]]:
+        """The table each input indexes, read from the graph, by the graph's names of the inputs (in order)."""
+        if loaded.state.kind == "program":
+            return tables.program_tables(loaded.model), list(loaded.model.graph_signature.user_inputs)
+        if loaded.state.kind == "script":
+            return tables.script_tables(loaded.model), names  # renamed inputs match no name: the smallest table
+        return {}, []
 
     def index_tables(self, loaded: Loaded, inputs: dict[str, np.ndarray]) -> dict[str, int]:
         """A module's forward is read by running it once with hooks on its embeddings."""

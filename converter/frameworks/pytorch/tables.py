@@ -4,7 +4,8 @@ One bound for every input (the smallest table of the model) validated ALBERT wit
 and 1 only (its token-type table has 2 rows). A torch.export program's graph says it: the
 ``aten.embedding`` (or ``index_select``) an input reaches through view-like ops. A module's forward
 cannot be read before it runs, so hooks on its ``nn.Embedding`` layers record which input reached
-them during one run. torch is passed in, never imported here.
+them during one run; a TorchScript module's inlined graph is read as a program's is. torch is
+passed in, never imported here.
 """
 
 from __future__ import annotations
@@ -85,6 +86,48 @@ def _reaches(start: Any, target: Any) -> bool:
             return False
         node = node.args[0]
     return True
+
+
+def script_tables(model: Any) -> dict[str, int]:
+    """Per forward parameter of a TorchScript module, the rows of the smallest table it indexes in
+    the inlined graph: an ``aten::embedding`` whose indices are the parameter, or a view of it, and
+    whose weight is an attribute path from ``self`` (``self.embeddings.word.weight``)."""
+    graph = model.inlined_graph
+    parameters = list(graph.inputs())
+    found: dict[str, int] = {}
+    for node in graph.nodes():
+        if node.kind() != "aten::embedding":
+            continue
+        weight, indices = list(node.inputs())[:2]
+        rows = _attribute_rows(model, weight, parameters[0])
+        source = _script_source(indices)
+        if rows is not None and source in parameters[1:]:
+            name = source.debugName().split(".")[0]
+            found[name] = min(found.get(name, rows), rows)
+    return found
+
+
+def _attribute_rows(model: Any, value: Any, self_value: Any) -> int | None:
+    """Rows of the tensor at the end of a ``prim::GetAttr`` chain from ``self``, if that is what ``value`` is."""
+    path: list[str] = []
+    while value is not self_value:
+        node = value.node()
+        if node.kind() != "prim::GetAttr":
+            return None
+        path.append(node.s("name"))
+        value = next(iter(node.inputs()))
+    target = model
+    for name in reversed(path):
+        target = getattr(target, name, None)
+    shape = getattr(target, "shape", None)
+    return int(shape[0]) if shape else None
+
+
+def _script_source(value: Any) -> Any:
+    """The value ``value`` is made from by view-like ops only (``aten::view``, ``aten::to``, ...)."""
+    while value.node().kind().startswith("aten::") and value.node().kind()[6:] in _SAME_VALUES:
+        value = next(iter(value.node().inputs()))
+    return value
 
 
 def module_tables(torch: Any, model: Any, call: Any, tensors: dict[str, Any]) -> dict[str, int]:
