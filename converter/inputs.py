@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from converter import text_inputs
 from converter.errors import UserError
 from converter.frameworks.base import Dim, TensorSpec
 from converter.memory import format_bytes, input_budget
@@ -168,7 +169,7 @@ def generate_inputs(
             inputs[spec.name] = rng.integers(spec.low, high, size=shape).astype(spec.dtype)
         else:
             inputs[spec.name] = rng.standard_normal(shape).astype(numpy_dtype(spec.dtype))
-    return inputs
+    return text_inputs.pad_rows(inputs, specs, rng)
 
 
 def numpy_dtype(dtype: str) -> str:

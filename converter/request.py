@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.errors import UserError
+from converter.frameworks.pytorch.hf_tasks import TASK_CHOICES, TASKS
 from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
@@ -91,6 +92,12 @@ OPTIONS: tuple[Option, ...] = (
         "model-class",
         "",
         "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
+    ),
+    Option(
+        "task",
+        "auto",
+        "Hugging Face folders only: auto (from config.architectures) or the task whose head to convert, "
+        "as Optimum names it: " + ", ".join(TASKS) + ".",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
     Option(
@@ -206,6 +213,7 @@ class ConversionRequest:
     fail_on_mismatch: bool
     allow_unsafe_load: bool
     model_class: str
+    task: str
     signature: str
     baseline: BaselineOptions
     sign: str
@@ -250,6 +258,7 @@ class ConversionRequest:
             fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_class=parse_model_class(raw["model-class"], base_dir),
+            task=parse_choice("task", raw["task"], TASK_CHOICES),
             signature=raw["signature"],
             baseline=parse_baseline_options(raw, base_dir),
             sign=parse_choice("sign", raw["sign"], SIGN_METHODS),

@@ -67,6 +67,10 @@ class TensorSpec:
     low: int = 0
     high: int | None = None
     categories: tuple[str, ...] = ()
+    # What the input means, for generation (converter/text_inputs.py): "token_ids", "attention_mask"
+    # (0/1, right-padded rows) or "token_type_ids"; "" for any other tensor.
+    role: str = ""
+    pad: int | None = None  # token ids: the id padded positions hold
 
 
 @dataclass
