@@ -193,9 +193,9 @@ def test_generated_masks_are_right_padded_and_ids_padded_to_match() -> None:
     from converter.inputs import generate_inputs
 
     specs = [
-        TensorSpec("input_ids", ("batch", "sequence"), "int64", low=5, high=60, role="token_ids", pad=0),
-        TensorSpec("attention_mask", ("batch", "sequence"), "int64", high=2, role="attention_mask"),
-        TensorSpec("token_type_ids", ("batch", "sequence"), "int64", low=1, high=2, role="token_type_ids"),
+        TensorSpec("input_ids", ("batch", "sequence"), "int64", low=5, high=60, role="ids", pad=0),
+        TensorSpec("attention_mask", ("batch", "sequence"), "int64", high=2, role="mask"),
+        TensorSpec("token_type_ids", ("batch", "sequence"), "int64", low=1, high=2, role="token_types"),
     ]
     inputs = generate_inputs(specs, batch=16, seed=0, other_size=32)
     mask, ids, types = inputs["attention_mask"], inputs["input_ids"], inputs["token_type_ids"]

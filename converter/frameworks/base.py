@@ -67,8 +67,8 @@ class TensorSpec:
     low: int = 0
     high: int | None = None
     categories: tuple[str, ...] = ()
-    # What the input means, for generation (converter/text_inputs.py): "token_ids", "attention_mask"
-    # (0/1, right-padded rows) or "token_type_ids"; "" for any other tensor.
+    # What the input is for, for generation (converter/text_inputs.py): "ids", "mask" (0/1,
+    # right-padded rows) or "token_types"; "" for any other tensor.
     role: str = ""
     pad: int | None = None  # token ids: the id padded positions hold
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 SEQUENCE = "sequence"  # the dynamic axis of token inputs, one torch.export.Dim shared by all of them
 AUDIO_SAMPLES = 16_000  # one second of raw audio at the 16 kHz wav2vec2's feature extractors use
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
-TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_types")
 
 
 @dataclass
@@ -195,17 +195,17 @@ def input_specs(model: Any, config: Any, info: HfModel, float_dtype: str) -> lis
 def _default_text_inputs(parameters: list[str], info: HfModel) -> list[str]:
     names = ["input_ids", "attention_mask"]
     if "token_type_ids" in parameters and (info.type_vocab_size or 0) >= 2:
-        names.append("token_type_ids")
+        names.append("token_types")
     return names
 
 
 def _text_spec(name: str, info: HfModel) -> TensorSpec:
     shape = (None, SEQUENCE)
     if name == "input_ids":
-        return TensorSpec(name, shape, "int64", high=info.vocab_size, role="token_ids", pad=info.pad_token_id)
+        return TensorSpec(name, shape, "int64", high=info.vocab_size, role="ids", pad=info.pad_token_id)
     if name == "token_type_ids":
-        return TensorSpec(name, shape, "int64", high=info.type_vocab_size or 1, role="token_type_ids")
-    return TensorSpec(name, shape, "int64", high=2, role="attention_mask")
+        return TensorSpec(name, shape, "int64", high=info.type_vocab_size or 1, role="token_types")
+    return TensorSpec(name, shape, "int64", high=2, role="mask")
 
 
 def _media_shape(name: str, config: Any) -> tuple[int | None, ...]:
