@@ -205,3 +205,19 @@ def test_generated_masks_are_right_padded_and_ids_padded_to_match() -> None:
     assert np.array_equal(mask, (np.arange(32)[None, :] < lengths[:, None]).astype(np.int64))  # ones, then zeros
     assert np.all(ids[mask == 1] >= 5) and np.all(ids[mask == 1] < 60) and np.all(ids[mask == 0] == 0)
     assert np.all(types[mask == 1] == 1) and np.all(types[mask == 0] == 0)
+
+
+def test_a_shard_index_that_names_a_file_outside_the_folder_is_refused(tmp_path: Path, run_cli) -> None:
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "outside.safetensors").write_bytes(b"")
+    (folder / "model.safetensors.index.json").write_text('{"weight_map": {"w": "../outside.safetensors"}}')
+
+    result = run_cli("--model-path", str(folder))
+
+    assert result.code == 2
+    assert error_lines(result.stderr) == [
+        "error: sharded/model.safetensors.index.json names the shard '../outside.safetensors', which is not a "
+        ".safetensors file in the folder; save it again with model.save_pretrained(folder) and commit every file it writes"
+    ]

@@ -123,9 +123,9 @@ def _shards(path: Path) -> list[Path]:
         raise UserError(f"{path.name}/{SHARD_INDEX} names {len(names):,} shards, more than {MAX_SHARDS}", SAVE_AGAIN)
     shards = []
     for name in names:
-        # A shard is a file of the folder itself: no path, no link out of it.
+        # A shard is named as a file of the folder itself: no path into another folder.
         shard = path / name
-        if Path(name).name != name or not name.endswith(".safetensors") or shard.is_symlink() or not shard.is_file():
+        if Path(name).name != name or not name.endswith(".safetensors") or not shard.is_file():
             raise UserError(
                 f"{path.name}/{SHARD_INDEX} names the shard {name!r}, which is not a .safetensors file in the folder",
                 SAVE_AGAIN,
