@@ -234,6 +234,10 @@ class PytorchBackend(Backend[PytorchState]):
         torchscript = ExportRoute(torch_export.TORCHSCRIPT, (low, torchscript_high))
         if loaded.state.kind == "script":
             return [ExportRoute(torchscript.name, torchscript.opsets, fallback_reason=routes.SCRIPT_MODULE)]
+        if loaded.state.hf is not None:
+            # transformers' models branch in Python on tensor values (masking_utils.py:244 for every
+            # text model, modeling_vit.py:64): the tracer's check refuses them, so the route would only add a row.
+            return [dynamo]
         if loaded.state.kind == "program":
             # The TorchScript exporter cannot take an ExportedProgram: its module refuses the mode
             # switch, and tracing it runs the program's shape guards as Python branches.
