@@ -67,6 +67,10 @@ def test_a_tokenizer_beside_the_model_decides_the_inputs_and_the_id_range(tmp_pa
     assert specs["input_ids"].high == TOKENIZER_WORDS  # below the tokenizer's 60 words, not the model's 99
     report = converted(run_cli("--model-path", str(folder)), "bert-tok")
     assert names(report, "inputs") == ["input_ids", "attention_mask"]
+    assert (
+        "the folder's tokenizer (TokenizersBackend, 60 tokens) decided the inputs (input_ids, attention_mask) "
+        "and the range of generated ids" in report["warnings"]
+    )
 
 
 @pytest.mark.converts

@@ -178,7 +178,10 @@ def _read_tokenizer(transformers: Any, folder: hf_folder.HfFolder, info: HfModel
     info.tokenizer_inputs = [str(n) for n in getattr(tokenizer, "model_input_names", [])]
     info.vocab_size = len(tokenizer)
     info.pad_token_id = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else None
-    return []
+    return [
+        f"the folder's tokenizer ({info.tokenizer}, {info.vocab_size:,} tokens) decided the inputs "
+        f"({', '.join(info.tokenizer_inputs)}) and the range of generated ids"
+    ]
 
 
 def input_specs(model: Any, config: Any, info: HfModel, float_dtype: str) -> list[TensorSpec]:
