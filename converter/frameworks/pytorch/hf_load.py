@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 SEQUENCE = "sequence"  # the dynamic axis of token inputs, one torch.export.Dim shared by all of them
 AUDIO_SAMPLES = 16_000  # one second of raw audio at the 16 kHz wav2vec2's feature extractors use
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
-TEXT_INPUTS = ("input_ids", "attention_mask", "token_types")
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass
@@ -198,7 +198,7 @@ def input_specs(model: Any, config: Any, info: HfModel, float_dtype: str) -> lis
 def _default_text_inputs(parameters: list[str], info: HfModel) -> list[str]:
     names = ["input_ids", "attention_mask"]
     if "token_type_ids" in parameters and (info.type_vocab_size or 0) >= 2:
-        names.append("token_types")
+        names.append("token_type_ids")
     return names
 
 
