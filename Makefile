@@ -17,7 +17,7 @@ else
 DEPENDENCIES := -c requirements/constraints.txt -r requirements/dev.in '.[$(EXTRAS)]'
 endif
 
-.PHONY: demo test test-fast lint venv clean bench requirements requirements-check
+.PHONY: demo test test-fast lint venv clean bench requirements requirements-check docs screenshots chromium
 
 venv: $(STAMP)
 
@@ -54,6 +54,23 @@ test-fast: $(STAMP)
 
 test: test-fast
 	$(PY) -m pytest -n 2 --dist loadfile -m converts $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+# make docs: action.yml from the code's options and outputs, then its inputs and outputs in
+# README.md and docs/action.md.
+docs: $(STAMP)
+	$(PY) tools/action_yml.py
+	$(PY) tools/action_docs.py
+
+# make screenshots: real reports rendered as GitHub shows a job summary (docs/images/summary-*.png);
+# fails when the mismatch's first 800 px lack a number that explains it. CI runs it.
+screenshots: $(STAMP) chromium
+	$(PY) tools/screenshots.py docs/images
+
+# Headless Chromium and an emoji font (Debian packages), for the screenshots and the layout test.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi emoji || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    chromium fonts-noto-color-emoji; }
 
 # make e2e: only the end-to-end tests (the action's image under act); needs ../shared/tools.
 .PHONY: e2e

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     os.chdir(workspace)
     from converter.cli import main as cli
 
-    return cli(argv)
+    return cli(argv, own_process=True)
 
 
 if __name__ == "__main__":

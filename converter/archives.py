@@ -37,21 +37,28 @@ def check_archive_bounds(path: Path, what: str) -> None:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError):
         return
+    check_members(members, path.stat().st_size, what, path.name)
+
+
+def check_members(
+    members: list[zipfile.ZipInfo], compressed: int, what: str, name: str, hint: str | None = None
+) -> None:
+    """Refuse (exit 2) the members of a zip of ``compressed`` bytes, on disk or in memory, that
+    are too many or would inflate beyond ``inflated_limit``; ``hint`` replaces the model's fix."""
     if len(members) > MAX_MEMBERS:
         raise UserError(
-            f"{what}: {path.name} is a zip archive of {len(members):,} members, more than the {MAX_MEMBERS:,} "
+            f"{what}: {name} is a zip archive of {len(members):,} members, more than the {MAX_MEMBERS:,} "
             "this tool reads",
-            "give the model as saved by its framework",
+            hint or "give the model as saved by its framework",
         )
-    compressed = path.stat().st_size
     inflated = sum(member.file_size for member in members)
     limit = inflated_limit(compressed)
     if inflated > limit:
         largest = max(members, key=lambda m: m.file_size)
         raise UserError(
-            f"{what}: {path.name} would inflate from {compressed:,} to {inflated:,} bytes "
+            f"{what}: {name} would inflate from {compressed:,} to {inflated:,} bytes "
             f"({largest.filename!r} alone to {largest.file_size:,}); this tool reads at most "
             f"{FREE_INFLATED_BYTES // 1024**2} MiB plus {MAX_INFLATE_RATIO}x the file's size from an archive, "
             "so it looks like a zip bomb",
-            "save the model again with its framework (weights do not compress that well)",
+            hint or "save the model again with its framework (weights do not compress that well)",
         )

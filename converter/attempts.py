@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from converter.errors import ConversionError, UnsupportedByRoute
 from converter.frameworks.base import ExportJob, ExportResult, ExportRoute
-from converter.onnx_file import OnnxFacts, check_and_describe
+from converter.onnx_file import OnnxFacts, check_and_describe, name_batch_axes
 from converter.opsets import OpsetSearch, Outcome, check_written
 from converter.report import ExportAttempt
 from converter.validate import OnnxRunner, Validation, fixed_axis_problems, validate
@@ -107,6 +107,8 @@ class _Attempt:
         )
         with run.timings.stage("check"):
             self.facts = check_and_describe(exported.path)
+            if run.request.dynamic_batch and name_batch_axes(exported.path, self.facts):
+                self.facts = check_and_describe(exported.path)
         warnings = exported.warnings + check_written(run.request.opset, self.facts.opset)
         run.log("validating in onnxruntime")
         with run.timings.stage("validate"):

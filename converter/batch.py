@@ -8,7 +8,6 @@ per-model reports of a fan-out run.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -16,16 +15,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from converter.atomic import write_file
 from converter.errors import ConverterError
-from converter.escape import markdown_code, markdown_text
 from converter.manifest import Entry
-from converter.markdown import table_head, table_row
 from converter.report import Report
 
 INDEX_STEM = "index"
-MAX_ERROR_CHARS = 300  # of an error in the index table; the model's own report has all of it
-CUT_NOTE_BYTES = 512  # room kept for the note that says how many rows were cut
-INDEX_HEADER = ("Model", "Framework", "Format", "Opset", "ONNX size", "Max abs diff", "Result", "Time")
 
 
 @dataclass
@@ -42,10 +37,21 @@ class IndexRow:
     seconds: float = 0.0
     error: str = ""
     report: str = ""  # path of the model's JSON report, when there is one
+    # The model's verdict, from its validation (converter.validate.OutputVerdict): the tolerance,
+    # the worst output with its |diff| and allowed value there, how far over, and what would pass.
+    atol: float | None = None
+    rtol: float | None = None
+    worst_output: str = ""
+    worst_diff: float | None = None
+    worst_allowed: float | None = None
+    over_by: float | None = None  # None with a worst_output: unbounded (nothing was allowed)
+    tolerance_applies: bool = False  # False: labels, a missing output or a shape failed, no tolerance helps
+    passing_atol: float | None = None
+    passing_rtol: float | None = None
 
     @classmethod
     def from_report(cls, name: str, report: Report, seconds: float | None = None) -> IndexRow:
-        return cls(
+        row = cls(
             name=name,
             model=report.model.path,
             passed=report.passed,
@@ -61,24 +67,21 @@ class IndexRow:
             or "; ".join(report.baseline.failures if report.baseline else []),
             report=report.reports.get("json", ""),
         )
+        validation = report.validation
+        worst = validation.worst_verdict() if validation else None
+        if validation and worst:
+            row.atol, row.rtol = validation.atol, validation.rtol
+            row.worst_output, row.worst_diff, row.worst_allowed = worst.name, worst.worst_diff, worst.worst_allowed
+            row.over_by, row.tolerance_applies = worst.max_ratio, worst.tolerance_applies
+            if not report.passed:
+                row.passing_atol, row.passing_rtol = validation.passing_tolerance()
+        return row
 
     def to_markdown(self) -> str:
-        """This model's row of the index table; every value escaped (names come from the repository)."""
-        result = "✅ pass" if self.passed else f"❌ {markdown_text(self.status)}"
-        if not self.passed and self.error:
-            cut = self.error if len(self.error) <= MAX_ERROR_CHARS else self.error[: MAX_ERROR_CHARS - 3] + "..."
-            result += f": {markdown_text(cut)}"
-        cells = [
-            markdown_code(self.name),
-            markdown_text(self.framework or "-"),
-            markdown_text(self.format or "-"),
-            str(self.opset) if self.opset is not None else "-",
-            f"{self.onnx_bytes:,} bytes" if self.onnx_bytes is not None else "-",
-            f"{self.max_abs_diff:.3g}" if self.max_abs_diff is not None else "-",
-            result,
-            f"{self.seconds:.1f} s",
-        ]
-        return table_row(cells)
+        """This model's row of the index table (converter/markdown/index.py)."""
+        from converter.markdown.index import index_row
+
+        return index_row(self)
 
 
 @dataclass
@@ -97,68 +100,32 @@ class BatchIndex:
         return cls([IndexRow(**row) for row in json.loads(text)["models"]])
 
     def to_markdown(self, limit: int | None = None) -> str:
-        """The index table; with ``limit``, in at most that many bytes (GitHub refuses a job summary over 1 MiB).
+        """The index (converter/markdown/index.py); with ``limit``, in at most that many bytes (GitHub
+        refuses a job summary over 1 MiB): failures first; index.json always lists every model."""
+        from converter.markdown.index import render_index
 
-        When every row does not fit, failures come first and the table says how many were cut;
-        index.json always lists every model.
-        """
-        lines = [self._heading(), "", *table_head(INDEX_HEADER)]
-        rows = [row.to_markdown() for row in self.rows]
-        text = "\n".join(lines + rows) + "\n"
-        if limit is None or len(text.encode()) <= limit:
-            return text
-        ordered = [md for row, md in zip(self.rows, rows, strict=True) if not row.passed]
-        ordered += [md for row, md in zip(self.rows, rows, strict=True) if row.passed]
-        shown = _fitting(ordered, limit - len("\n".join(lines).encode()) - CUT_NOTE_BYTES)
-        return "\n".join(lines + shown) + "\n" + self._cut_note(len(shown)) + "\n"
-
-    def _heading(self) -> str:
-        failed = sum(not r.passed for r in self.rows)
-        if not failed:
-            return f"## ✅ {len(self.rows)} models converted and validated"
-        return f"## ❌ {failed} of {len(self.rows)} models failed"
-
-    def _cut_note(self, shown: int) -> str:
-        cut = len(self.rows) - shown
-        cut_failed = max(0, sum(not r.passed for r in self.rows) - shown)
-        return (
-            f"\n_{cut:,} of {len(self.rows):,} models not shown ({cut_failed:,} failed, {cut - cut_failed:,} passed), "
-            "to keep this under GitHub's job summary limit; failures are listed first, and index.json has every "
-            "model._"
-        )
+        return render_index(self.rows, sys.maxsize if limit is None else limit)
 
     def write(self, output_dir: Path) -> tuple[Path, Path]:
         """Write index.json and index.md into ``output_dir`` (renamed into place)."""
         output_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for suffix, text in ((".md", self.to_markdown()), (".json", self.to_json())):
-            final = output_dir / f"{INDEX_STEM}{suffix}"
-            partial = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-            partial.write_text(text, encoding="utf-8")
-            partial.replace(final)
-            paths.append(final)
+            paths.append(write_file(output_dir / f"{INDEX_STEM}{suffix}", text))
         return paths[0], paths[1]
 
 
-def _fitting(lines: list[str], budget: int) -> list[str]:
-    """The first of ``lines`` that fit in ``budget`` bytes, a newline after each."""
-    kept, used = [], 0
-    for line in lines:
-        used += len(line.encode()) + 1
-        if used > budget:
-            break
-        kept.append(line)
-    return kept
-
-
 def run_batch(
-    entries: list[Entry], log: Callable[[str], None], on_result: Callable[[IndexRow], None] | None = None
+    entries: list[Entry],
+    log: Callable[[str], None],
+    on_result: Callable[[IndexRow], None] | None = None,
+    first: int = 0,
 ) -> BatchIndex:
-    """Convert every entry; a failure is recorded and the next model runs."""
+    """Convert every entry from ``entries[first]`` on; a failure is recorded and the next model runs."""
     from converter.pipeline import convert
 
     index = BatchIndex()
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate(entries[first:], start=first + 1):
         log(f"[{number}/{len(entries)}] {entry.name}")
         start = time.perf_counter()
         try:
@@ -188,11 +155,7 @@ def _error_row(entry: Entry, message: str, start: float) -> IndexRow:
 
 def merge_reports(report_paths: list[Path]) -> BatchIndex:
     """The index of a fan-out run, rebuilt from the per-model JSON reports."""
-    rows = []
-    for path in sorted(report_paths):
-        report = Report.from_json(path.read_text(encoding="utf-8"))
-        name = path.parent.name if path.parent.name else path.stem
-        row = IndexRow.from_report(name, report)
-        row.report = str(path)
-        rows.append(row)
+    from converter.merged import read_row  # other jobs wrote them: read as untrusted
+
+    rows = [read_row(path.parent.name or path.stem, path) for path in sorted(report_paths)]
     return BatchIndex(sorted(rows, key=lambda r: r.name))

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from converter import __version__
-from converter.batch import IndexRow, merge_reports, run_batch
+from converter import __version__, isolated
+from converter.batch import IndexRow, merge_reports
+from converter.child_process import Options
 from converter.errors import EXIT_OK, EXIT_USAGE, ConverterError, UserError, exit_code_for, exit_code_for_many
-from converter.escape import printable
+from converter.escape import inert, printable
 from converter.github.matrix import plan
 from converter.manifest import BATCH_OPTIONS, is_batch, load_entries
 from converter.request import OPTIONS, ConversionRequest
@@ -103,7 +104,16 @@ def _add_merge(commands: Commands, common: argparse.ArgumentParser) -> None:
     merge.add_argument("--quiet", action="store_true", help="print only the result lines")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, own_process: bool | None = None) -> int:
+    """Run the command ``argv`` (default: this process's command line); returns the exit code.
+
+    The program (the console script, ``python -m converter``, the container) owns its process, so
+    each conversion runs in a child process that a crash ends alone (converter/isolated.py), and
+    every line the child writes is made inert for GitHub's runner. Called as a function
+    (``main([...])``, as the tests do) it converts in this process: forking someone else's process
+    (a notebook with threads) is not safe. ``own_process`` says which, when argv is given.
+    """
+    own_process = argv is None if own_process is None else own_process
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "convert")  # the default command: onnx-convert --model-path model.skops
@@ -111,12 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     debug = args.pop("debug") or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0", "false")
+    child = Options(line_filter=inert, debug=debug) if own_process else None
     if command != "merge" and not args.get("model-path"):
         parser.print_usage(sys.stderr)
         print("error: --model-path is required; give the model file or directory to convert", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _run(command, args)
+        return _run(command, args, child)
     except ConverterError as exc:
         if debug:
             raise
@@ -124,10 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _run(command: str, args: dict[str, Any]) -> int:
+def _run(command: str, args: dict[str, Any], child: Options | None) -> int:
     if command == "plan":
         entries = load_entries({"model-path": args["model-path"]})
-        print(json.dumps(plan(entries, str(args["model-path"]))))
+        # JSON escapes no "##[" (the runner's legacy command marker, anywhere in a line): a model path may hold it
+        print(json.dumps(plan(entries, str(args["model-path"]))).replace("##[", "##\\u005b"))
         return EXIT_OK
     quiet = args.pop("quiet")
     if command == "merge":
@@ -135,15 +147,13 @@ def _run(command: str, args: dict[str, Any]) -> int:
     select = args.pop("select") or ""
     log = (lambda _m: None) if quiet else _log
     if select or is_batch(args["model-path"]):
-        return _convert_many(args, select, log, quiet)
-    return _convert_one(args, log, quiet)
+        return _convert_many(args, select, log, quiet, child)
+    return _convert_one(args, log, quiet, child)
 
 
-def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
-    from converter.pipeline import convert
-
+def _convert_one(args: dict[str, str | None], log: Log, quiet: bool, child: Options | None) -> int:
     request = ConversionRequest.from_mapping(args)
-    report = convert(request, log=log)
+    report = isolated.convert(request, log, child)
     print(report.headline())
     if not quiet:
         print(printable(f"reports: {report.reports['markdown']}, {report.reports['json']}"))
@@ -152,9 +162,9 @@ def _convert_one(args: dict[str, str | None], log: Log, quiet: bool) -> int:
     return exit_code_for(report.status, request.fail_on_mismatch)
 
 
-def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool) -> int:
+def _convert_many(args: dict[str, str | None], select: str, log: Log, quiet: bool, child: Options | None) -> int:
     entries = load_entries(args, select=select)  # every entry is checked before the first conversion
-    index = run_batch(entries, log, on_result=lambda row: print(_row_line(row), flush=True))
+    index = isolated.run_many(entries, log, lambda row: print(_row_line(row), flush=True), child)
     output_dir = Path(args.get("output-dir") or "onnx-models")
     markdown, _ = index.write(output_dir)
     if not quiet:

@@ -34,6 +34,19 @@ def printable(text: object) -> str:
     return one_line(text).replace("##[", "##\\x5b")
 
 
+def inert(line: str) -> str:
+    """A line of someone else's output (a framework's) that the runner cannot read as a command.
+
+    Unlike ``printable`` it changes nothing else: only a ``::`` that starts the line (after
+    whitespace, which the runner skips) and a ``##[`` anywhere are escaped, as Python escapes.
+    """
+    line = line.replace("##[", "##\\x5b")
+    body = line.lstrip()
+    if body.startswith("::"):
+        line = line[: len(line) - len(body)] + "\\x3a" + body[1:]
+    return line
+
+
 def markdown_text(text: object) -> str:
     """``text`` as literal inline markdown, for prose and table cells."""
     out = []

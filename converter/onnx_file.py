@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -141,3 +142,38 @@ def runtime_max_opset() -> int:
         if loads(version):
             return version
     raise ConversionError("the installed onnxruntime loads no ONNX opset at all")
+
+
+BATCH_AXIS = "batch"
+# torch.export's own names for a dynamic dimension (s0, s77): they say nothing to a user.
+_INTERNAL_SYMBOL = re.compile(r"s\d+")
+
+
+def name_batch_axes(path: Path, facts: OnnxFacts) -> bool:
+    """Name a dynamic batch axis ``batch`` where the exporter left it unnamed (skl2onnx, the boosters'
+    converters) or named it by torch.export's internal symbol (``s77`` in a .pt2's export): every
+    framework's file then reads ``batchx4``. Rewrites ``path`` only when a name changes; returns
+    whether it did."""
+    renames = {t.shape[0] for t in facts.inputs if t.shape and _unnamed(t.shape[0])}
+    if not renames or any(_uses_batch_elsewhere(t.shape) for t in [*facts.inputs, *facts.outputs]):
+        return False
+    model = onnx.load(str(path), load_external_data=False)  # external weights stay where they are
+    graph = model.graph
+    for value in [*graph.input, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value") and (not dims[0].dim_param or dims[0].dim_param in renames):
+            dims[0].dim_param = BATCH_AXIS
+    for value in graph.value_info:  # the same symbol inside the graph, so that shapes stay consistent
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param and dim.dim_param in renames:
+                dim.dim_param = BATCH_AXIS
+    onnx.save(model, str(path))
+    return True
+
+
+def _unnamed(dim: int | str | None) -> bool:
+    return dim is None or (isinstance(dim, str) and _INTERNAL_SYMBOL.fullmatch(dim) is not None)
+
+
+def _uses_batch_elsewhere(shape: list[int | str | None]) -> bool:
+    return BATCH_AXIS in shape[1:]

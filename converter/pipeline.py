@@ -61,6 +61,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     # The baseline and the signing key are checked before any work: a bad one costs no model load.
     opened = open_baseline(request.baseline, file_stem(request.model_path))
     check_signing(request.sign)
+    log("loading the model")  # the step a crashed child names (converter/isolated.py)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
     specs, first_inputs, from_samples = _inputs(backend, loaded, request)
@@ -69,6 +70,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     )
     report.versions = _versions(backend)
     report.warnings.extend(loaded.notes)
+    request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
@@ -124,6 +126,7 @@ class Conversion:
         """Every run of the original model, before the first export: the backend may free the
         model after an export, before onnxruntime loads the file, so the two never hold the weights at once."""
         second = second_run_inputs(self.specs, first, self.request, from_samples)
+        self.log("running the original model")
         with self.timings.stage("reference_run"):
             self.references = [(first, self.backend.run(self.loaded, first))]
             if second is not None:

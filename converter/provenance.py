@@ -5,8 +5,8 @@ only: nothing of it goes into the .onnx, whose bytes stay the same for the same 
 baseline comparison never compares it.
 
 The image: a container cannot read its own image digest (the runner starts it by reference and
-mounts no Docker socket). The released action.yml names the image by digest and passes the same
-reference in ``ONNX_CONVERT_IMAGE`` (release.yml writes both), so the report records the exact
+mounts no Docker socket). The action's trampoline (action/image.py) pulls a published image by
+digest and passes the same reference in ``ONNX_CONVERT_IMAGE``, so the report records the exact
 image; a local build (``uses: ./``, act, ``docker build``) has no digest and records "".
 """
 
@@ -26,7 +26,7 @@ class Provenance:
     onnx_sha256: str  # "" when no file was written
     command: str
     packages: dict[str, str]  # every installed distribution -> version
-    image: str = ""  # the image reference by digest, when running in the released image
+    image: str = ""  # the image reference by digest, when running in a published image
     git: dict[str, str] = field(default_factory=dict)  # in GitHub Actions: commit, ref, repository, workflow, run
     signature: dict[str, str] = field(default_factory=dict)  # method and path, when the file was signed
 

@@ -6,7 +6,10 @@ options, ``OPTIONS``, and one parser per value, so the two shells cannot drift.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +223,9 @@ class ConversionRequest:
     variants: VariantSettings
     # The raw option values, to print the command that reproduces the run.
     raw: Mapping[str, str] = field(compare=False)
+    # No symbolic link may be on the output path below this folder (check_output_dir): the
+    # workspace in the action; a many-model run's output dir, whose folders it names itself.
+    link_free_below: Path | None = field(compare=False)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None], base_dir: Path | None = None) -> ConversionRequest:
@@ -264,7 +270,18 @@ class ConversionRequest:
             sign=parse_choice("sign", raw["sign"], SIGN_METHODS),
             variants=parse_variant_settings(raw, has_sample_data=bool(raw["sample-data"])),
             raw={k: v for k, v in raw.items() if v != _default(k)},
+            link_free_below=base_dir.resolve() if base_dir is not None else None,
         )
+
+    def check_output_dir(self) -> None:
+        """Refuse (exit 2) an output path that passes through a symbolic link below ``link_free_below``.
+
+        Called when the folder is about to be written, not only when the option was parsed: the
+        repository (a pull request) can hold a link at ``<output-dir>/<model name>``, or put one
+        there after parsing, and a write through it lands wherever it points.
+        """
+        if self.link_free_below is not None:
+            check_no_link("output-dir", self.output_dir, self.link_free_below)
 
     def command_line(self) -> str:
         """The ``onnx-convert`` command that reproduces this run."""
@@ -411,6 +428,32 @@ def parse_path(option: str, value: str, base_dir: Path | None, must_exist: bool 
     return path
 
 
+def check_no_link(option: str, path: Path, below: Path) -> None:
+    """Refuse (exit 2) ``path`` when a part of it below ``below`` is a symbolic link."""
+    link = first_link(path, below)
+    if link is not None:
+        raise UserError.bad_value(
+            option,
+            path,
+            f"{link} is a symbolic link (to {os.readlink(link)}), and this tool never writes through a link",
+            "remove the link, or give an output directory that is a plain folder",
+        )
+
+
+def first_link(path: Path, below: Path) -> Path | None:
+    """The first part of ``path`` below ``below`` that is a symbolic link (``path`` itself included)."""
+    try:
+        parts = path.relative_to(below).parts
+    except ValueError:
+        return None if path.resolve().is_relative_to(below.resolve()) else path
+    current = below
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
 def parse_model_class(value: str, base_dir: Path | None) -> str:
     """``path/to/file.py:Name`` with the file confined like every other path (it is imported and run)."""
     file_part, sep, name = value.rpartition(":")
@@ -422,30 +465,79 @@ def parse_model_class(value: str, base_dir: Path | None) -> str:
 
 
 def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:
-    """``a:x;b:y`` -> [(a, x), (b, y)]; a single ``x`` -> [(None, x)]."""
+    """``a:x;b:y`` -> [(a, x), (b, y)]; a single ``x`` -> [(None, x)].
+
+    A name that is not plain (a DataFrame column such as ``unit price`` or ``g;h``) is written as a
+    JSON string: ``"g;h":1x1;"i\\nj":1x1``.
+    """
     items: list[tuple[str | None, str]] = []
-    for part in (p.strip() for p in value.split(";")):
-        if not part:
-            continue
-        if ":" in part:
-            name, _, spec = part.rpartition(":")
-            name = name.strip()
-            if not _INPUT_NAME.match(name):
-                raise UserError.bad_value(
-                    option, value, f'"{name}" is not an input name', "write name:value pairs separated by ;"
-                )
-            items.append((name, spec.strip()))
+    position = 0
+    while position < len(value):
+        start = len(value) - len(value[position:].lstrip())
+        if value.startswith('"', start):
+            item, end = _quoted_item(option, value, start)
+            items.append(item)
         else:
-            items.append((None, part))
+            end = _next_separator(value, position)
+            part = value[position:end].strip()
+            if ":" in part:
+                items.append(_plain_item(option, value, part))
+            elif part:
+                items.append((None, part))
+        position = end + 1
     if len(items) > 1 and any(name is None for name, _ in items):
         raise UserError.bad_value(
             option, value, "several values but not all are named", "write name:value pairs separated by ;"
         )
-    names = [n for n, _ in items]
-    duplicates = sorted({n for n in names if n is not None and names.count(n) > 1})
+    counts = Counter(n for n, _ in items if n is not None)
+    duplicates = sorted(n for n, count in counts.items() if count > 1)
     if duplicates:
         raise UserError.bad_value(option, value, f"input {duplicates[0]} is given twice", "give each input once")
     return items
+
+
+def _next_separator(value: str, position: int) -> int:
+    found = value.find(";", position)
+    return len(value) if found < 0 else found
+
+
+def _plain_item(option: str, value: str, part: str) -> tuple[str, str]:
+    name, _, spec = part.rpartition(":")  # the last colon: a plain name may hold colons
+    name = name.strip()
+    if not _INPUT_NAME.match(name):
+        raise UserError.bad_value(
+            option,
+            value,
+            f'"{name}" is not an input name',
+            'write name:value pairs separated by ; (a name with other characters in JSON quotes: "g;h":1x1)',
+        )
+    return name, spec.strip()
+
+
+def _quoted_item(option: str, value: str, start: int) -> tuple[tuple[str, str], int]:
+    """The JSON-quoted name at ``value[start]`` and what follows its ``:``; and where that ends."""
+    name, after = _json_string(option, value, start)
+    rest = value[after:].lstrip()
+    if not rest.startswith(":"):
+        raise UserError.bad_value(option, value, f"no : after the quoted name {json.dumps(name)}", 'write "name":value')
+    spec_start = len(value) - len(rest) + 1
+    end = _next_separator(value, spec_start)
+    return (name, value[spec_start:end].strip()), end
+
+
+def _json_string(option: str, value: str, start: int) -> tuple[str, int]:
+    try:
+        name, after = json.JSONDecoder().raw_decode(value, start)
+    except json.JSONDecodeError as exc:
+        raise UserError.bad_value(
+            option,
+            value,
+            f"the quoted name at character {start + 1} is not a JSON string ({exc.msg})",
+            'quote it as JSON: "g;h", with \\" and \\\\ inside',
+        ) from None
+    if not isinstance(name, str):
+        raise UserError.bad_value(option, value, "a quoted name must be a string", 'write "name":value')
+    return name, after
 
 
 SINGLE_INPUT = ""

@@ -128,14 +128,15 @@ def _load_csv(path: Path, model_specs: list[TensorSpec], budget: Budget) -> dict
     if not rows:
         raise UserError(f"--sample-data {path.name} is empty", "give at least one row of inputs")
     header: list[str] | None = None
-    if not all(_is_number(cell) for cell in rows[0]):
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    # A row of input names is the header even when the names read as numbers (columns "1", "2")
+    if any(_column_index(rows[0], s.name) is not None for s in model_specs) or not all(map(_is_number, rows[0])):
+        header, rows = rows[0], rows[1:]
     width = len(header) if header else len(rows[0])
     if not rows or any(len(r) != width for r in rows):
         raise UserError(
             f"--sample-data {path.name}: rows of different lengths or no data rows", "give a rectangular table"
         )
-    if len(model_specs) == 1 and (header is None or model_specs[0].name not in header):
+    if len(model_specs) == 1 and (header is None or _column_index(header, model_specs[0].name) is None):
         return {model_specs[0].name: _numeric_table(path, model_specs[0], rows)}
     if header is None:
         raise UserError(
@@ -159,17 +160,27 @@ def _columns(path: Path, model_specs: list[TensorSpec], header: list[str], rows:
     columns = list(zip(*rows, strict=True))
     arrays = {}
     for spec in model_specs:
-        if spec.name not in header:
+        index = _column_index(header, spec.name)
+        if index is None:
             raise UserError(
-                f"--sample-data {path.name} has no column {spec.name} (columns: {', '.join(header)})",
-                f"add a column for each model input: {', '.join(s.name for s in model_specs)}",
+                f"--sample-data {path.name} has no column {spec.name!r} (columns: {', '.join(map(repr, header))})",
+                f"add a column for each model input: {', '.join(repr(s.name) for s in model_specs)}",
             )
-        values = columns[header.index(spec.name)]
+        values = columns[index]
         if all(_is_number(v) for v in values):
             arrays[spec.name] = np.array([_number(v) for v in values], dtype=np.float64).reshape(-1, 1)
         else:
             arrays[spec.name] = np.array(values, dtype=object).reshape(-1, 1)
     return arrays
+
+
+def _column_index(header: list[str], name: str) -> int | None:
+    """Where column ``name`` is in ``header``: as written (a column name may hold spaces, commas in
+    quotes, newlines), else with the spaces around cells ignored (``a, b``); None if absent."""
+    for cells in (header, [cell.strip() for cell in header]):
+        if name in cells:
+            return cells.index(name)
+    return None
 
 
 def _number(text: str) -> float | None:

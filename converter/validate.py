@@ -28,6 +28,7 @@ Reference = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # inputs, the o
 
 
 NON_FINITE_NAMES = {"nan": "NaN", "+inf": "+Inf", "-inf": "-Inf"}
+DERIVED_FIELDS = ("batch_sizes", "outputs", "passing_atol", "passing_rtol")  # in the JSON, computed from the batches
 
 
 @dataclass
@@ -52,6 +53,23 @@ class OutputComparison:
     # Elements that are NaN, +Inf or -Inf, per side: {"original": {"nan": 0, "+inf": 0, "-inf": 0}, "onnx": {...}}.
     # Equal infinities and NaN on both sides count as equal, so they pass unless this is read.
     non_finite: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Where the output is furthest over (or nearest to) its tolerance: the element with the largest
+    # |diff| / allowed, its |diff|, allowed (atol + rtol·|original|) and index. max_ratio is None
+    # when that ratio is unbounded (a difference where the tolerance is 0, or a NaN on one side).
+    max_ratio: float | None = 0.0
+    worst_diff: float = 0.0
+    worst_allowed: float = 0.0
+    worst_index: list[int] = field(default_factory=list)
+    # The smallest atol that passes at the given rtol, and the smallest rtol at the given atol;
+    # None when no value does (a NaN on one side; for rtol, a difference where the original is 0).
+    min_atol: float | None = 0.0
+    min_rtol: float | None = 0.0
+    # Elements per decade of |diff|: "0" (equal), "1e-07" for [1e-7, 1e-6) ..., "inf" (unbounded).
+    diff_decades: dict[str, int] = field(default_factory=dict)
+    # How much the original output varies across the validation batch (axis 0): the largest range of
+    # any element, and whether a file that returned the first row for every row would pass too.
+    spread: float | None = None
+    insensitive: bool = False
 
     def non_finite_text(self) -> str:
         """e.g. "original 2 NaN, 1 -Inf; ONNX 2 NaN, 1 -Inf"; empty when every element is finite."""
@@ -72,6 +90,80 @@ class BatchCheck:
     passed: bool
     outputs: list[OutputComparison] = field(default_factory=list)
     problem: str = ""  # e.g. onnxruntime refused this batch size
+
+
+@dataclass
+class OutputVerdict:
+    """One output over every batch size it was compared at: what the summary shows first.
+
+    Counts add up over the batch sizes; the worst element is the one of the batch size where the
+    output is furthest over its tolerance (``batch_size``).
+    """
+
+    name: str
+    passed: bool
+    batch_size: int
+    max_abs_diff: float
+    max_ratio: float | None
+    worst_diff: float
+    worst_allowed: float
+    failing: int
+    elements: int
+    min_atol: float | None
+    min_rtol: float | None
+    diff_decades: dict[str, int]
+    label_agreement: float | None
+    problem: str
+    spread: float | None
+    insensitive: bool
+
+    @property
+    def tolerance_applies(self) -> bool:
+        """A numeric output compared element by element (not labels, not a missing or misshapen one)."""
+        return self.label_agreement is None and not self.problem
+
+    @classmethod
+    def of(cls, comparisons: list[tuple[int, OutputComparison]]) -> OutputVerdict:
+        """Merge one output's comparisons, given as (batch size, comparison), in batch order."""
+        batch, worst = max(comparisons, key=lambda pair: _ratio_key(pair[1].max_ratio))
+        found = [c for _, c in comparisons]
+        spreads = [c.spread for c in found if c.spread is not None]
+        decades: dict[str, int] = {}
+        for comparison in found:
+            for label, count in comparison.diff_decades.items():
+                decades[label] = decades.get(label, 0) + count
+        return cls(
+            name=worst.name,
+            passed=all(c.passed for c in found),
+            batch_size=batch,
+            max_abs_diff=max(c.max_abs_diff for c in found),
+            max_ratio=worst.max_ratio,
+            worst_diff=worst.worst_diff,
+            worst_allowed=worst.worst_allowed,
+            failing=sum(c.failing for c in found),
+            elements=sum(c.elements for c in found),
+            min_atol=_largest([c.min_atol for c in found]),
+            min_rtol=_largest([c.min_rtol for c in found]),
+            diff_decades=dict(sorted(decades.items(), key=lambda item: _decade_order(item[0]))),
+            label_agreement=min((c.label_agreement for c in found if c.label_agreement is not None), default=None),
+            problem=next((c.problem for c in found if c.problem), ""),
+            spread=max(spreads) if spreads else None,
+            insensitive=all(c.insensitive for c in found),
+        )
+
+
+def _ratio_key(ratio: float | None) -> float:
+    return float("inf") if ratio is None else ratio
+
+
+def _largest(values: list[float | None]) -> float | None:
+    """The largest value, or None when one is None (no value of it passes)."""
+    return None if any(v is None for v in values) else max((v for v in values if v is not None), default=0.0)
+
+
+def _decade_order(label: str) -> float:
+    """ "0" first, "inf" last, the decades ("1e-07") by value between."""
+    return -1.0 if label == "0" else float(label)
 
 
 @dataclass
@@ -118,18 +210,51 @@ class Validation:
             names += [o.name for o in batch.outputs if o.non_finite_text() and o.name not in names]
         return names
 
+    def verdicts(self) -> list[OutputVerdict]:
+        """Each output over every batch size, in the order the outputs first appear."""
+        found: dict[str, list[tuple[int, OutputComparison]]] = {}
+        for batch in self.batches:
+            for out in batch.outputs:
+                found.setdefault(out.name, []).append((batch.batch_size, out))
+        return [OutputVerdict.of(comparisons) for comparisons in found.values()]
+
+    def worst_verdict(self) -> OutputVerdict | None:
+        """The output that decides the verdict: a failing one before a passing one, one with numbers
+        (not labels) before one without, then the furthest over its tolerance."""
+        return max(
+            self.verdicts(), key=lambda v: (not v.passed, v.tolerance_applies, _ratio_key(v.max_ratio)), default=None
+        )
+
+    def passing_tolerance(self) -> tuple[float | None, float | None]:
+        """The smallest atol (at this rtol) and rtol (at this atol) with which every output passes;
+        None where no value does, or where the failure is not a matter of tolerance at all."""
+        verdicts = self.verdicts()
+        if self.problems or any(b.problem for b in self.batches):
+            return None, None
+        if any(not v.passed and not v.tolerance_applies for v in verdicts):
+            return None, None
+        numeric = [v for v in verdicts if v.tolerance_applies]
+        return _largest([v.min_atol for v in numeric]), _largest([v.min_rtol for v in numeric])
+
+    def insensitive_outputs(self) -> list[OutputVerdict]:
+        """Outputs that barely depend on the inputs: a file that ignored them would pass too."""
+        return [v for v in self.verdicts() if v.insensitive]
+
     def worst(self, stat: str) -> float:
         values = [getattr(o, stat) for b in self.batches for o in b.outputs if o.label_agreement is None]
         return max(values, default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         data = {("samples" if key == "batch_size" else key): value for key, value in asdict(self).items()}
+        # Derived from the batches, for readers of the JSON; from_dict recomputes them.
         data["batch_sizes"] = self.batch_sizes
+        data["outputs"] = [asdict(v) for v in self.verdicts()]
+        data["passing_atol"], data["passing_rtol"] = self.passing_tolerance()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Validation:
-        data = {("batch_size" if k == "samples" else k): v for k, v in data.items() if k != "batch_sizes"}
+        data = {("batch_size" if k == "samples" else k): v for k, v in data.items() if k not in DERIVED_FIELDS}
         batches = [
             BatchCheck(**{**b, "outputs": [OutputComparison(**o) for o in b["outputs"]]})
             for b in data.pop("batches", [])
@@ -195,6 +320,8 @@ def compare(
                     passed=False,
                     shape=list(ref.shape),
                     problem=f"the ONNX file has no output {name} (it has {', '.join(actual)})",
+                    min_atol=None,
+                    min_rtol=None,
                 )
             )
             continue
@@ -207,6 +334,8 @@ def compare(
                     passed=False,
                     onnx_shape=list(actual[name].shape),
                     problem=f"the original model has no output {name} to compare with",
+                    min_atol=None,
+                    min_rtol=None,
                 )
             )
     return results
@@ -228,12 +357,17 @@ def _compare_one(name: str, ref: np.ndarray, out: np.ndarray, criteria: Criteria
         else:
             result.passed = False
             result.problem = f"shape {shape_text(out.shape)} in ONNX, {shape_text(ref.shape)} in the original"
+            result.min_atol = result.min_rtol = None  # no tolerance makes the shapes agree
             return result
     if name in criteria.label_outputs or ref.dtype.kind in "OUSb" or out.dtype.kind in "OUSb":
         equal = ref.astype(str) == out.astype(str) if ref.dtype.kind in "OUS" or out.dtype.kind in "OUS" else ref == out
         result.failing = int(equal.size - np.count_nonzero(equal))
         result.label_agreement = float(np.count_nonzero(equal) / equal.size) if equal.size else 1.0
         result.passed = result.failing == 0
+        if not result.passed:  # labels agree or not: no tolerance applies
+            result.min_atol = result.min_rtol = None
+        if ref.ndim and ref.shape[0] > 1:  # every row has the first row's labels
+            result.insensitive = bool(np.all(ref.astype(str) == ref[:1].astype(str)))
         return result
     ref64 = ref.astype(np.float64)
     out64 = out.astype(np.float64)
@@ -243,13 +377,80 @@ def _compare_one(name: str, ref: np.ndarray, out: np.ndarray, criteria: Criteria
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(same, 0.0, np.abs(out64 - ref64))
     diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a failure
-    allowed = criteria.atol + criteria.rtol * np.abs(np.nan_to_num(ref64))
-    failing = diff > allowed
-    result.failing = int(np.count_nonzero(failing))
+    magnitude = np.abs(np.nan_to_num(ref64))
+    allowed = criteria.atol + criteria.rtol * magnitude
+    result.failing = int(np.count_nonzero(diff > allowed))
     result.passed = result.failing == 0
     if diff.size:
         _difference_statistics(result, diff, np.abs(ref64))
+        _tolerance_statistics(result, diff, allowed, magnitude, (criteria.rtol, criteria.atol))
+        result.diff_decades = decade_histogram(diff)
+        _sensitivity(result, ref64, allowed)
     return result
+
+
+def _tolerance_statistics(
+    result: OutputComparison,
+    diff: np.ndarray,
+    allowed: np.ndarray,
+    magnitude: np.ndarray,
+    tolerance: tuple[float, float],
+) -> None:
+    """The element furthest over its tolerance, and the smallest atol (at rtol) and rtol (at atol) that
+    pass; ``tolerance`` is (rtol, atol)."""
+    rtol, atol = tolerance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / allowed)  # a difference where nothing is allowed: inf
+    flat = int(np.argmax(ratio))
+    if np.isinf(ratio.flat[flat]):  # among the unbounded ones, the largest difference
+        flat = int(np.argmax(np.where(np.isinf(ratio), diff, -1.0)))
+    index = np.unravel_index(flat, diff.shape)
+    peak = float(ratio[index])
+    result.max_ratio = peak if np.isfinite(peak) else None
+    result.worst_diff = _finite(diff[index])
+    result.worst_allowed = float(allowed[index])
+    result.worst_index = [int(i) for i in index]
+    if np.isinf(diff).any():  # a NaN on one side, or infinities that differ: no tolerance passes
+        result.min_atol = result.min_rtol = None
+        return
+    result.min_atol = max(0.0, float((diff - rtol * magnitude).max()))
+    over = diff > atol
+    if not over.any():
+        result.min_rtol = 0.0
+    elif (magnitude[over] == 0).any():
+        result.min_rtol = None
+    else:
+        result.min_rtol = float(((diff[over] - atol) / magnitude[over]).max())
+
+
+def decade_histogram(diff: np.ndarray) -> dict[str, int]:
+    """How many elements of |diff| fall in each decade, from the lowest to the highest non-empty one."""
+    counts: dict[str, int] = {}
+    zero = int(np.count_nonzero(diff == 0))
+    if zero:
+        counts["0"] = zero
+    positive = diff[(diff > 0) & np.isfinite(diff)]
+    if positive.size:
+        exponents = np.floor(np.log10(positive)).astype(np.int64)
+        low = int(exponents.min())
+        for offset, count in enumerate(np.bincount(exponents - low)):
+            counts[f"{10.0 ** (low + offset):.0e}"] = int(count)
+    unbounded = int(np.count_nonzero(np.isinf(diff)))
+    if unbounded:
+        counts["inf"] = unbounded
+    return counts
+
+
+def _sensitivity(result: OutputComparison, ref: np.ndarray, allowed: np.ndarray) -> None:
+    """How far each row of the original is from the first: when within the tolerance, the output
+    barely depends on the inputs, and a file that ignored them would pass as well."""
+    if ref.ndim == 0 or ref.shape[0] < 2:
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        deviation = np.abs(ref - ref[:1])
+    deviation = np.where(np.isfinite(deviation), deviation, 0.0)  # NaN and Inf are counted apart
+    result.spread = float(deviation.max()) if deviation.size else 0.0
+    result.insensitive = bool(np.all(deviation <= allowed))
 
 
 def _difference_statistics(result: OutputComparison, diff: np.ndarray, magnitude: np.ndarray) -> None:

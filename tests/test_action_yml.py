@@ -1,4 +1,5 @@
-"""action.yml, converter.request.OPTIONS and the tables in docs/action.md say the same thing."""
+"""action.yml, converter.request.OPTIONS, the trampoline (action/image.py) and the docs generated from
+action.yml (tools/action_docs.py) say the same thing."""
 
 from __future__ import annotations
 
@@ -8,22 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from action import image
 from converter.github.inputs import ACTION_OPTIONS
 from converter.github.outputs import OUTPUTS
 from converter.request import OPTIONS
+from tools import action_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 README = (ROOT / "README.md").read_text()
-ACTION_DOCS = (ROOT / "docs" / "action.md").read_text()
-
-
-def docs_table(marker: str) -> list[list[str]]:
-    """Rows of the markdown table between <!-- marker:start --> and <!-- marker:end --> in docs/action.md, header dropped."""
-    match = re.search(rf"<!-- {marker}:start -->\n(.*?)<!-- {marker}:end -->", ACTION_DOCS, re.S)
-    assert match, f"docs/action.md has no {marker} table"
-    rows = [line for line in match.group(1).splitlines() if line.startswith("|")][2:]
-    return [[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
 
 
 def test_action_inputs_are_the_cli_options_then_the_action_options_with_the_same_defaults() -> None:
@@ -44,33 +38,53 @@ def test_action_outputs_are_the_ones_the_action_writes() -> None:
     assert {name: spec["description"] for name, spec in ACTION["outputs"].items()} == OUTPUTS
 
 
-def test_action_is_a_docker_action_built_from_the_dockerfile_with_branding() -> None:
-    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
+def test_action_is_a_trampoline_that_runs_the_chosen_image_with_every_input() -> None:
+    choose, run = ACTION["runs"]["steps"]
+    assert ACTION["runs"]["using"] == "composite"
+    assert choose["run"] == 'python3 "$GITHUB_ACTION_PATH/action/image.py"'
+    assert choose["env"] == {
+        "ACTION_REPOSITORY": "${{ github.action_repository }}",
+        "ACTION_REF": "${{ github.action_ref }}",
+        "IMAGE_VARIANT": "${{ inputs.image }}",
+    }
+    assert run["uses"] == "./" + image.GENERATED
+    assert run["with"] == {name: f"${{{{ inputs.{name} }}}}" for name in ACTION["inputs"]}
+    assert {name: spec["value"] for name, spec in ACTION["outputs"].items()} == {
+        name: f"${{{{ steps.run.outputs.{name} }}}}" for name in OUTPUTS
+    }
     assert set(ACTION["branding"]) == {"icon", "color"}
     assert ACTION["name"] and ACTION["description"]
 
 
-def test_docs_inputs_table_agrees_with_action_yml() -> None:
-    rows = [
-        [
-            f"`{name}`",
-            "(required)" if spec["required"] else (f"`{spec['default']}`" if spec["default"] else ""),
-            spec["description"],
-        ]
-        for name, spec in ACTION["inputs"].items()
-    ]
-    assert docs_table("action-inputs") == rows
+def test_the_trampoline_reads_the_same_inputs_as_yaml_does() -> None:
+    assert image.input_names((ROOT / "action.yml").read_text()) == list(ACTION["inputs"])
 
 
-def test_docs_outputs_table_agrees_with_action_yml() -> None:
-    assert docs_table("action-outputs") == [
-        [f"`{name}`", spec["description"]] for name, spec in ACTION["outputs"].items()
-    ]
+def test_the_generated_docker_action_runs_the_image_with_every_input() -> None:
+    generated = yaml.safe_load(image.docker_action("docker://ghcr.io/o/onnx-convert-action:1.2.3", ["a", "b-c"]))
+    assert generated["runs"] == {
+        "using": "docker",
+        "image": "docker://ghcr.io/o/onnx-convert-action:1.2.3",
+        "env": {"ONNX_CONVERT_IMAGE": "ghcr.io/o/onnx-convert-action:1.2.3"},  # the report's provenance
+    }
+    assert list(generated["inputs"]) == ["a", "b-c"]
 
 
-def test_readme_shows_the_workflow_snippet_and_docker_run() -> None:
-    assert "uses: org/onnx-convert-action@v1" in README
-    assert 'docker run --rm -v "$PWD:/github/workspace" onnx-convert --model-path model.keras' in README
+@pytest.mark.parametrize("name", sorted(action_docs.BLOCKS))
+def test_the_docs_generated_from_action_yml_are_current(name: str) -> None:
+    text = (ROOT / name).read_text()
+    assert action_docs.generated(text, action_docs.BLOCKS[name], ACTION) == text, f"{name} is stale: run make docs"
+
+
+def test_readme_shows_the_workflow_snippet_within_its_first_40_lines_and_docker_run() -> None:
+    lines = README.splitlines()
+    first = next(i for i, line in enumerate(lines) if "uses: org/onnx-convert-action@v1" in line)
+    assert first < 40
+    assert 'docker run --rm -v "$PWD:/github/workspace" ghcr.io/org/onnx-convert-action:1-sklearn' in README
+
+
+def test_readme_is_under_1500_words() -> None:
+    assert len(README.split()) < 1500
 
 
 @pytest.mark.parametrize("instruction", ["USER", "WORKDIR"])
@@ -84,3 +98,15 @@ def test_dockerfile_default_target_is_full() -> None:
     stages = re.findall(r"^FROM \S+ AS (\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
     assert stages[-1] == "full"
     assert {"sklearn", "pytorch", "tensorflow", "full"} <= set(stages)
+
+
+def test_every_picture_and_page_the_readme_links_exists() -> None:
+    links = re.findall(r"\]\(((?:docs|\.github)/[^)#]+)", README)
+    assert "docs/images/summary-mismatch.png" in links
+    assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
+def test_action_yml_is_generated_from_the_code() -> None:
+    from tools import action_yml
+
+    assert (ROOT / "action.yml").read_text() == action_yml.action_yml(), "action.yml is stale: run make docs"

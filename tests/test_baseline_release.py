@@ -88,7 +88,7 @@ def test_the_same_model_exported_again_has_the_same_interface_and_no_drift(relea
     assert baseline["latency"]["runs"] >= 15
     assert baseline_outputs(Report.from_dict(report)) == {"interface-changed": "false", "breaking-changes": "0"}
     markdown = result.markdown("iris")
-    section = markdown[markdown.index("### Compared with") : markdown.index("### Model")]
+    section = markdown[markdown.index("### Compared with") : markdown.index("<details>")]  # before the folded details
     assert section.startswith(
         f"### Compared with `{tmp_path}/v1/iris.report.json`\n\n"
         f"Baseline: `{tmp_path}/v1/iris.report.json` and `{tmp_path}/v1/iris.onnx`. ✅ passes.\n\n"
@@ -119,7 +119,8 @@ def test_a_retrained_model_reports_drift_and_passes_unless_max_drift_is_given(re
         f"--max-drift 0.001 (max abs diff {drift['probabilities']['max_abs_diff']:.3g})"
     )
     assert gated.markdown("iris").startswith(
-        "## ❌ iris.skops: validated, but rejected by the comparison with the baseline\n"
+        "## ❌ iris.skops → iris.onnx: validated, but rejected by the comparison with the baseline\n\n"
+        "❌ **Rejected by the comparison with the baseline:** output probabilities drifts from the baseline's: "
     )
 
 
@@ -165,9 +166,10 @@ def test_a_batch_axis_fixed_by_mistake_is_breaking(release, tmp_path: Path) -> N
         for c in result.report("iris")["baseline"]["interface"]
     ]
     assert changes == [
-        ("input", "input", "axis", "dynamic", "16", "breaking"),
-        ("output", "label", "axis", "dynamic", "16", "breaking"),
-        ("output", "probabilities", "axis", "dynamic", "16", "breaking"),
+        # the batch axis is named batch in every framework's file (onnx_file.name_batch_axes)
+        ("input", "input", "axis", "dynamic (batch)", "16", "breaking"),
+        ("output", "label", "axis", "dynamic (batch)", "16", "breaking"),
+        ("output", "probabilities", "axis", "dynamic (batch)", "16", "breaking"),
     ]
     assert "axis 0: dynamic, now fixed at 16: clients that send another size fail" in result.stdout
 

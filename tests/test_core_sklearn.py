@@ -109,7 +109,8 @@ def test_report_records_the_facts(tmp_path: Path, run_cli) -> None:
     onnx_info = report["onnx"]
     assert onnx_info["opset"] == 17
     assert onnx_info["ir_version"] >= 8
-    assert onnx_info["inputs"] == [{"name": "input", "shape": [None, 4], "dtype": "float32"}]
+    # skl2onnx leaves the batch axis unnamed: it is named batch, as every framework's is
+    assert onnx_info["inputs"] == [{"name": "input", "shape": ["batch", 4], "dtype": "float32"}]
     assert onnx_info["exporter"].startswith("skl2onnx ")
     assert onnx_info["bytes"] == (result.output_dir / "logistic_regression.onnx").stat().st_size
     assert set(report["timings"]) == {"load", "reference_run", "export", "check", "validate", "total"}
@@ -121,11 +122,11 @@ def test_report_records_the_facts(tmp_path: Path, run_cli) -> None:
 def test_markdown_report_shows_headline_tables_versions_and_command(tmp_path: Path, run_cli) -> None:
     result = run_cli("--model-path", str(save_skops(tmp_path, "kmeans")))
     markdown = result.markdown("kmeans")
-    assert markdown.startswith("## ✅ kmeans.skops: converted and validated\n")
-    assert "| Framework / format | sklearn / skops |" in markdown
+    assert markdown.startswith("## ✅ kmeans.skops → kmeans.onnx: every output within tolerance at batch 16 and 8\n")
+    assert "| Format | sklearn / skops | opset 22, IR 10 |" in markdown
     assert "| 16 | `label` | ✅ | 100.00% labels agree |" in markdown
-    assert "### Versions" in markdown and "skl2onnx 1.20.0" in markdown
-    assert "```sh\nonnx-convert --model-path" in markdown
+    assert "\nVersions: python " in markdown and "skl2onnx 1.20.0" in markdown
+    assert "```sh\nonnx-convert \\\n  --model-path " in markdown
 
 
 def test_a_real_mismatch_exits_1_and_names_the_failing_output(tmp_path: Path, run_cli) -> None:
@@ -134,12 +135,12 @@ def test_a_real_mismatch_exits_1_and_names_the_failing_output(tmp_path: Path, ru
     result = run_cli("--model-path", str(model), "--atol", "1e-7", "--rtol", "0")
     assert result.code == 1
     assert result.stdout.startswith("FAIL gradient_boosting_regressor.skops")
-    assert "failing: variable" in result.stdout
+    assert "failing: variable; would pass with atol " in result.stdout
     report = result.report("gradient_boosting_regressor")
     assert report["passed"] is False and report["status"] == "failed"
     variable = report["validation"]["batches"][0]["outputs"][0]
     assert variable["name"] == "variable" and variable["failing"] > 0 and variable["max_abs_diff"] > 1e-7
-    assert "**Failing outputs:** `variable`" in result.markdown("gradient_boosting_regressor")
+    assert "\n❌ **Worst output** `variable` (batch " in result.markdown("gradient_boosting_regressor")
     # the .onnx is kept for inspection; the report says it failed
     assert "gradient_boosting_regressor.onnx" in result.written()
 

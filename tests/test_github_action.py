@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -53,7 +54,7 @@ def test_a_passing_conversion_sets_every_output_writes_the_summary_and_uploads_o
     )
     # The summary is the markdown report, plus the artifact link.
     report_md = (result.workspace / "onnx-models" / "iris.report.md").read_text()
-    assert result.summary.startswith("## ✅ iris.skops: converted and validated\n")
+    assert result.summary.startswith("## ✅ iris.skops → iris.onnx: every output within tolerance at batch 16 and 8\n")
     assert report_md in result.summary
     assert f"**Artifact:** [iris-onnx]({outputs['artifact-url']})" in result.summary
     # The log is grouped, and ends with the CLI's headline.
@@ -76,8 +77,12 @@ def test_a_tolerance_failure_fails_the_step_with_one_error_annotation(action, se
     errors = result.commands("error")
     assert len(errors) == 1
     assert errors[0].startswith("::error title=ONNX output differs from the original::FAIL iris.skops (sklearn/skops)")
-    assert errors[0].endswith("failing: probabilities")
-    assert result.summary.startswith("## ❌ iris.skops: ONNX output differs from the original\n")
+    # the smallest tolerance that passes, rounded up: atol 0 and rtol 0 are below float32's error
+    assert re.search(r"; failing: probabilities; would pass with atol \d\.\de-\d\d or rtol \d\.\de-\d\d$", errors[0])
+    assert (result.outputs["status"], result.outputs["failing-outputs"]) == ("failed", '["probabilities"]')
+    assert result.summary.startswith(
+        "## ❌ iris.skops → iris.onnx: 1 of 2 outputs differ from the original, max \\|diff\\| "
+    )
     assert server.artifacts["tight"].finalized  # the evidence is uploaded all the same
 
 
@@ -191,7 +196,7 @@ def test_outputs_that_cannot_be_written_still_leave_the_summary_and_fail_the_ste
     assert result.commands("error") == [
         f"::error title=onnx-convert::step outputs failed: [Errno 21] Is a directory: '{tmp_path}/output-is-a-folder'"
     ]
-    assert result.summary.startswith("## ✅ iris.skops: converted and validated")
+    assert result.summary.startswith("## ✅ iris.skops → iris.onnx: ")
 
 
 def test_entrypoint_with_arguments_is_the_cli_in_the_workspace(
@@ -247,7 +252,7 @@ def test_a_hostile_model_file_name_reaches_the_runner_as_no_command(action, serv
     ]
     assert result.stdout.splitlines()[-1].startswith(f"PASS {shown} (sklearn/skops) -> ")
     assert result.outputs["passed"] == "true"
-    assert result.summary.startswith(f"## ✅ {markdown_text(name + '.skops')}: converted and validated\n")
+    assert result.summary.startswith(f"## ✅ {markdown_text(name + '.skops')} → ")
 
 
 def test_names_found_by_a_glob_reach_the_runner_as_no_command(action, workspace) -> None:

@@ -40,12 +40,18 @@ def test_a_bad_input_is_one_error_line_and_exit_2_without_traceback(action) -> N
     result = action(model_path="models/iris.skops", rtol="abc")
 
     assert result.code == 2
+    # In the action's words: the input as the workflow writes it (rtol:), not the CLI's --rtol.
     assert result.runner.commands == [
-        '::error title=onnx-convert::--rtol "abc": not a number; use a non-negative number such as 1e-3'
+        '::error title=onnx-convert::rtol: "abc": not a number; use a non-negative number such as 1e-3'
     ]
     assert [line for line in result.stdout.splitlines() if not line.startswith("::")] == []
     assert result.stderr == ""
-    assert result.output_file.read_text() == ""
+    assert result.summary == (
+        "## ❌ onnx-convert: the input is wrong, nothing was converted\n\n"
+        '**Error:** rtol: "abc": not a number\n\n'
+        "**Fix:** use a non-negative number such as 1e-3\n\n"
+    )
+    assert result.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}
     assert not (result.workspace / "onnx-models").exists()
 
 
@@ -54,7 +60,7 @@ def test_a_missing_required_input_is_one_error_line(action) -> None:
 
     assert result.code == 2
     assert result.runner.commands == [
-        "::error title=onnx-convert::--model-path is required; give the model file or directory to convert"
+        "::error title=onnx-convert::model-path is required; give the model file or directory to convert"
     ]
 
 
@@ -65,7 +71,7 @@ def test_a_path_outside_the_workspace_is_refused(action, workspace: Path) -> Non
 
     assert result.code == 2
     assert result.commands("error") == [
-        f'::error title=onnx-convert::--model-path "../outside.skops": is outside the workspace {workspace}; '
+        f'::error title=onnx-convert::model-path: "../outside.skops": is outside the workspace {workspace}; '
         "give a path inside the repository"
     ]
 
@@ -82,7 +88,7 @@ def test_an_invalid_artifact_name_is_refused_before_converting(action, server) -
 
     assert result.code == 2
     assert result.commands("error") == [
-        '::error title=onnx-convert::--artifact-name "models/iris": contains /; '
+        '::error title=onnx-convert::artifact-name: "models/iris": contains /; '
         'artifact names cannot contain " : < > | * ? \\r \\n \\ or /'
     ]
     assert server.calls == []
@@ -96,7 +102,7 @@ def test_bad_action_inputs_are_refused_like_cli_options(action, name: str, value
     result = action(model_path="models/iris.skops", **{name: value})
 
     assert result.code == 2
-    assert result.commands("error")[0].startswith(f'::error title=onnx-convert::--{name} "{value}": {problem}')
+    assert result.commands("error")[0].startswith(f'::error title=onnx-convert::{name}: "{value}": {problem}')
 
 
 def test_entrypoint_without_arguments_runs_the_action(
@@ -112,7 +118,7 @@ def test_entrypoint_without_arguments_runs_the_action(
     assert (
         read_as_runner(capsys.readouterr().out)
         .commands[0]
-        .startswith('::error title=onnx-convert::--rtol "nan": must be a finite number >= 0')
+        .startswith('::error title=onnx-convert::rtol: "nan": must be a finite number >= 0')
     )
 
 
@@ -149,7 +155,7 @@ def test_select_that_names_no_entry_is_refused_before_converting(action, server)
 def test_a_bad_mode_is_refused(action) -> None:
     done = action(mode="deploy", model_path="onnx-models.yml")
     assert done.code == 2
-    assert 'mode "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
+    assert 'mode: "deploy": unknown value; use one of convert, plan, merge' in done.commands("error")[0]
 
 
 def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, workspace: Path) -> None:
@@ -161,7 +167,7 @@ def test_the_plan_summary_shows_hostile_model_paths_as_text(action, server, work
     assert done.summary.rstrip("\n").splitlines()[-1] == "| `evil` | ``models/<script>alert(1)<b>\\|`x`.skops`` |"
 
 
-def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, workspace: Path) -> None:
+def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_matrix(action, workspace: Path) -> None:
     entries = "".join(f"  - name: m{i}\n    model-path: models/knn.skops\n" for i in range(300))
     (workspace / "onnx-models.yml").write_text("models:\n" + entries)
 
@@ -169,8 +175,8 @@ def test_plan_refuses_a_matrix_github_would_refuse_and_sets_no_output(action, wo
 
     assert done.code == 2
     assert done.commands("error") == [
-        '::error title=onnx-convert::--model-path "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
+        '::error title=onnx-convert::model-path: "onnx-models.yml" lists 300 models, and a GitHub Actions matrix '
         "runs at most 256 jobs; split the models into manifests of at most 256 (a plan job and a matrix for each), "
         "or convert them in one job (model-path without mode plan)"
     ]
-    assert done.output_file.read_text() == ""
+    assert done.outputs == {"passed": "false", "status": "error", "failing-outputs": "[]"}  # no matrix: no fan-out

@@ -32,9 +32,12 @@ def test_a_breaking_change_fails_the_step_even_with_fail_on_mismatch_false(actio
     [error] = rejected.commands("error")
     assert error.startswith("::error title=ONNX file rejected by the comparison with the baseline::FAIL iris.skops")
     assert "rejected by the baseline: 3 breaking interface changes from the baseline: input input: axis 0" in error
+    # what rejected it comes right after the headline, then the section that shows each change
     assert rejected.summary.startswith(
-        "## ❌ iris.skops: validated, but rejected by the comparison with the baseline\n\n### Compared with `"
+        "## ❌ iris.skops → iris.onnx: validated, but rejected by the comparison with the baseline\n\n"
+        "❌ **Rejected by the comparison with the baseline:** 3 breaking interface changes from the baseline: "
     )
+    assert "\n### Compared with `" in rejected.summary
 
     allowed = action(allow_interface_change="true")
     assert allowed.code == 0

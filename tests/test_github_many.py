@@ -56,7 +56,9 @@ def test_select_converts_one_entry_and_uploads_its_artifact(action, server, work
     assert outputs["onnx-path"] == "onnx-models/knn/knn.onnx"
     assert outputs["report-path"] == "onnx-models/knn/knn.report.json"
     assert outputs["artifact-id"] == server.artifacts["knn-onnx"].artifact_id
-    assert done.summary.startswith("## ✅ knn.skops: converted and validated")
+    assert done.summary.startswith(
+        "## ⚠️ knn.skops → knn.onnx: within tolerance, but the outputs barely depend on the inputs\n"
+    )
 
 
 def test_a_manifest_in_one_job_uploads_one_combined_artifact(action, server) -> None:
@@ -96,7 +98,10 @@ def test_a_failing_model_in_a_manifest_fails_the_step_and_names_it(action, serve
     assert done.code == 1
     assert len(errors) == 1 and "logreg: failed: probabilities" in errors[0]
     assert done.outputs["passed"] == "false"
-    assert "❌ 1 of 2 models failed" in done.summary
+    assert (done.outputs["status"], done.outputs["failing-outputs"]) == ("failed", '["logreg/probabilities"]')
+    # the summary explains it: the worst model, its |diff| where nothing was allowed, and its folded verdict
+    assert done.summary.startswith("## ❌ 1 of 2 models failed\n\n❌ `logreg`: **worst output** `probabilities`: ")
+    assert "<details><summary>❌ logreg: failed</summary>" in done.summary
 
 
 def test_a_forgiven_mismatch_is_a_warning_not_an_error(action, server, workspace: Path) -> None:

@@ -16,6 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from converter.markdown.numbers import size
 from converter.report import Report
 from converter.validate import OnnxRunner
 from converter.variants.compare import check_variant
@@ -96,7 +97,7 @@ def test_the_variants_table_is_in_the_markdown_report(run_cli, mlp) -> None:
     result = run_cli("--model-path", str(model), "--sample-data", str(samples), "--variants", "fp16,int8-dynamic")
 
     markdown = result.markdown("digits_mlp")
-    section = markdown[markdown.index("### Variants") : markdown.index("### Timings")]
+    section = markdown[markdown.index("### Variants") : markdown.index("<details>")]
     lines = section.splitlines()
     assert lines[2] == (
         "Each variant is validated against the original model (batch 64 and 32), not against the fp32 file, and "
@@ -107,11 +108,9 @@ def test_the_variants_table_is_in_the_markdown_report(run_cli, mlp) -> None:
         "| Variant | File | Size | Size vs fp32 | Latency vs fp32 | Max abs diff | Label agreement | Result |"
     )
     fp32_bytes = result.report("digits_mlp")["onnx"]["bytes"]
-    assert (
-        lines[6] == f"| fp32 | `digits_mlp.onnx` | {fp32_bytes:,} bytes | 1.00x | 1.00x | - | - | ✅ validated above |"
-    )
+    assert lines[6] == f"| fp32 | `digits_mlp.onnx` | {size(fp32_bytes)} | 1.00× | 1.00× | — | — | ✅ validated above |"
     assert re.fullmatch(
-        r"\| fp16 \| `digits_mlp\.fp16\.onnx` \| [\d,]+ bytes \| 0\.\d\dx \| \d+\.\d\dx \| [\d.e-]+ \| 100\.00% \| ✅ passed \|",
+        r"\| fp16 \| `digits_mlp\.fp16\.onnx` \| [\d.]+ KB \| 0\.\d\d× \| \d+\.\d\d× \| [\d.e‑]+ \| 100\.00% \| ✅ passed \|",
         lines[7],
     )
     assert lines[10].startswith("- `fp16`: onnxruntime ")
@@ -182,7 +181,9 @@ def test_a_required_variant_that_fails_fails_the_run_with_exit_1(run_cli, mlp) -
     report = result.report("digits_mlp")
     assert report["passed"] is False and report["status"] == "failed"
     assert report["validation"]["passed"] is True  # the fp32 file itself reproduces the model
-    assert result.markdown("digits_mlp").startswith("## ❌ digits\\_mlp.skops: a required variant did not pass\n")
+    assert result.markdown("digits_mlp").startswith(
+        "## ❌ digits\\_mlp.skops → digits\\_mlp.onnx: a required variant did not pass\n"
+    )
     assert "digits_mlp.int8-dynamic.onnx" not in result.written()
 
 
@@ -227,7 +228,7 @@ def test_a_tree_ensemble_skips_the_variants_it_has_no_weights_for(run_cli, fores
     )
     # a skipped row says why and nothing else
     assert (
-        "| fp16 | - | - | - | - | - | - | ⏭️ skipped: no float32 weight to convert: the model's weights are held by "
+        "| fp16 | — | — | — | — | — | — | ⏭️ skipped: no float32 weight to convert: the model's weights are held by "
         "ops that stay float32 (1 TreeEnsembleClassifier) |" in result.markdown("forest")
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from converter.baseline.result import BREAKING, BaselineComparison, Drift, LatencyComparison, OutputNumbers
 from converter.escape import markdown_code, markdown_text
-from converter.markdown import table
+from converter.markdown.table import table
 
 NOISE = 0.10  # a latency ratio within 1 ± this is shown only in the summary line
 WORSE = 2.0  # a validation difference this many times the baseline's gets a row

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from converter import isolated
 from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, exit_code_for
 from converter.github import commands
 from converter.github.artifacts import UploadedArtifact
 from converter.github.inputs import ActionSettings, read_input, read_inputs, read_values
 from converter.github.many import run_many, run_merge, run_plan
 from converter.github.matrix import artifact_name
-from converter.github.outputs import annotate, outputs_for, publish, relative_path
+from converter.github.outputs import annotate, outputs_for, publish, publish_error, relative_path
 from converter.github.upload import runtime_context, upload
 from converter.manifest import is_batch
 from converter.naming import file_stem
@@ -40,15 +41,14 @@ def _run(workspace: Path) -> int:
             return run_plan(values, workspace)
         if settings.mode == "merge":
             return run_merge(values, workspace, settings)
-        if settings.select or is_batch(values.get("model-path") or ""):
+        if settings.select or is_batch(values.get("model-path") or "", workspace):
             return run_many(values, settings.select, workspace, settings)
         request, settings = read_inputs(workspace)
         with commands.group(f"onnx-convert: {request.model_path.name}"):
-            from converter.pipeline import convert  # after the inputs: a bad input costs no import
-
-            report = convert(request, log=lambda message: commands.log(f"onnx-convert: {message}"))
+            # In a child process: a crash there still leaves this one to write the summary and outputs.
+            report = isolated.convert(request, lambda message: commands.log(f"onnx-convert: {message}"), commands.CHILD)
     except ConverterError as exc:
-        commands.error(exc.one_line(), title="onnx-convert")
+        publish_error(exc)
         return exc.exit_code
     annotate(report, request.fail_on_mismatch)
     code = exit_code_for(report.status, request.fail_on_mismatch)

@@ -25,13 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import math
 import os
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +42,7 @@ from urllib3.exceptions import MaxRetryError
 
 from converter.errors import ConverterError, UserError, shorten
 from converter.github.deadline import DeadlineAdapter
+from converter.github.downloads import extract_reports
 from converter.github.retry import (
     RETRY_STATUSES,
     Call,
@@ -53,6 +52,7 @@ from converter.github.retry import (
     error_detail,
     quiet_urllib3_retry_warnings,
 )
+from converter.github.zipped import write_zip
 
 BLOCK_SIZE = 8 * 1024 * 1024  # the toolkit's block size; Azure allows up to 4000 MiB
 SERVICE_PATH = "/twirp/github.actions.results.api.v1.ArtifactService/"
@@ -225,7 +225,7 @@ class ArtifactClient:
 
         validate_artifact_name(name)
         with tempfile.TemporaryDirectory(prefix="onnx-convert-artifact-") as tmp:
-            archive = Path(tmp) / f"{name}.zip"
+            archive = Path(tmp) / "artifact.zip"  # not the name: it may be as long as GitHub allows
             members = _write_zip(archive, files, root)
             size = archive.stat().st_size
             digest = sha256_of(archive)
@@ -278,28 +278,15 @@ class ArtifactClient:
         """The ``*.report.json`` files of artifact ``name``, written under ``destination/name/``.
 
         The zip is fetched from ``GetSignedArtifactURL``'s signed URL (no token: the URL is the
-        credential); only report files are extracted, by their base names, so a member's path
-        cannot reach outside ``destination``.
+        credential); the reports are taken out of it within bounds, by their base names
+        (``downloads.py``: another job made the zip).
         """
         answer = self._twirp("GetSignedArtifactURL", {**self._ids(), "name": validate_artifact_name(name)})
         signed_url = _field(answer, "signed_url")
         if not signed_url:
             raise ArtifactError(f'GetSignedArtifactURL for "{name}" gave no URL: {shorten(json.dumps(answer), 200)}')
         response = self._send(f"download {name}", "GET", str(signed_url), data=None, headers={})
-        target = destination / name
-        target.mkdir(parents=True, exist_ok=True)
-        written = []
-        try:
-            with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
-                for member in zf.namelist():
-                    base = member.rsplit("/", 1)[-1]
-                    if base.endswith(".report.json"):
-                        path = target / base
-                        path.write_bytes(zf.read(member))
-                        written.append(path)
-        except zipfile.BadZipFile:
-            raise ArtifactError(f'artifact "{name}" is not a zip archive') from None
-        return written
+        return extract_reports(response.content, name, destination / name)
 
     # -- the three kinds of call -------------------------------------------------------------
     def _ids(self) -> dict[str, str]:
@@ -436,17 +423,12 @@ def files_under(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _write_zip(archive: Path, files: Sequence[Path], root: Path | None = None) -> list[str]:
-    members: list[str] = []
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in files:
-            arcname = _member_name(path, root)
-            if arcname in members:
-                continue
-            zf.write(path, arcname=arcname)
-            members.append(arcname)
+    members: dict[str, Path] = {}
+    for path in files:
+        members.setdefault(_member_name(path, root), path)
     if not members:
         raise ArtifactError("nothing to upload: the conversion wrote no files")
-    return members
+    return write_zip(archive, members)  # the same files give the same bytes (zipped.py)
 
 
 def _member_name(path: Path, root: Path | None) -> str:

@@ -29,7 +29,12 @@ from collections.abc import Callable, Iterator
 
 import github_action_utils as gha
 
+from converter.child_process import Options
 from converter.escape import printable
+
+# How the action runs each conversion (converter/isolated.py): in a child process, whose stderr
+# joins stdout as ours does (one_stream). Its output needs no filter: commands are stopped.
+CHILD = Options(merge_stderr=True)
 
 _lock = threading.Lock()
 _token: str | None = None  # while commands are stopped: the token that resumes them

@@ -35,7 +35,14 @@ ACTION_OPTIONS: tuple[Option, ...] = (
         "empty means the repository's setting.",
     ),
     Option("summary", "true", "Write the markdown report to the job summary."),
+    Option(
+        "image",
+        "full",
+        "The image to run: full (every framework, 2.2 GB), sklearn (scikit-learn only, 681 MB), pytorch (1.21 GB) "
+        "or tensorflow (1.41 GB); pulled, never built, for a release tag, a commit SHA or main.",
+    ),
 )
+IMAGES = ("full", "sklearn", "pytorch", "tensorflow")  # action/image.py chooses the image; checked here too
 
 Reader = Callable[[str], str | None]
 
@@ -48,6 +55,7 @@ class ActionSettings:
     artifact_name: str = ""  # empty: derived from the model
     retention_days: int | None = None  # None: the repository's setting
     summary: bool = True
+    image: str = "full"
 
     @classmethod
     def from_inputs(cls, read: Reader) -> ActionSettings:
@@ -60,6 +68,7 @@ class ActionSettings:
             artifact_name=validate_artifact_name(name) if name else "",
             retention_days=_retention_days(raw["retention-days"]),
             summary=parse_bool("summary", raw["summary"]),
+            image=parse_choice("image", raw["image"], IMAGES),
         )
 
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from converter.batch import BatchIndex, IndexRow, run_batch
-from converter.errors import EXIT_FAILED, EXIT_OK, UserError, exit_code_for_many
+from converter import isolated
+from converter.batch import BatchIndex, IndexRow
+from converter.errors import EXIT_FAILED, EXIT_OK, ConverterError, UserError, exit_code_for_many
 from converter.escape import markdown_code
 from converter.github import commands
-from converter.github.artifacts import ArtifactClient, RuntimeContext, UploadedArtifact, files_under
+from converter.github.artifacts import ArtifactClient, ListedArtifact, RuntimeContext, UploadedArtifact, files_under
 from converter.github.inputs import ActionSettings
 from converter.github.matrix import artifact_name, plan
 from converter.github.outputs import (
@@ -30,12 +31,16 @@ from converter.github.outputs import (
 )
 from converter.github.upload import runtime_context, upload
 from converter.manifest import Entry, load_entries
-from converter.markdown import table
+from converter.markdown.table import table
+from converter.merged import read_row
 from converter.report import Report
-from converter.request import parse_path
+from converter.request import check_no_link, parse_path
 
 DEFAULT_COMBINED_ARTIFACT = "onnx-models"
 MAX_LISTED_LINKS = 5  # a warning names this many symbolic links, then counts the rest
+# merge downloads an artifact whole, into memory, to read the report in it: bounded by the size
+# the artifact service lists for it (what it verified at FinalizeArtifact).
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
 
 
 def run_plan(values: dict[str, str | None], workspace: Path) -> int:
@@ -76,7 +81,10 @@ def run_many(values: dict[str, str | None], select: str, workspace: Path, settin
     entries = load_entries(values, base_dir=workspace, select=select)  # all checked before any conversion
     output_dir = _output_dir(values, workspace)
     with commands.group(f"onnx-convert: {len(entries)} model(s)"):
-        index = run_batch(entries, log=lambda message: commands.log(f"onnx-convert: {message}"))
+        index = isolated.run_many(
+            entries, lambda message: commands.log(f"onnx-convert: {message}"), None, commands.CHILD
+        )
+    check_no_link("output-dir", output_dir, workspace)  # when written: see ConversionRequest.check_output_dir
     index.write(output_dir)
     for row, entry in zip(index.rows, entries, strict=True):
         if row.status == "failed" and not entry.request.fail_on_mismatch:
@@ -116,32 +124,13 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "outside Actions, download the reports and run onnx-convert merge --output-dir DIR",
         )
     client = ArtifactClient(context, log=commands.log)
-    available = {a.name for a in client.list_artifacts()}
+    available = {a.name: a for a in client.list_artifacts()}
     output_dir = _output_dir(values, workspace)
+    check_no_link("output-dir", output_dir, workspace)  # when written: see ConversionRequest.check_output_dir
     index = BatchIndex()
     with commands.group(f"download the reports of {len(entries)} model(s)"):
         for entry in entries:
-            name = artifact_name(entry.name)
-            if name not in available:
-                index.rows.append(
-                    IndexRow(
-                        name=entry.name,
-                        model=entry.model,
-                        passed=False,
-                        status="missing",
-                        error=f"no artifact {name}: its job failed before uploading, or did not run",
-                    )
-                )
-                continue
-            paths = client.download_reports(name, output_dir)
-            if not paths:
-                index.rows.append(
-                    IndexRow(entry.name, entry.model, False, "missing", error=f"artifact {name} holds no report")
-                )
-                continue
-            row = IndexRow.from_report(entry.name, Report.from_json(paths[0].read_text()))
-            row.report = str(paths[0])
-            index.rows.append(row)
+            index.rows.append(_merged_row(client, entry, available.get(artifact_name(entry.name)), output_dir))
     index.write(output_dir)
     for row in index.rows:
         if not row.passed:
@@ -153,12 +142,39 @@ def run_merge(values: dict[str, str | None], workspace: Path, settings: ActionSe
             "passed": "true" if index.passed else "false",
             "report-path": relative_path(str(output_dir / "index.json"), workspace),
             "max-abs-diff": _worst([r.max_abs_diff for r in index.rows]),
+            **_verdict_outputs(index),
         }
     )
     return exit_code_for_many((row.status, True) for row in index.rows)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _merged_row(client: ArtifactClient, entry: Entry, artifact: ListedArtifact | None, output_dir: Path) -> IndexRow:
+    """The index row of one model of a fan-out run, from the report in its artifact: anything wrong
+    with the artifact (another job made it) is that model's row, never the end of the merge."""
+    name = artifact_name(entry.name)
+    if artifact is None:
+        return _missing(entry, f"no artifact {name}: its job failed before uploading, or did not run")
+    if artifact.size > MAX_DOWNLOAD_BYTES:
+        return _missing(
+            entry,
+            f"artifact {name} is {artifact.size:,} bytes, more than the {MAX_DOWNLOAD_BYTES // 1024**3} GiB merge "
+            "downloads to read a report",
+        )
+    try:
+        check_no_link("output-dir", output_dir / name, output_dir)
+        paths = client.download_reports(name, output_dir)
+    except ConverterError as exc:
+        return IndexRow(entry.name, entry.model, False, "error", error=exc.one_line())
+    if not paths:
+        return _missing(entry, f"artifact {name} holds no report")
+    return read_row(entry.name, paths[0], entry.model)
+
+
+def _missing(entry: Entry, why: str) -> IndexRow:
+    return IndexRow(entry.name, entry.model, False, "missing", error=why)
 
 
 def _output_dir(values: dict[str, str | None], workspace: Path) -> Path:
@@ -199,7 +215,10 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
         "artifact-id": artifact.id if artifact else "",
         "artifact-url": artifact.url if artifact else "",
     }
+    values.update(_verdict_outputs(run.index))
     report = run.reports[0] if run.single and run.reports else None
+    if report:
+        values["failing-outputs"] = json.dumps(report.validation.failing_outputs() if report.validation else [])
     if report and report.onnx:
         values.update(baseline_outputs(report))
         values["onnx-path"] = relative_path(report.onnx.path, run.workspace)
@@ -209,6 +228,20 @@ def _outputs(run: _Converted, artifact: UploadedArtifact | None) -> dict[str, st
             values["best-variant-path"] = relative_path(report.variants.best_path, run.workspace)
             values["variants-passed"] = ",".join(r.name for r in report.variants.passed())
     return values
+
+
+def _verdict_outputs(index: BatchIndex) -> dict[str, str]:
+    """status and failing-outputs of many models: error if one could not be converted (or is missing)."""
+    statuses = {row.status for row in index.rows}
+    status = "passed" if index.passed else ("failed" if statuses <= {"passed", "failed"} else "error")
+    failing = []
+    for row in index.rows:
+        if row.status == "failed" and row.report and Path(row.report).is_file():
+            report = Report.from_json(Path(row.report).read_text(encoding="utf-8"))
+            failing += [
+                f"{row.name}/{name}" for name in (report.validation.failing_outputs() if report.validation else [])
+            ]
+    return {"status": status, "failing-outputs": json.dumps(failing)}
 
 
 def _worst(values: list[float | None]) -> str:

@@ -7,6 +7,7 @@ action also runs under plain ``docker run`` with INPUT_* variables.
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 from collections.abc import Callable
@@ -15,11 +16,12 @@ from typing import TypeVar
 
 import github_action_utils as gha
 
-from converter.errors import ConverterError, describe
+from converter.errors import EXIT_USAGE, ConverterError, describe
 from converter.escape import markdown_code, markdown_text
 from converter.github import commands
 from converter.github.artifacts import UploadedArtifact
 from converter.github.inputs import ActionSettings
+from converter.github.wording import action_wording
 from converter.report import Report
 
 # name -> description; action.yml declares exactly these (a test checks it).
@@ -38,6 +40,9 @@ OUTPUTS: dict[str, str] = {
     "best-variant-path": "With variants: the file to serve, relative to the workspace: the smallest (pick fastest: "
     "the fastest) of the .onnx and the variants that passed (empty if none passed).",
     "variants-passed": "With variants: the variants that passed and were kept, comma-separated.",
+    "status": "passed, failed (an output is over tolerance), rejected (validated, but the comparison with the baseline "
+    "failed) or error (a bad input, or the model could not be converted).",
+    "failing-outputs": 'The outputs over tolerance, as a JSON list (["probabilities"]; "model/output" with many models); [] if none.',
 }
 # GitHub refuses job summaries over 1 MiB; leave room for other steps' summaries.
 JOB_SUMMARY_LIMIT = 900 * 1024
@@ -64,6 +69,8 @@ def outputs_for(report: Report, workspace: Path, artifact: UploadedArtifact | No
         if report.variants and report.variants.best_path
         else "",
         "variants-passed": ",".join(r.name for r in report.variants.passed()) if report.variants else "",
+        "status": report.status,
+        "failing-outputs": json.dumps(report.validation.failing_outputs() if report.validation else []),
     }
 
 
@@ -106,6 +113,27 @@ def artifact_footer(artifact: UploadedArtifact | None, problem: str, folder: str
     if len(artifact.files) <= MAX_LISTED_FILES:
         files = ", ".join(markdown_code(name) for name in artifact.files)
     return f"\n**Artifact:** [{markdown_text(artifact.name)}]({artifact.url}) ({artifact.size:,} bytes: {files})\n"
+
+
+def publish_error(exc: ConverterError) -> None:
+    """A run that stopped on an error (exit 2 for a bad input): the annotation, the summary and the
+    outputs say it in the action's terms (``sample-data:``, not ``--sample-data``)."""
+    message, hint = action_wording(exc.message.rstrip(".")), action_wording(exc.hint)
+    line = f"{message}; {hint}" if hint else message
+    commands.error(" ".join(line.split()), title="onnx-convert")
+    what = "the input is wrong, nothing was converted" if exc.exit_code == EXIT_USAGE else "failed"
+    summary = [f"## ❌ onnx-convert: {what}", "", f"**Error:** {markdown_text(message)}", ""]
+    if hint:
+        summary += [f"**Fix:** {markdown_text(hint)}", ""]
+    if _summary_wanted():
+        attempt("job summary", lambda: write_job_summary("\n".join(summary)))
+    values = {"passed": "false", "status": "error", "failing-outputs": "[]"}
+    attempt("step outputs", lambda: write_outputs(values))
+
+
+def _summary_wanted() -> bool:
+    """The summary input, read leniently: a bad value of it is the error being reported."""
+    return (os.environ.get("INPUT_SUMMARY") or "true").strip().lower() != "false"
 
 
 def publish(

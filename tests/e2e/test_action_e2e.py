@@ -128,6 +128,8 @@ def test_step_outputs_are_set_and_passed_is_right(e2e: E2ERun, case: Case) -> No
     outputs = step["outputs"]
     assert set(outputs) == set(OUTPUTS)
     assert outputs["passed"] == ("true" if case.passes else "false")
+    assert outputs["status"] == ("passed" if case.passes else "failed")
+    assert outputs["failing-outputs"] == ("[]" if case.passes else '["probabilities"]')
     assert step["outcome"] == ("success" if case.passes else "failure")
     assert outputs["onnx-path"].startswith(f"out/{case.step}/") and outputs["onnx-path"].endswith(".onnx")
     assert outputs["report-path"].startswith(f"out/{case.step}/") and outputs["report-path"].endswith(".report.json")
@@ -142,8 +144,8 @@ def test_job_summary_holds_the_report(e2e: E2ERun, case: Case) -> None:
     summary = e2e.logs[case.step].summary
     model = markdown_text(Path(e2e.model_paths[case.step]).name)
     verdict = "✅" if case.passes else "❌"
-    assert summary.startswith(f"## {verdict} {model}: ")
-    assert "### Comparison" in summary and "### Versions" in summary
+    assert summary.startswith(f"## {verdict} {model} → ")
+    assert "<details><summary>Comparison at each batch size</summary>" in summary and "\nVersions: python " in summary
     assert f"**Artifact:** [{case.artifact}](" in summary
 
 
@@ -179,7 +181,7 @@ def test_each_zip_holds_an_onnx_that_onnxruntime_loads_and_the_report_with_its_s
     report = json.loads((tmp_path / f"{stem}.report.json").read_text())
     digest = hashlib.sha256((tmp_path / onnx_name).read_bytes()).hexdigest()
     assert digest == report["onnx"]["sha256"]
-    assert f"| ONNX sha256 | `{digest}` |" in e2e.logs[case.step].summary
+    assert f"| sha256 | `{report['model']['sha256']}` | `{digest}` |" in e2e.logs[case.step].summary
     session = onnxruntime.InferenceSession(str(tmp_path / onnx_name), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == [i["name"] for i in report["onnx"]["inputs"]]
 
@@ -197,6 +199,6 @@ def test_a_hostile_file_name_issues_no_workflow_command_and_is_text_in_the_summa
     shown = printable(HOSTILE_NAME)
     assert any(line.startswith(f"PASS {shown} (sklearn/skops) -> ") for line in log.lines), log.lines
     summary = log.summary
-    assert summary.startswith(f"## ✅ {markdown_text(HOSTILE_NAME)}: converted and validated\n")
+    assert summary.startswith(f"## ✅ {markdown_text(HOSTILE_NAME)} → ")
     html, raw = markdown_html(summary)
     assert raw == [] and "<script" not in html and "<b>" not in html

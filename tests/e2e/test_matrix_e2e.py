@@ -62,7 +62,7 @@ def _run(base: Path) -> MatrixRun:
     run = act.run_workflow(repo, "example-matrix.yml", base)
     summaries: dict[str, str] = defaultdict(str)
     errors: dict[str, list[str]] = defaultdict(list)
-    for entry in act.events(run):
+    for entry in act.step_events(run):
         job = entry.get("jobID", "")
         if name := (entry.get("matrix") or {}).get("name"):
             job = f"{job}/{name}"
@@ -90,8 +90,8 @@ def test_plan_job_summary_lists_the_models(matrix_run: MatrixRun) -> None:
 
 
 def test_each_matrix_job_converts_its_entry_and_reports_it(matrix_run: MatrixRun) -> None:
-    assert matrix_run.summaries["convert/logreg"].startswith("## ✅ iris.skops: converted and validated")
-    assert matrix_run.summaries["convert/forest"].startswith("## ✅ forest.skops: converted and validated")
+    assert matrix_run.summaries["convert/logreg"].startswith("## ✅ iris.skops → iris.onnx: ")
+    assert matrix_run.summaries["convert/forest"].startswith("## ✅ forest.skops → forest.onnx: ")
     assert "**Artifact:** [logreg-onnx](" in matrix_run.summaries["convert/logreg"]
 
 
@@ -99,5 +99,8 @@ def test_merge_writes_the_index_of_every_matrix_job(matrix_run: MatrixRun) -> No
     summary = matrix_run.summaries["merge"]
     assert summary.startswith("## ✅ 2 models converted and validated")
     # Framework and format come from the reports merge downloaded from the artifact server.
-    assert "| `forest` | sklearn | skops |" in summary and "| `logreg` | sklearn | skops |" in summary
+    rows = {line.split(" | ")[0]: line for line in summary.splitlines() if line.startswith("| `")}
+    assert set(rows) == {"| `forest` (sklearn)", "| `logreg` (sklearn)"}
+    tolerance = "atol\u00a00.001, rtol\u00a00.001"  # no-break spaces: one line in its cell
+    assert all(" | ✅ pass | " in row and f" | {tolerance} | " in row for row in rows.values())
     assert matrix_run.errors == {}

@@ -103,7 +103,7 @@ def test_a_retrained_model_passes_with_its_drift_in_the_summary(release_run: Rel
     assert step["outputs"]["interface-changed"] == "false"
     assert step["outputs"]["breaking-changes"] == "0"
     summary = release_run.logs["retrain"].summary
-    assert summary.startswith("## ✅ iris-retrained.skops: converted and validated\n")
+    assert summary.startswith("## ✅ iris-retrained.skops → iris-retrained.onnx: every output within tolerance")
     # the baseline's release is the ref its run recorded (act pushes master; a release workflow, the tag)
     assert "### Compared with master\n\nBaseline: `" in summary
     assert (
@@ -127,7 +127,10 @@ def test_a_renamed_input_fails_the_step_with_one_error(release_run: ReleaseRun) 
         "clients feed inputs and read outputs by name (--allow-interface-change true accepts them)"
     )
     summary = release_run.logs["renamed"].summary
-    assert summary.startswith("## ❌ net-features.pt2: validated, but rejected by the comparison with the baseline\n")
+    assert summary.startswith(
+        "## ❌ net-features.pt2 → net-features.onnx: validated, but rejected by the comparison with the baseline\n\n"
+        "❌ **Rejected by the comparison with the baseline:** 1 breaking interface change from the baseline: "
+    )
     assert "| input `x` renamed | `x float32 [" in summary
 
 

@@ -18,7 +18,7 @@ from converter.archives import check_archive_bounds
 from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
-from converter.frameworks.sklearn import skops_trust
+from converter.frameworks.sklearn import skops_trust, tree_checks
 from converter.frameworks.sklearn.export import describe_estimator, walk
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class SklearnBackend(Backend[SklearnState]):
                 f"{path.name} holds a {type(model).__name__}, not a scikit-learn estimator",
                 "save the fitted estimator or pipeline itself",
             )
+        tree_checks.check_trees(model, path.name)  # before anything runs the trees: scikit-learn trusts them
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
                 f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
@@ -134,18 +135,23 @@ class SklearnBackend(Backend[SklearnState]):
     # -- inputs -------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel[SklearnState], request: ConversionRequest) -> list[TensorSpec]:
         model = loaded.model
-        names = getattr(model, "feature_names_in_", None)
         string_columns = _string_columns(model)
-        if names is not None and _has_column_transformer(model):
+        if _by_column(model):
             # A ColumnTransformer fitted on a DataFrame selects columns by name: one input per column.
+            columns = _input_columns(loaded)
+            loaded.notes.extend(
+                f"column {column!r} is the ONNX input {name!r}: {_why_renamed(column, loaded.output_names)}"
+                for name, column in columns.items()
+                if name != column
+            )
             return [
                 TensorSpec(
-                    name=str(col),
+                    name=name,
                     shape=(None, 1),
-                    dtype="string" if str(col) in string_columns else "float32",
-                    categories=string_columns.get(str(col), ()),
+                    dtype="string" if column in string_columns else "float32",
+                    categories=string_columns.get(column, ()),
                 )
-                for col in names
+                for name, column in columns.items()
             ]
         n_features = getattr(model, "n_features_in_", None)
         if n_features is None:
@@ -156,7 +162,7 @@ class SklearnBackend(Backend[SklearnState]):
     # -- reference run ----------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         model = loaded.model
-        features = self._features(model, inputs)
+        features = self._features(loaded, inputs)
         outputs: dict[str, Any] = {}
         for name, method in loaded.state.plan:
             value = getattr(model, method)(features)
@@ -165,22 +171,25 @@ class SklearnBackend(Backend[SklearnState]):
             outputs[name] = value.reshape(-1, 1) if name == "variable" and value.ndim == 1 else value
         return outputs
 
-    def _features(self, model: Any, inputs: dict[str, np.ndarray]) -> Any:
+    def _features(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> Any:
         # The ONNX model sees float32; sklearn gets the same values in float64, the dtype it
         # was fitted in (some estimators refuse float32 input to float64 fitted state).
         inputs = {n: a.astype(np.float64) if a.dtype.kind == "f" else a for n, a in inputs.items()}
-        if list(inputs) == ["input"]:
-            return inputs["input"]
+        if not _by_column(loaded.model):
+            return next(iter(inputs.values()))
         pandas = self.require("pandas")
-        columns = {name: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
-        return pandas.DataFrame(columns)[list(model.feature_names_in_)]
+        column_of = _input_columns(loaded)
+        columns = {column_of[name]: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
+        return pandas.DataFrame(columns)[list(loaded.model.feature_names_in_)]
 
     # -- export -----------------------------------------------------------------------------
     def export_routes(self, loaded: LoadedModel[SklearnState]) -> list[ExportRoute]:
         return [ExportRoute(sklearn_export.ROUTE, self.opset_range())]
 
     def export_impl(self, loaded: LoadedModel[SklearnState], job: ExportJob) -> ExportResult:
-        return sklearn_export.export_with_skl2onnx(self.require, loaded, job)
+        # skl2onnx finds a ColumnTransformer's columns by their own names
+        columns = _input_columns(loaded) if _by_column(loaded.model) else {}
+        return sklearn_export.export_with_skl2onnx(self.require, loaded, job, columns)
 
     def opset_range(self) -> tuple[int, int]:
         skl2onnx = self.require("skl2onnx")
@@ -238,6 +247,51 @@ def _skops_tree(path: Path, data: bytes) -> tuple[Any, list[str]]:
         raise UserError(
             f"{path.name} is not a readable .skops file ({describe(exc, 120)})", "save it again with skops.io.dump"
         ) from None
+
+
+def _by_column(model: Any) -> bool:
+    """A ColumnTransformer fitted on a DataFrame: it selects columns by name, one input each."""
+    return getattr(model, "feature_names_in_", None) is not None and _has_column_transformer(model)
+
+
+def _input_columns(loaded: LoadedModel[SklearnState]) -> dict[str, str]:
+    """Each ONNX input name, and the DataFrame column it is: the column's own name, as ONNX allows
+    any string (spaces, dots, ``:``, ``;``, newlines, markup, a leading digit) except three cases.
+
+    A value cannot share an output's name (label, probabilities, scores, variable), and a name
+    that is not valid UTF-8 (a lone surrogate) cannot be stored: such a column is the input
+    ``<name>_input`` (the invalid characters as ``\\udc80``), numbered ``_2``, ``_3`` ... if that is
+    taken too. An empty name is refused (ONNX reads it as no input, and skl2onnx needs a name).
+    """
+    columns = [str(col) for col in loaded.model.feature_names_in_]
+    if "" in columns:
+        raise ConversionError(
+            f"{loaded.description} takes a DataFrame column whose name is empty, and an ONNX input needs a name",
+            "give the column a name before fitting",
+        )
+    taken = set(columns) | set(loaded.output_names)
+    names: dict[str, str] = {}
+    for column in columns:
+        name = column
+        if _why_renamed(column, loaded.output_names):
+            base = column.encode("utf-8", "backslashreplace").decode("utf-8") + "_input"
+            name, number = base, 2
+            while name in taken:
+                name, number = f"{base}_{number}", number + 1
+            taken.add(name)
+        names[name] = column
+    return names
+
+
+def _why_renamed(column: str, outputs: tuple[str, ...]) -> str:
+    """Why ``column`` cannot be an ONNX input's name, or ""."""
+    if column in outputs:
+        return "an output of the model has that name"
+    try:
+        column.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8, which ONNX names are"
+    return ""
 
 
 def _has_column_transformer(model: Any) -> bool:

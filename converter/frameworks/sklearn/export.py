@@ -6,7 +6,7 @@ and the message that names what cannot be converted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -20,9 +20,14 @@ ROUTE = "skl2onnx.convert_sklearn"
 
 
 def export_with_skl2onnx(
-    require: Callable[[str], ModuleType], loaded: LoadedModel[Any], job: ExportJob
+    require: Callable[[str], ModuleType],
+    loaded: LoadedModel[Any],
+    job: ExportJob,
+    columns: Mapping[str, str] | None = None,
 ) -> ExportResult:
-    """Write ``job.path`` with ``skl2onnx.convert_sklearn``; the outputs get ``loaded.output_names``."""
+    """Write ``job.path`` with ``skl2onnx.convert_sklearn``; the outputs get ``loaded.output_names``,
+    the inputs the specs' names. ``columns``: the DataFrame column an input name stands for, where
+    they differ (a ColumnTransformer selects its columns by their own names)."""
     skl2onnx = require("skl2onnx")
     data_types = require("skl2onnx.common.data_types")
     from converter.frameworks.sklearn import converters as sklearn_converters
@@ -33,7 +38,7 @@ def export_with_skl2onnx(
     if foreign:
         require("onnxmltools")
         sklearn_converters.register_boosters(foreign)
-    initial_types = [(s.name, onnx_type(data_types, s)) for s in job.specs]
+    initial_types = [((columns or {}).get(s.name, s.name), onnx_type(data_types, s)) for s in job.specs]
     sklearn_converters.DOUBLED.clear()
     try:
         onx = skl2onnx.convert_sklearn(
@@ -46,6 +51,7 @@ def export_with_skl2onnx(
     except Exception as exc:
         raise conversion_error(loaded.model, exc) from None
     _name_outputs(onx, loaded)
+    _name_inputs(onx, job.specs)
     sklearn_stable.make_reproducible(onx)
     job.path.write_bytes(onx.SerializeToString())
     return ExportResult(
@@ -177,6 +183,25 @@ def _name_outputs(onx: Any, loaded: LoadedModel[Any]) -> None:
         output = next(o for o in graph.output if o.name == "scores_both_columns")
         output.name = "scores"
         dims[1].dim_value = 1
+
+
+def _name_inputs(onx: Any, specs: list[TensorSpec]) -> None:
+    """Give the graph inputs the model's input names: a DataFrame's column names, as they are.
+
+    skl2onnx makes every name it declares a C identifier (``_generate_unique_name`` in
+    skl2onnx/common/_topology.py: ``re.sub("[^\\w+]", "_", seed)``, and ``_`` before a leading
+    digit), so the column "unit price" became the input "unit_price" and the file no longer took
+    the columns by their names. An ONNX value name is any string (onnxruntime feeds by it), so the
+    inputs, in ``initial_types`` order, get their names back.
+    """
+    actual = [value.name for value in onx.graph.input]
+    if len(actual) != len(specs) or actual == [spec.name for spec in specs]:
+        return
+    # Through names of no column first: a wanted name may be another input's name from skl2onnx.
+    for number, old in enumerate(actual):
+        _rename_value(onx.graph, old, f"onnx-convert input {number}")
+    for number, spec in enumerate(specs):
+        _rename_value(onx.graph, f"onnx-convert input {number}", spec.name)
 
 
 # predict() = classes_[argmax(predict_proba)], and the probabilities are vote shares: two classes
