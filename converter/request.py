@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.errors import UserError
-from converter.frameworks.pytorch.hf_tasks import TASK_CHOICES, TASKS
+from converter.frameworks.pytorch.hf_tasks import TASK_CHOICES
 from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
@@ -99,8 +99,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "task",
         "auto",
-        "Hugging Face folders only: auto (from config.architectures) or the task whose head to convert, "
-        "as Optimum names it: " + ", ".join(TASKS) + ".",
+        "Hugging Face: auto or an Optimum task.",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
     Option(
