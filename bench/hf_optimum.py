@@ -4,7 +4,7 @@ The same tiny folders (tests/fixtures/hf_folders.py: BERT, RoBERTa, DistilBERT, 
 ViT, Whisper, wav2vec2) go through both tools, side by side (ABBA), each from process start to
 exit, with its peak RSS; Optimum gets the ``--task`` it needs (it cannot infer one for a local
 folder: it asks the Hub) and is also run once without it. Then a truncated ``model.safetensors``,
-and a planted mismatch (bench/hf_plant.py: the exported file's classifier bias shifted by 0.05
+and a planted mismatch (bench/hf_plant.py: the exported file's classifier weight scaled by 1.5
 before each tool validates it): what each tool says and its exit code.
 
 Optimum lives in a venv of its own (it pins transformers below ours): ``OPTIMUM_VENV``, default
@@ -157,7 +157,7 @@ def render(results: Results) -> list[str]:
     lines += ["", "| case | tool | exit | what it says | traceback |", "|---|---|---|---|---|"]
     for case, outcomes in (
         ("truncated model.safetensors", results.broken),
-        ("planted mismatch (bias +0.05)", results.planted),
+        ("planted mismatch (classifier weight x1.5)", results.planted),
     ):
         for tool, outcome in outcomes.items():
             said = outcome.last_line.replace("|", "\\|")

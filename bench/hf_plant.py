@@ -3,10 +3,10 @@
     python bench/hf_plant.py ours FOLDER OUTPUT_DIR          # onnx-convert (this venv)
     python bench/hf_plant.py optimum FOLDER OUTPUT_DIR TASK  # optimum-cli export onnx (its venv)
 
-Each tool's export function is wrapped so that the file it writes gets 0.05 added to the
-classifier's bias (the one float initializer whose length is the number of labels) before the
-tool's own validation reads it: the file then disagrees with the model by 0.05 on every logit,
-beyond both tools' tolerances. What matters is what the tool then says and its exit code.
+Each tool's export function is wrapped so that the file it writes has its classifier's weight
+(the 2-D float initializer with a dimension of the number of labels) scaled by 1.5 before the
+tool's own validation reads it: the file then disagrees with the model on every logit, far beyond
+both tools' tolerances. What matters is what the tool then says and its exit code.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SHIFT = 0.05
+SCALE = 1.5  # the classifier's weights half as large again: every logit moves
 
 
 def perturb(path: Path, labels: int) -> str:
-    """Add SHIFT to the classifier's bias in the ONNX file at ``path``; returns its name."""
+    """Scale the classifier's weight in the ONNX file at ``path`` by SCALE; returns its name."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -28,11 +28,11 @@ def perturb(path: Path, labels: int) -> str:
     model = onnx.load(str(path))
     for tensor in model.graph.initializer:
         array = numpy_helper.to_array(tensor)
-        if array.ndim == 1 and array.shape[0] == labels and array.dtype == np.float32:
-            tensor.CopyFrom(numpy_helper.from_array(array + np.float32(SHIFT), tensor.name))
+        if array.ndim == 2 and labels in array.shape and array.dtype == np.float32:
+            tensor.CopyFrom(numpy_helper.from_array(array * np.float32(SCALE), tensor.name))
             onnx.save(model, str(path))
             return tensor.name
-    raise SystemExit(f"no bias of {labels} values in {path}")
+    raise SystemExit(f"no classifier weight with {labels} labels in {path}")
 
 
 def _wrap(module: Any, name: str, labels: int, output_of: Any) -> None:
@@ -40,13 +40,14 @@ def _wrap(module: Any, name: str, labels: int, output_of: Any) -> None:
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
-        print(f"planted: {perturb(Path(output_of(args, kwargs, result)), labels)} += {SHIFT}", file=sys.stderr)
+        print(f"planted: {perturb(Path(output_of(args, kwargs, result)), labels)} *= {SCALE}", file=sys.stderr)
         return result
 
     setattr(module, name, wrapped)
 
 
 def ours(folder: Path, output: Path, labels: int) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's converter, not the venv's
     from converter import cli
     from converter.frameworks.pytorch import routes
 
