@@ -138,3 +138,21 @@ def _segments(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.zeros(shape, dtype=np.int64)
     splits = rng.integers(1, length, size=shape[0]).reshape((shape[0],) + (1,) * (len(shape) - 1))
     return np.broadcast_to(np.arange(length) >= splits, shape).astype(np.int64)
+
+
+def padded_like_the_mask(inputs: dict[str, np.ndarray], specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    """``inputs`` with the positions the first 2-D mask pads holding what a tokenizer writes there:
+    the pad id (``TensorSpec.pad``) in token ids and 0 in token types."""
+    plans = {spec.name: plan_for(spec) for spec in specs}
+    masks = [s.name for s in specs if plans[s.name].role == MASK and inputs[s.name].ndim == 2]
+    if not masks:
+        return inputs
+    padding = inputs[masks[0]] == 0
+    for spec in specs:
+        array, role = inputs[spec.name], plans[spec.name].role
+        if array.shape != padding.shape or role not in (IDS, TOKEN_TYPES):
+            continue
+        fill = spec.pad if role == IDS and spec.pad is not None else 0
+        if role == TOKEN_TYPES or spec.pad is not None:
+            inputs[spec.name] = np.where(padding, fill, array).astype(array.dtype)
+    return inputs

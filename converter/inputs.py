@@ -12,7 +12,7 @@ import numpy as np
 
 from converter.errors import UserError
 from converter.frameworks.base import Dim, TensorSpec
-from converter.input_roles import CATEGORIES, InputPlan, generate, plan_for
+from converter.input_roles import CATEGORIES, InputPlan, generate, padded_like_the_mask, plan_for
 from converter.memory import format_bytes, input_budget
 from converter.request import SINGLE_INPUT, ConversionRequest
 from converter.tensors import dtype_name, shape_text
@@ -161,7 +161,7 @@ def generate_inputs(
                 "give real inputs with --sample-data (a .csv with a header row naming the columns)",
             )
         inputs[spec.name] = generate(plan, spec, concrete_shape(spec, batch, other_size), rng)
-    return inputs
+    return padded_like_the_mask(inputs, specs)
 
 
 def input_plans(specs: list[TensorSpec]) -> list[InputPlan]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.errors import UserError
+from converter.frameworks.pytorch.hf_tasks import TASK_CHOICES
 from converter.model_code import ALIAS as MODEL_CODE_ALIAS
 from converter.model_code import OPTION as MODEL_CODE
 from converter.model_code import ModelCode
@@ -99,6 +100,11 @@ OPTIONS: tuple[Option, ...] = (
         "The model's Python code, imported (so run): file.py:Class for a state_dict, file.py for Keras custom layers.",
     ),
     Option("model-class", "", "Old name of model-code."),
+    Option(
+        "task",
+        "auto",
+        "Hugging Face: auto or an Optimum task.",
+    ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
     Option(
         "baseline",
@@ -213,6 +219,7 @@ class ConversionRequest:
     fail_on_mismatch: bool
     allow_unsafe_load: bool
     model_code: ModelCode
+    task: str
     signature: str
     baseline: BaselineOptions
     sign: str
@@ -260,6 +267,7 @@ class ConversionRequest:
             fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
             model_code=parse_model_code(raw, base_dir),
+            task=parse_choice("task", raw["task"], TASK_CHOICES),
             signature=raw["signature"],
             baseline=parse_baseline_options(raw, base_dir),
             sign=parse_choice("sign", raw["sign"], SIGN_METHODS),

@@ -72,6 +72,7 @@ class TensorSpec:
     # "positions", "token_types", "ids"; empty: guessed from the name).
     bound: str = ""
     role: str = ""
+    pad: int | None = None  # token ids: the id padded positions hold (converter/input_roles.py)
 
 
 @dataclass

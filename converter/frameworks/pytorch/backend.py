@@ -12,6 +12,7 @@ detection reads zip entries and pickle opcodes.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ import numpy as np
 from converter.errors import ConversionError, UserError
 from converter.frameworks.base import Backend, Dim, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec
 from converter.frameworks.pytorch import export as torch_export
+from converter.frameworks.pytorch import hf_load, routes, signature, tables
 from converter.frameworks.pytorch import load as torch_load
-from converter.frameworks.pytorch import routes, signature, tables
 from converter.frameworks.pytorch.pt2 import load_program
 from converter.frameworks.pytorch.state import Loaded, PytorchState
 from converter.frameworks.pytorch.torchscript_code import check_archive
@@ -34,10 +35,16 @@ if TYPE_CHECKING:
 
 class PytorchBackend(Backend[PytorchState]):
     name = "pytorch"
-    requirements = {"torch": "torch", "onnxscript": "onnxscript", "safetensors": "safetensors"}  # noqa: RUF012
+    requirements = {  # noqa: RUF012
+        "torch": "torch",
+        "onnxscript": "onnxscript",
+        "safetensors": "safetensors",
+        "transformers": "transformers",
+    }
     image_variant = "pytorch"
     formats_help = (
-        "a TorchScript .pt, a torch.export .pt2, or a state_dict .pt/.pth/.safetensors with --model-code (PyTorch)"
+        "a TorchScript .pt, a torch.export .pt2, a state_dict .pt/.pth/.safetensors with --model-code, "
+        "or a Hugging Face save_pretrained() folder (PyTorch)"
     )
 
     @classmethod
@@ -46,6 +53,8 @@ class PytorchBackend(Backend[PytorchState]):
 
     # -- load -----------------------------------------------------------------------------
     def load_impl(self, request: ConversionRequest, fmt: str) -> Loaded:
+        if fmt == "transformers":
+            return self._load_folder(request)
         torch = self.require("torch")
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
@@ -69,6 +78,18 @@ class PytorchBackend(Backend[PytorchState]):
         return LoadedModel(
             model=model, format=fmt, description=_describe(model, kind), state=PytorchState(kind), notes=notes
         )
+
+    def _load_folder(self, request: ConversionRequest) -> Loaded:
+        """A Hugging Face folder: its files checked before torch or transformers is imported."""
+        folder = hf_load.check_folder(request)
+        self.require("torch")
+        self.require("onnxscript")
+        with torch_export.quiet():
+            model, hf, notes = hf_load.load(self.require, request, folder)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        description = f"{_describe(model, 'module')}, task {hf.task} ({hf.task_reason})"
+        return LoadedModel(model, "transformers", description, PytorchState("module", hf=hf), notes=notes)
 
     def _load_torchscript(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
@@ -128,6 +149,12 @@ class PytorchBackend(Backend[PytorchState]):
     def input_specs_impl(self, loaded: Loaded, request: ConversionRequest) -> list[TensorSpec]:
         torch = self.require("torch")
         state = loaded.state
+        if state.hf is not None:
+            float_dtype = signature.default_float(torch, loaded.model)
+            specs = hf_load.input_specs(loaded.model, loaded.model.config, state.hf, float_dtype)
+            state.keywords = True  # forward takes many optional tensors: each input goes by name
+            state.input_names = [s.name for s in specs]
+            return specs
         if state.kind == "program":
             specs = self._program_specs(loaded, request)
         else:
@@ -235,6 +262,10 @@ class PytorchBackend(Backend[PytorchState]):
         torchscript = ExportRoute(torch_export.TORCHSCRIPT, (low, torchscript_high))
         if loaded.state.kind == "script":
             return [ExportRoute(torchscript.name, torchscript.opsets, fallback_reason=routes.SCRIPT_MODULE)]
+        if loaded.state.hf is not None:
+            # transformers' models branch in Python on tensor values (masking_utils.py:244 for every
+            # text model, modeling_vit.py:64): the tracer's check refuses them, so the route would only add a row.
+            return [dynamo]
         if loaded.state.kind == "program":
             # The TorchScript exporter cannot take an ExportedProgram: its module refuses the mode
             # switch, and tracing it runs the program's shape guards as Python branches.
@@ -271,7 +302,9 @@ class PytorchBackend(Backend[PytorchState]):
         import importlib.metadata as md
 
         found = {}
-        for package in ("torch", "onnxscript", "safetensors"):
+        # transformers only once a Hugging Face folder imported it: other models do not use it.
+        hf = ("transformers", "tokenizers") if "transformers" in sys.modules else ()
+        for package in ("torch", "onnxscript", "safetensors", *hf):
             with contextlib.suppress(md.PackageNotFoundError):
                 found[package] = md.version(package)
         return found

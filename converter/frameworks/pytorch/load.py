@@ -8,6 +8,7 @@ Formats:
 - ``safetensors``: a safetensors file (always weights only).
 - ``pickled_module``: a ``torch.save`` file whose pickle names other classes (a whole nn.Module):
   unpickling runs code, so it needs --allow-unsafe-load.
+- ``transformers``: a Hugging Face ``save_pretrained()`` folder (hf_folder, hf_load).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
+from converter.frameworks.pytorch import hf_folder
 from converter.model_code import ModelCode, defined_here, import_file
 
 # The formats that run nothing from the file beyond tensor operations (TorchScript: once its code is checked).
@@ -42,6 +44,8 @@ MAX_KEYS_SHOWN = 8
 
 def detect_format(path: Path) -> str | None:
     """The PyTorch format of ``path``, read from its structure; torch is not imported."""
+    if path.is_dir():
+        return "transformers" if hf_folder.detect(path) else None
     if not path.is_file():
         return None
     if path.suffix.lower() == ".safetensors":
