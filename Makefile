@@ -97,8 +97,8 @@ clean:
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# Benchmark-only packages (transformers for the PyTorch coverage family), with their hashes in
-# requirements/bench.txt (every extra, the dev tools and transformers); never in the image or CI.
+# Benchmark-only packages (none beyond the extras today: transformers came into the pytorch extra
+# with Hugging Face folders), with their hashes in requirements/bench.txt (every extra and the dev tools).
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.txt

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ from converter.baseline.compare import OpenedBaseline, ThisRun, compare_with_bas
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
-from converter.inputs import check_generated_size, generate_inputs, resize_batch, resolve_specs, second_run_inputs
+from converter.inputs import (
+    check_generated_size,
+    generate_inputs,
+    input_plans,
+    resize_batch,
+    resolve_specs,
+    second_run_inputs,
+)
 from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
 from converter.opsets import check_requested
@@ -69,6 +76,7 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
         passed=False, status="error", model=_model_info(request, backend, loaded), command=request.command_line()
     )
     report.versions = _versions(backend)
+    report.inputs = [] if originals is not None else [plan.to_dict() for plan in input_plans(specs)]
     report.warnings.extend(loaded.notes)
     request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
@@ -181,7 +189,19 @@ def _inputs(
     if samples is not None:
         return specs, check_samples_fit(samples, specs), samples
     check_generated_size(specs, request.validation_samples)
+    first = generate_inputs(specs, request.validation_samples, request.seed)
+    tables = backend.index_tables(loaded, first)
+    if not tables:
+        return specs, first, None
+    # Each input now kept below the table it indexes, not below the smallest of the model.
+    specs = [_bounded(spec, tables.get(spec.name)) for spec in specs]
     return specs, generate_inputs(specs, request.validation_samples, request.seed), None
+
+
+def _bounded(spec: TensorSpec, rows: int | None) -> TensorSpec:
+    if rows is None:
+        return spec
+    return replace(spec, high=rows, bound=f"the {rows:,}-row table it indexes (seen in a run)")
 
 
 def _finish(run: Conversion, chosen: Candidate) -> None:

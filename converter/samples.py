@@ -18,7 +18,8 @@ import numpy as np
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 from converter.frameworks.base import TensorSpec
-from converter.inputs import MISSING_STRING, numpy_dtype
+from converter.input_roles import MISSING_STRING
+from converter.inputs import numpy_dtype
 from converter.memory import Budget, format_bytes, input_budget
 from converter.request import ascii_float
 from converter.tensors import shape_text

@@ -30,6 +30,7 @@ def load_action(root: Path = ROOT) -> dict[str, Any]:
 INPUT_GROUPS = {
     "baseline": "Compare with the last release and gate on it; sign the file (docs/release.md).",
     "variants": "Optimised, fp16 and int8 variants of the file, each validated (docs/variants.md).",
+    "model-code": "Model code, imported (runs): file.py:Class (PyTorch), file.py (Keras); alias model-class.",
 }
 GROUPED = {
     "baseline": "baseline",
@@ -43,6 +44,8 @@ GROUPED = {
     "variant-tolerance": "variants",
     "pick": "variants",
     "require-variants": "variants",
+    "model-code": "model-code",
+    "model-class": "model-code",
 }
 OUTPUT_GROUPS = {
     "baseline": "with `baseline:` ([docs/release.md](docs/release.md))",

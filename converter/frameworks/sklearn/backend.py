@@ -22,7 +22,7 @@ from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust, tree_checks
 from converter.frameworks.sklearn.columns import VECTORIZERS, column_specs, documents
 from converter.frameworks.sklearn.export import describe_estimator, step_path, walk
-from converter.inputs import MISSING_STRING
+from converter.input_roles import MISSING_STRING
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest

@@ -12,7 +12,7 @@ import numpy as np
 
 from converter.frameworks.base import TensorSpec
 from converter.frameworks.sklearn.export import walk
-from converter.inputs import MISSING_STRING
+from converter.input_roles import MISSING_STRING
 from converter.samples import is_missing
 
 # Encoders whose categories tell us an input column holds strings.
@@ -30,7 +30,7 @@ def column_specs(model: Any, names: list[str]) -> list[TensorSpec]:
     for name in names:
         steps = readers.get(name)
         if steps is None:  # dropped by every ColumnTransformer: the sample data says what it holds
-            specs.append(TensorSpec(name=name, shape=(None, 1), dtype="float32", dtype_known=False))
+            specs.append(TensorSpec(name=name, shape=(None, 1), dtype="float32", dtype_known=False, role="values"))
             continue
         categories = _strings(steps, name)
         specs.append(
@@ -41,6 +41,7 @@ def column_specs(model: Any, names: list[str]) -> list[TensorSpec]:
                 categories=categories or (),
                 missing=_takes_missing(steps, name, model),
                 nonnegative=bool(steps) and _needs_nonnegative(steps[0][0]),
+                role="values",  # a column named "mask" is data, not an attention mask
             )
         )
     return specs

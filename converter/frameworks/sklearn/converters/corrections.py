@@ -16,7 +16,7 @@ from converter.frameworks.sklearn.converters.shapes import (
     knn_imputer_shape,
 )
 from converter.frameworks.sklearn.converters.transformers import convert_knn_imputer
-from converter.inputs import MISSING_STRING
+from converter.input_roles import MISSING_STRING
 
 
 def register_corrections() -> None:
