@@ -97,8 +97,8 @@ clean:
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# Benchmark-only packages (transformers for the PyTorch coverage family, timm), with their hashes in
-# requirements/bench.txt (every extra, the dev tools, transformers, timm); never in the image or CI.
+# Benchmark-only packages (timm; transformers came into the pytorch extra with Hugging Face folders),
+# with their hashes in requirements/bench.txt (every extra, the dev tools, timm); never in the image or CI.
 # --no-deps: bench.txt is complete but for timm's torchvision, which goes into bench/.torchvision
 # (requirements/compile.sh says why).
 BENCH_STAMP := $(VENV)/.bench-stamp

@@ -5,7 +5,7 @@ each from process start to exit, and the median of at least 5 runs is compared, 
 these machines are noisy. Peak memory is the child's max RSS (os.wait4). Results are
 printed and written to bench/RESULTS.md with the machine and versions.
 
-    python bench/run.py [--runs 5] [--only e2e,import,docker,samples,many,variants]
+    python bench/run.py [--runs 5] [--only e2e,import,docker,samples,many,variants,hf]
 
 With --only, the sections measured replace theirs in bench/RESULTS.md and the others stay.
 """
@@ -33,14 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from bench import models  # noqa: E402
+from bench import hf_optimum, models  # noqa: E402
 from bench import variants as variants_bench  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ONNX_CONVERT = str(BIN / "onnx-convert")
 RESULTS = ROOT / "bench" / "RESULTS.md"
 DOCKER_IMAGE = os.environ.get("BENCH_IMAGE", "onnx-convert-action:full")
-ALL = ("e2e", "import", "docker", "samples", "many", "variants")
+ALL = ("e2e", "import", "docker", "samples", "many", "variants", "hf")
 
 
 @dataclass
@@ -436,7 +436,10 @@ def main() -> int:
         samples = validation_cost(work, args.runs) if "samples" in only else None
         many = many_models(work, args.runs) if "many" in only else None
         variants = variants_bench.measure(work) if "variants" in only else None
+        hf = hf_optimum.measure(work, args.runs) if "hf" in only else None
     text = render(e2e, imports, docker, samples, args.runs, many, variants)
+    if hf:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(hf_optimum.render(hf))
     print(text)
     if only != set(ALL) and RESULTS.exists():
         note = (

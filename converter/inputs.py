@@ -12,6 +12,7 @@ import numpy as np
 
 from converter.errors import UserError
 from converter.frameworks.base import Dim, TensorSpec
+from converter.input_roles import CATEGORIES, InputPlan, generate, padded_like_the_mask, plan_for
 from converter.memory import format_bytes, input_budget
 from converter.request import SINGLE_INPUT, ConversionRequest
 from converter.tensors import dtype_name, shape_text
@@ -149,26 +150,23 @@ def _array_bytes(spec: TensorSpec, batch: int, other_size: int) -> int:
 def generate_inputs(
     specs: list[TensorSpec], batch: int, seed: int, other_size: int = OTHER_DYNAMIC_SIZES[0]
 ) -> dict[str, np.ndarray]:
-    """Random inputs of the right shape and dtype, in a range the model accepts."""
+    """Random inputs of the right shape and dtype, in a range the model accepts (input_roles.py)."""
     rng = np.random.default_rng(seed)
     inputs = {}
     for spec in specs:
-        shape = concrete_shape(spec, batch, other_size)
-        if spec.dtype == "string":
-            if not spec.categories:
-                raise UserError(
-                    f"input {spec.name} takes strings, which cannot be generated",
-                    "give real inputs with --sample-data (a .csv with a header row naming the columns)",
-                )
-            inputs[spec.name] = rng.choice(np.array(spec.categories, dtype=object), size=shape)
-        elif spec.dtype == "bool":
-            inputs[spec.name] = rng.random(shape) < 0.5
-        elif np.issubdtype(np.dtype(spec.dtype), np.integer):
-            high = spec.high if spec.high is not None else 100
-            inputs[spec.name] = rng.integers(spec.low, high, size=shape).astype(spec.dtype)
-        else:
-            inputs[spec.name] = rng.standard_normal(shape).astype(numpy_dtype(spec.dtype))
-    return inputs
+        plan = plan_for(spec)
+        if plan.role == CATEGORIES and not spec.categories:
+            raise UserError(
+                f"input {spec.name} takes strings, which cannot be generated",
+                "give real inputs with --sample-data (a .csv with a header row naming the columns)",
+            )
+        inputs[spec.name] = generate(plan, spec, concrete_shape(spec, batch, other_size), rng)
+    return padded_like_the_mask(inputs, specs)
+
+
+def input_plans(specs: list[TensorSpec]) -> list[InputPlan]:
+    """How each generated input is made, for the report."""
+    return [plan_for(spec) for spec in specs]
 
 
 def numpy_dtype(dtype: str) -> str:

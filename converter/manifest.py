@@ -195,9 +195,11 @@ def _from_manifest(path_text: str, shared: dict[str, Any], base_dir: Path | None
         for option in PATH_OPTIONS:
             if option in values and option in {**defaults, **options}:
                 values[option] = _relative_to(manifest_dir, values[option], base_dir)
-        if ":" in values.get("model-class", "") and "model-class" in {**defaults, **options}:
-            file_part, _, class_name = values["model-class"].rpartition(":")
-            values["model-class"] = f"{_relative_to(manifest_dir, file_part, base_dir)}:{class_name}"
+        for option in ("model-code", "model-class"):  # the file relative to the manifest, ":Name" kept
+            if values.get(option) and option in {**defaults, **options}:
+                file_part, sep, class_name = values[option].rpartition(":")
+                file_part = file_part if sep else values[option]
+                values[option] = _relative_to(manifest_dir, file_part, base_dir) + (f":{class_name}" if sep else "")
         try:
             request = ConversionRequest.from_mapping(values, base_dir)
         except UserError as exc:

@@ -1,7 +1,7 @@
-"""``--requirements``: the packages a ``--model-class`` file imports, installed before the conversion.
+"""``--requirements``: the packages a ``--model-code`` file imports, installed before the conversion.
 
 Installing runs code (pip runs the build backend of an sdist, and the installed packages run when
-the class file imports them), exactly as ``--model-class`` does. What this module guarantees is
+the class file imports them), exactly as ``--model-code`` does. What this module guarantees is
 narrower: every package already in the environment stays at its version (each installed
 distribution is a pip constraint ``name==version``, so torch, onnx, onnxruntime and every pin of
 the image are never replaced: a conflict is exit 2 naming the package), pip reaches only the index

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,14 @@ from converter.baseline.compare import OpenedBaseline, ThisRun, compare_with_bas
 from converter.errors import ConversionError, UserError
 from converter.frameworks import resolve_backend
 from converter.frameworks.base import Backend, ExportJob, ExportResult, LoadedModel, TensorSpec
-from converter.inputs import check_generated_size, generate_inputs, resolve_specs, second_run_inputs
+from converter.inputs import (
+    check_generated_size,
+    generate_inputs,
+    input_plans,
+    resize_batch,
+    resolve_specs,
+    second_run_inputs,
+)
 from converter.memory import return_freed_memory
 from converter.naming import file_stem
 from converter.onnx_file import sha256_of, size_of
@@ -62,25 +69,26 @@ def convert(request: ConversionRequest, log: Log = lambda _msg: None) -> Report:
     opened = open_baseline(request.baseline, file_stem(request.model_path))
     check_signing(request.sign)
     installed = None
-    if request.requirements is not None:  # before the load: the model-class file imports them
+    if request.requirements is not None:  # before the load: the model-code file imports them
         log("installing --requirements")  # the step a crashed child names (converter/isolated.py)
         with timings.stage("requirements"):
             installed = install_requirements(request.requirements, request.import_root)
     log("loading the model")  # the step a crashed child names (converter/isolated.py)
     with timings.stage("load"):
         loaded = backend.load(request, fmt)
-    specs, first_inputs, from_samples = _inputs(backend, loaded, request)
+    specs, first_inputs, originals = _inputs(backend, loaded, request)
     report = Report(
         passed=False, status="error", model=_model_info(request, backend, loaded), command=request.command_line()
     )
     report.versions = _versions(backend)
     report.requirements = asdict(installed) if installed else {}
+    report.inputs = [] if originals is not None else [plan.to_dict() for plan in input_plans(specs)]
     report.warnings.extend(loaded.notes)
     request.check_output_dir()  # when it is written: a link may have appeared since the option was parsed
     with _staging(request.output_dir) as staging:
         run = Conversion(request, backend, loaded, specs, report, timings, log, staging)
         try:
-            run.reference_runs(first_inputs, from_samples)
+            run.reference_runs(first_inputs, originals)
             chosen = first_reproducing(run)
             run.measure_latency(chosen)  # a kept file that mismatched, if it ran
         except ConversionError as exc:
@@ -128,16 +136,23 @@ class Conversion:
         sample = self.request.sample_data
         return sample.name if sample else f"generated (seed {self.request.seed})"
 
-    def reference_runs(self, first: dict[str, np.ndarray], from_samples: bool) -> None:
+    def reference_runs(self, first: dict[str, np.ndarray], originals: dict[str, np.ndarray] | None) -> None:
         """Every run of the original model, before the first export: the backend may free the
-        model after an export, before onnxruntime loads the file, so the two never hold the weights at once."""
-        second = second_run_inputs(self.specs, first, self.request, from_samples)
+        model after an export, before onnxruntime loads the file, so the two never hold the weights at once.
+
+        ``originals``: the sample data as read, which a backend that ``runs_on_samples_as_read`` gets
+        instead of the file's input dtypes (scikit-learn: float64 from a CSV, as the model was fitted)."""
+        second = second_run_inputs(self.specs, first, self.request, originals is not None)
+        as_read = originals if originals is not None and self.backend.runs_on_samples_as_read else None
+        first_reference = as_read if as_read is not None else first
         self.log("running the original model")
         with self.timings.stage("reference_run"):
-            self.references = [(first, self.backend.run(self.loaded, first))]
+            self.references = [(first, self.backend.run(self.loaded, first_reference))]
             if second is not None:
-                self.references.append((second, self.backend.run(self.loaded, second)))
-        self.reference_latency = _median_ms(lambda: self.backend.run(self.loaded, first))
+                rows = len(next(iter(second.values())))
+                second_reference = second if as_read is None else resize_batch(as_read, self.specs, rows)
+                self.references.append((second, self.backend.run(self.loaded, second_reference)))
+        self.reference_latency = _median_ms(lambda: self.backend.run(self.loaded, first_reference))
         return_freed_memory()
 
     def export(self, job: ExportJob) -> ExportResult:
@@ -171,15 +186,28 @@ class Conversion:
 
 def _inputs(
     backend: Backend[Any], loaded: LoadedModel[Any], request: ConversionRequest
-) -> tuple[list[TensorSpec], dict[str, np.ndarray], bool]:
-    """The resolved input specs and the first validation inputs: the sample data, or generated ones."""
+) -> tuple[list[TensorSpec], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The resolved input specs, the first validation inputs (the sample data in the file's dtypes,
+    or generated ones) and the sample data as read (None when generated)."""
     model_specs = backend.input_specs(loaded, request)
     samples = load_sample_data(request.sample_data, model_specs) if request.sample_data else None
     specs = resolve_specs(model_specs, request, samples)
     if samples is not None:
-        return specs, check_samples_fit(samples, specs), True
+        return specs, check_samples_fit(samples, specs), samples
     check_generated_size(specs, request.validation_samples)
-    return specs, generate_inputs(specs, request.validation_samples, request.seed), False
+    first = generate_inputs(specs, request.validation_samples, request.seed)
+    tables = backend.index_tables(loaded, first)
+    if not tables:
+        return specs, first, None
+    # Each input now kept below the table it indexes, not below the smallest of the model.
+    specs = [_bounded(spec, tables.get(spec.name)) for spec in specs]
+    return specs, generate_inputs(specs, request.validation_samples, request.seed), None
+
+
+def _bounded(spec: TensorSpec, rows: int | None) -> TensorSpec:
+    if rows is None:
+        return spec
+    return replace(spec, high=rows, bound=f"the {rows:,}-row table it indexes (seen in a run)")
 
 
 def _finish(run: Conversion, chosen: Candidate) -> None:

@@ -80,6 +80,7 @@ class Report:
     baseline: BaselineComparison | None = None  # the comparison with the last release (--baseline)
     provenance: Provenance | None = None
     variants: VariantsReport | None = None  # --variants: each validated against the original
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # how each generated input was made (input_roles)
     schema_version: int = SCHEMA_VERSION
 
     # -- JSON ----------------------------------------------------------------------------

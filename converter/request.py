@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.errors import UserError
+from converter.frameworks.pytorch.hf_tasks import TASK_CHOICES
+from converter.model_code import ALIAS as MODEL_CODE_ALIAS
+from converter.model_code import OPTION as MODEL_CODE
+from converter.model_code import ModelCode
 from converter.variants.options import VariantSettings, parse_variant_settings
 
 FRAMEWORKS = ("auto", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm")
@@ -91,14 +95,20 @@ OPTIONS: tuple[Option, ...] = (
         "Allow model files that run code when loaded (.pkl, .joblib, whole torch pickles, TorchScript that calls more than tensor operations, Keras unsafe layers).",
     ),
     Option(
-        "model-class",
+        "model-code",
         "",
-        "PyTorch only: path/to/file.py:Name of the nn.Module class (or factory) for a state_dict.",
+        "The model's Python code, imported (so run): file.py:Class for a state_dict, file.py for Keras custom layers.",
     ),
+    Option("model-class", "", "Old name of model-code."),
     Option(
         "requirements",
         "",
-        "PyTorch: a requirements file for the model-class file's imports (runs code; pins kept).",
+        "A requirements file installed before the model loads, for the model-code file's imports (runs code; installed pins kept).",
+    ),
+    Option(
+        "task",
+        "auto",
+        "Hugging Face: auto or an Optimum task.",
     ),
     Option("signature", "serving_default", "TensorFlow SavedModel only: the signature to convert."),
     Option(
@@ -213,9 +223,10 @@ class ConversionRequest:
     atol: float
     fail_on_mismatch: bool
     allow_unsafe_load: bool
-    model_class: str
+    model_code: ModelCode
+    task: str
     requirements: Path | None  # installed by converter/packages.py before the model is loaded
-    import_root: Path  # importable from the model-class file: the workspace, or the working directory
+    import_root: Path  # importable from the model-code file: the workspace, or the working directory
     signature: str
     baseline: BaselineOptions
     sign: str
@@ -262,7 +273,8 @@ class ConversionRequest:
             atol=parse_tolerance("atol", raw["atol"]),
             fail_on_mismatch=parse_bool("fail-on-mismatch", raw["fail-on-mismatch"]),
             allow_unsafe_load=parse_bool("allow-unsafe-load", raw["allow-unsafe-load"]),
-            model_class=parse_model_class(raw["model-class"], base_dir),
+            model_code=parse_model_code(raw, base_dir),
+            task=parse_choice("task", raw["task"], TASK_CHOICES),
             requirements=(
                 parse_path("requirements", raw["requirements"], base_dir, must_exist=True)
                 if raw["requirements"]
@@ -458,14 +470,23 @@ def first_link(path: Path, below: Path) -> Path | None:
     return None
 
 
-def parse_model_class(value: str, base_dir: Path | None) -> str:
-    """``path/to/file.py:Name`` with the file confined like every other path (it is imported and run)."""
-    file_part, sep, name = value.rpartition(":")
-    if not value or not sep or not file_part:
-        return value  # empty, or malformed: the PyTorch backend explains the form
-    if base_dir is None:
-        return value
-    return f"{parse_path('model-class', file_part, base_dir)}:{name}"
+def parse_model_code(raw: Mapping[str, str], base_dir: Path | None) -> ModelCode:
+    """``path/to/file.py[:Name]`` from model-code or its alias model-class, the file confined like every
+    other path (it is imported and run)."""
+    given = [name for name in (MODEL_CODE, MODEL_CODE_ALIAS) if raw[name]]
+    if len(given) == 2 and raw[MODEL_CODE] != raw[MODEL_CODE_ALIAS]:
+        raise UserError(
+            f'--model-code "{raw[MODEL_CODE]}" and --model-class "{raw[MODEL_CODE_ALIAS]}" differ',
+            "give one of them: model-class is model-code's first name",
+        )
+    if not given:
+        return ModelCode("")
+    code = ModelCode(raw[given[0]], given[0])
+    file_part, name = code.split()
+    if base_dir is None or not file_part:
+        return code  # malformed: the backend explains the form
+    confined = str(parse_path(code.option, file_part, base_dir))
+    return ModelCode(f"{confined}:{name}" if name else confined, code.option)
 
 
 def _split_named(option: str, value: str) -> list[tuple[str | None, str]]:

@@ -8,15 +8,17 @@ and a .csv is bounded by its size on disk.
 
 from __future__ import annotations
 
-import csv
+import math
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
 from converter.frameworks.base import TensorSpec
+from converter.input_roles import MISSING_STRING
 from converter.inputs import numpy_dtype
 from converter.memory import Budget, format_bytes, input_budget
 from converter.request import ascii_float
@@ -116,71 +118,88 @@ def _load_csv(path: Path, model_specs: list[TensorSpec], budget: Budget) -> dict
             f"{CSV_EXPANSION}x its size; validation inputs may take {budget.reason}",
             "give fewer rows, or the same data as a .npy or .npz",
         )
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            rows = [row for row in reader if row]
-        except csv.Error as exc:  # a field over csv.field_size_limit() (128 KiB), a NUL byte
-            raise UserError(
-                f"--sample-data {path.name}, line {reader.line_num}: {exc}",
-                "give a CSV of plain values, or the data as a .npy or .npz",
-            ) from None
-    if not rows:
-        raise UserError(f"--sample-data {path.name} is empty", "give at least one row of inputs")
-    header: list[str] | None = None
-    # A row of input names is the header even when the names read as numbers (columns "1", "2")
-    if any(_column_index(rows[0], s.name) is not None for s in model_specs) or not all(map(_is_number, rows[0])):
-        header, rows = rows[0], rows[1:]
-    width = len(header) if header else len(rows[0])
-    if not rows or any(len(r) != width for r in rows):
+    frame = _read_frame(path, model_specs)
+    names = [s.name for s in model_specs]
+    if len(model_specs) == 1 and (not _has_header(frame) or _column(frame, names[0]) is None):
+        return {names[0]: _one_table(path, model_specs[0], frame)}
+    if not _has_header(frame):
         raise UserError(
-            f"--sample-data {path.name}: rows of different lengths or no data rows", "give a rectangular table"
-        )
-    if len(model_specs) == 1 and (header is None or _column_index(header, model_specs[0].name) is None):
-        return {model_specs[0].name: _numeric_table(path, model_specs[0], rows)}
-    if header is None:
-        raise UserError(
-            f"--sample-data {path.name} has no header row but the model has inputs {', '.join(s.name for s in model_specs)}",
+            f"--sample-data {path.name} has no header row but the model has inputs {', '.join(names)}",
             "add a header row naming the columns",
         )
-    return _columns(path, model_specs, header, rows)
-
-
-def _numeric_table(path: Path, spec: TensorSpec, rows: list[list[str]]) -> np.ndarray:
-    numbers = [[_number(c) for c in row] for row in rows]
-    if any(n is None for row in numbers for n in row):
-        raise UserError(
-            f"--sample-data {path.name}: non-numeric values for the single numeric input {spec.name}",
-            "give numbers only, or a header that names the model's input columns",
-        )
-    return np.array(numbers, dtype=np.float64)
-
-
-def _columns(path: Path, model_specs: list[TensorSpec], header: list[str], rows: list[list[str]]) -> dict:
-    columns = list(zip(*rows, strict=True))
     arrays = {}
-    for spec in model_specs:
-        index = _column_index(header, spec.name)
-        if index is None:
+    for name in names:
+        column = _column(frame, name)
+        if column is None:
             raise UserError(
-                f"--sample-data {path.name} has no column {spec.name!r} (columns: {', '.join(map(repr, header))})",
-                f"add a column for each model input: {', '.join(repr(s.name) for s in model_specs)}",
+                f"--sample-data {path.name} has no column {name!r} (columns: {', '.join(map(repr, frame.columns))})",
+                f"add a column for each model input: {', '.join(map(repr, names))}",
             )
-        values = columns[index]
-        if all(_is_number(v) for v in values):
-            arrays[spec.name] = np.array([_number(v) for v in values], dtype=np.float64).reshape(-1, 1)
-        else:
-            arrays[spec.name] = np.array(values, dtype=object).reshape(-1, 1)
+        arrays[name] = frame[column].to_numpy().reshape(-1, 1)
     return arrays
 
 
-def _column_index(header: list[str], name: str) -> int | None:
+def _read_frame(path: Path, model_specs: list[TensorSpec]) -> Any:
+    """The CSV as pandas reads it (what users wrote it with, ``df.to_csv(index=False)``): empty,
+    NaN and nan cells are missing, True/False are booleans, numbers are float64 or int64.
+
+    A header is a first row that names an input or is not all numbers (a row of input names is
+    the header even when the names read as numbers, columns "1", "2"); without one, the columns
+    are numbered.
+    """
+    import pandas
+
+    try:
+        first = pandas.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except pandas.errors.EmptyDataError:
+        raise UserError(f"--sample-data {path.name} is empty", "give at least one row of inputs") from None
+    cells = [str(cell) for cell in first.iloc[0]]
+    names_input = any(_index(cells, spec.name) is not None for spec in model_specs)
+    header = 0 if names_input or not all(map(_is_number, cells)) else None
+    try:
+        frame = pandas.read_csv(path, header=header, engine="c", low_memory=False)
+    except pandas.errors.ParserError as exc:
+        raise UserError(
+            f"--sample-data {path.name}: {shorten(exc, 200)}", "give a rectangular table with a header row"
+        ) from None
+    if frame.empty:
+        raise UserError(f"--sample-data {path.name} has no data rows", "give at least one row of inputs")
+    return frame
+
+
+def _has_header(frame: Any) -> bool:
+    return all(isinstance(c, str) for c in frame.columns)
+
+
+def _column(frame: Any, name: str) -> Any:
+    """The frame's column for input ``name``, or None."""
+    index = _index([str(c) for c in frame.columns], name) if _has_header(frame) else None
+    return None if index is None else frame.columns[index]
+
+
+def _index(header: list[str], name: str) -> int | None:
     """Where column ``name`` is in ``header``: as written (a column name may hold spaces, commas in
     quotes, newlines), else with the spaces around cells ignored (``a, b``); None if absent."""
     for cells in (header, [cell.strip() for cell in header]):
         if name in cells:
             return cells.index(name)
     return None
+
+
+def _one_table(path: Path, spec: TensorSpec, frame: Any) -> np.ndarray:
+    """The rows of a one-input model: its columns by name when the header names the features the model
+    was fitted with (``feature_names_in_``), else every column in order; numbers at float64."""
+    columns = [_column(frame, name) for name in spec.columns]
+    if spec.columns and all(c is not None for c in columns):
+        frame = frame[columns]
+    if spec.dtype == "string":
+        return frame.to_numpy(dtype=object)
+    if any(frame[c].dtype.kind not in NUMERIC_KINDS for c in frame.columns):
+        raise UserError(
+            f"--sample-data {path.name}: non-numeric values for the single numeric input {spec.name}",
+            "give numbers only, or a header that names the model's input columns",
+        )
+    return frame.to_numpy(dtype=np.float64)  # bool as 0/1, missing as NaN
 
 
 def _number(text: str) -> float | None:
@@ -231,7 +250,9 @@ def check_samples_fit(samples: dict[str, np.ndarray], specs: list[TensorSpec]) -
                 f"give {fixed[0][1]} {'row' if fixed[0][1] == 1 else 'rows'}, or pass --dynamic-batch true",
             )
         if spec.dtype == "string":
-            fitted[spec.name] = array.astype(str).astype(object)
+            fitted[spec.name] = serving_strings(array)
+        elif array.dtype.kind == "O" and (numbers := _object_numbers(array)) is not None:
+            fitted[spec.name] = numbers.astype(numpy_dtype(spec.dtype))
         elif array.dtype.kind in STRING_KINDS:
             raise UserError(
                 f"--sample-data: input {spec.name} holds strings but the model expects {spec.dtype}",
@@ -245,3 +266,22 @@ def check_samples_fit(samples: dict[str, np.ndarray], specs: list[TensorSpec]) -
         else:
             fitted[spec.name] = array.astype(numpy_dtype(spec.dtype))
     return fitted
+
+
+def is_missing(value: object) -> bool:
+    """None or a float NaN: a missing cell as pandas holds it in an object column."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def serving_strings(array: np.ndarray) -> np.ndarray:
+    """Strings as a serving client feeds them to the file: a missing value as MISSING_STRING."""
+    flat = [MISSING_STRING if is_missing(v) else str(v) for v in array.ravel().tolist()]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def _object_numbers(array: np.ndarray) -> np.ndarray | None:
+    """An object column of numbers, booleans and missing cells (a bool column with a gap) as float64."""
+    values = array.ravel().tolist()
+    if not all(is_missing(v) or isinstance(v, bool | int | float) for v in values):
+        return None
+    return np.array([math.nan if is_missing(v) else float(v) for v in values], dtype=np.float64).reshape(array.shape)

@@ -113,6 +113,13 @@ def _pytorch_program(directory: Path) -> TinyModel:
     return TinyModel(directory / "tiny.pt2", "exported_program")
 
 
+def _pytorch_hf_folder(directory: Path) -> TinyModel:
+    from tests.fixtures.hf_folders import RECIPES, save_folder
+
+    save_folder(RECIPES["distilbert"], directory / "distilbert")
+    return TinyModel(directory / "distilbert", "transformers")
+
+
 def _tensorflow_keras(directory: Path) -> TinyModel:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
@@ -127,7 +134,7 @@ TINY_MODELS: dict[str, list[Callable[[Path], TinyModel]]] = {
     "sklearn": [_sklearn_skops],
     "xgboost": [_xgboost_json],
     "lightgbm": [_lightgbm_text],
-    "pytorch": [_pytorch_state_dict, _pytorch_program],
+    "pytorch": [_pytorch_state_dict, _pytorch_program, _pytorch_hf_folder],
     "tensorflow": [_tensorflow_keras],
 }
 CASES = [

@@ -82,7 +82,7 @@ def test_model_class_files_are_relative_to_the_manifest(repo: Path) -> None:
         "models:\n  - model-path: ../models/a/model.skops\n    model-class: nets/net.py:Net\n",
     )
     [entry] = load_entries({"model-path": str(manifest)})
-    assert entry.request.model_class == f"{repo / 'nested' / 'nets' / 'net.py'}:Net"
+    assert entry.request.model_code.text == f"{repo / 'nested' / 'nets' / 'net.py'}:Net"
     assert entry.request.model_path == repo / "nested" / ".." / "models" / "a" / "model.skops"
 
 

@@ -208,7 +208,7 @@ def test_model_class_file_is_confined_to_the_workspace(tmp_path: Path, model_fil
     request = ConversionRequest.from_mapping(
         {"model-path": model_file.name, "model-class": "nets/net.py:Net"}, base_dir=workspace
     )
-    assert request.model_class == f"{workspace.resolve() / 'nets' / 'net.py'}:Net"
+    assert request.model_code.text == f"{workspace.resolve() / 'nets' / 'net.py'}:Net"
     with pytest.raises(UserError, match=r'--model-class "\.\./evil\.py": is outside the workspace'):
         ConversionRequest.from_mapping(
             {"model-path": model_file.name, "model-class": "../evil.py:Net"}, base_dir=workspace

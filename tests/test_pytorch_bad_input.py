@@ -13,7 +13,7 @@ from tests.fixtures.pytorch import TRUSTED, ModelFiles, model_class
 pytestmark = pytest.mark.converts
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
-    "or as a state_dict (.pt or .safetensors) with --model-class"
+    "or as a state_dict (.pt or .safetensors) with --model-code"
 )
 
 
@@ -43,7 +43,7 @@ def test_state_dict_without_model_class(run_cli, model_files: ModelFiles) -> Non
         result,
         2,
         "error: mlp.pt is a state_dict (4 tensors: net.0.weight, net.0.bias, net.2.weight, ...), which holds weights "
-        "but not the model's code; pass --model-class path/to/model.py:ClassName naming the nn.Module class "
+        "but not the model's code; pass --model-code path/to/model.py:ClassName naming the nn.Module class "
         "(or a zero-argument factory)",
     )
 

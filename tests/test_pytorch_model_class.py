@@ -1,4 +1,5 @@
-"""--model-class imports a Python file: in the action it must be a file of the workspace.
+"""--model-code (first named --model-class, kept as an alias) imports a Python file: in the action it
+must be a file of the workspace, for PyTorch (``file.py:Name``) and Keras (``file.py``) alike.
 
 Every way of naming the file goes through the action's own parsing (read_inputs for the inputs,
 load_entries for a manifest, both with the workspace as base_dir); the file outside would create a
@@ -36,11 +37,32 @@ def action_inputs(values: dict[str, str]):
     return lambda name: values.get(name)
 
 
-def test_a_class_file_in_the_workspace_is_taken_relative_to_it(workspace: Path) -> None:
+@pytest.mark.parametrize("option", ["model-code", "model-class"])
+def test_a_class_file_in_the_workspace_is_taken_relative_to_it(workspace: Path, option: str) -> None:
+    request, _ = read_inputs(workspace, action_inputs({"model-path": "models/weights.pt", option: "models/net.py:Net"}))
+    assert request.model_code.text == f"{workspace / 'models' / 'net.py'}:Net"
+    assert request.model_code.option == option  # errors name the option the user gave
+
+
+def test_a_keras_code_file_in_the_workspace_is_taken_relative_to_it(workspace: Path) -> None:
     request, _ = read_inputs(
-        workspace, action_inputs({"model-path": "models/weights.pt", "model-class": "models/net.py:Net"})
+        workspace, action_inputs({"model-path": "models/weights.pt", "model-code": "models/net.py"})
     )
-    assert request.model_class == f"{workspace / 'models' / 'net.py'}:Net"
+    assert request.model_code.text == str(workspace / "models" / "net.py")
+
+
+def test_model_code_and_model_class_that_differ_are_refused(workspace: Path) -> None:
+    inputs = {
+        "model-path": "models/weights.pt",
+        "model-code": "models/net.py:Net",
+        "model-class": "models/net.py:Other",
+    }
+    with pytest.raises(UserError) as caught:
+        read_inputs(workspace, action_inputs(inputs))
+    assert caught.value.one_line() == (
+        '--model-code "models/net.py:Net" and --model-class "models/net.py:Other" differ; '
+        "give one of them: model-class is model-code's first name"
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,15 +74,17 @@ def test_a_class_file_in_the_workspace_is_taken_relative_to_it(workspace: Path) 
         ("~/outside.py:Net", "~/outside.py"),
         ("models/link.py:Net", "models/link.py"),  # a symlink in the workspace to a file outside
         ("models/linked/outside.py:Net", "models/linked/outside.py"),  # through a linked folder
+        ("../outside.py", "../outside.py"),  # a Keras model's file: no class named
     ],
 )
-def test_action_input_outside_the_workspace_is_refused(workspace: Path, value: str, shown: str) -> None:
+@pytest.mark.parametrize("option", ["model-code", "model-class"])
+def test_action_input_outside_the_workspace_is_refused(workspace: Path, value: str, shown: str, option: str) -> None:
     outside = str(workspace.parent / "outside.py")
-    inputs = {"model-path": "models/weights.pt", "model-class": value.format(outside=outside)}
+    inputs = {"model-path": "models/weights.pt", option: value.format(outside=outside)}
     with pytest.raises(UserError) as caught:
         read_inputs(workspace, action_inputs(inputs))
     assert caught.value.one_line() == (
-        f'--model-class "{shown.format(outside=outside)}": is outside the workspace {workspace}; {HINT}'
+        f'--{option} "{shown.format(outside=outside)}": is outside the workspace {workspace}; {HINT}'
     )
     assert not (workspace.parent / "imported").exists()
 
@@ -97,7 +121,7 @@ def test_manifest_class_file_outside_the_workspace_is_refused(
 def test_manifest_class_file_in_the_workspace_is_taken_relative_to_the_manifest(workspace: Path) -> None:
     (workspace / "m.yml").write_text("models:\n  - model-path: models/weights.pt\n    model-class: models/net.py:Net\n")
     [entry] = load_entries({"model-path": "m.yml"}, base_dir=workspace)
-    assert entry.request.model_class == f"{workspace / 'models' / 'net.py'}:Net"
+    assert entry.request.model_code.text == f"{workspace / 'models' / 'net.py'}:Net"
 
 
 def test_action_input_model_class_applies_to_every_manifest_entry_inside_the_workspace(workspace: Path) -> None:

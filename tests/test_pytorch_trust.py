@@ -33,7 +33,7 @@ CODE_HINT = (
 )
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
-    "or as a state_dict (.pt or .safetensors) with --model-class"
+    "or as a state_dict (.pt or .safetensors) with --model-code"
 )
 WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
 CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
@@ -261,6 +261,21 @@ def test_pt2_operator_that_writes_a_file_is_refused(run_cli, program: Path, tmp_
     assert victim.read_bytes() != bytes(16), "torch did not run the operator: the refusal above proves nothing"
 
 
+def test_pt2_bitwise_operators_are_aten_ops_and_other_dunders_are_not() -> None:
+    # OPT's and Llama's masks combine with &: torch.ops.aten.__and__.Tensor was refused as a dunder.
+    from converter.frameworks.pytorch.pt2_code import Refused, check_operator
+
+    for target in ("torch.ops.aten.__and__.Tensor", "torch.ops.aten.__or__.Scalar", "torch.ops.aten.__ixor__.Tensor"):
+        check_operator(target)
+    for target in (
+        "torch.ops.aten.__and__.__class__",
+        "torch.ops.aten.__getattribute__.default",
+        "torch.ops.aten.__and__",
+    ):
+        with pytest.raises(Refused):
+            check_operator(target)
+
+
 def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tmp_path: Path, pm, torch) -> None:
     torch.manual_seed(0)
     batch, other = torch.export.Dim("batch", min=3, max=1024), torch.export.Dim("other")
@@ -279,7 +294,7 @@ def test_pt2_with_guards_expressions_and_control_flow_still_converts(run_cli, tm
 REACHES_FILES = "an operator that reaches files, the log or Python"
 TS_HINT = (
     "save the model without it, as a torch.export program (.pt2) or a state_dict (.pt or .safetensors) with "
-    "--model-class, or pass --allow-unsafe-load true if you trust the file"
+    "--model-code, or pass --allow-unsafe-load true if you trust the file"
 )
 
 

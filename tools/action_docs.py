@@ -30,6 +30,8 @@ def load_action(root: Path = ROOT) -> dict[str, Any]:
 INPUT_GROUPS = {
     "baseline": "Compare with the last release and gate on it; sign the file (docs/release.md).",
     "variants": "Optimised, fp16 and int8 variants of the file, each validated (docs/variants.md).",
+    "model-code": "Model code, imported (runs): file.py:Class (PyTorch), file.py (Keras); alias model-class; "
+    "requirements: the packages it imports, installed first.",
 }
 GROUPED = {
     "baseline": "baseline",
@@ -43,6 +45,9 @@ GROUPED = {
     "variant-tolerance": "variants",
     "pick": "variants",
     "require-variants": "variants",
+    "model-code": "model-code",
+    "model-class": "model-code",
+    "requirements": "model-code",
 }
 OUTPUT_GROUPS = {
     "baseline": "with `baseline:` ([docs/release.md](docs/release.md))",
@@ -66,7 +71,7 @@ def inputs_yaml(action: dict[str, Any]) -> str:
         if group is None:
             lines += [f"    # {line}" for line in textwrap.wrap(spec["description"], WIDTH - 6)]
         elif group != previous:
-            lines.append(f"    # {INPUT_GROUPS[group]}")
+            lines += [f"    # {line}" for line in textwrap.wrap(INPUT_GROUPS[group], WIDTH - 6)]
         previous = group
         if spec.get("required"):
             lines.append(f"    {name}: models/model.skops  # required")

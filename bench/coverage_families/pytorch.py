@@ -159,7 +159,7 @@ FORMATS = ("pt2", "state_dict")
 
 def models() -> list[ModelCase]:
     cases = [
-        ModelCase(f"{arch.name} ({fmt})", partial(_build_transformers, arch, fmt), group="transformers")
+        ModelCase(f"{arch.name} ({fmt})", partial(build_transformers, arch, fmt), group="transformers")
         for arch in ARCHS
         for fmt in FORMATS
     ]
@@ -209,7 +209,7 @@ def _arch_inputs(arch: Arch, rng: np.random.Generator, batch: int, seq: int) -> 
     return made
 
 
-def _build_transformers(arch: Arch, fmt: str, directory: Path) -> Built:
+def build_transformers(arch: Arch, fmt: str, directory: Path) -> Built:
     import torch
 
     model = _transformers_model(arch)

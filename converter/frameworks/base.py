@@ -67,6 +67,17 @@ class TensorSpec:
     low: int = 0
     high: int | None = None
     categories: tuple[str, ...] = ()
+    # The named columns this input holds, in order (a model fitted on a DataFrame): sample data
+    # with a header is mapped to them by name.
+    columns: tuple[str, ...] = ()
+    missing: bool = False  # generation hint: the model takes missing values here (NaN, or "nan" for strings)
+    nonnegative: bool = False  # generation hint: floats drawn >= 0 (the input feeds log, log1p or sqrt)
+    # What the backend knows of the input (converter/input_roles.py decides the rest): where
+    # ``high`` came from, e.g. "the 2-row table it indexes (graph)", and its role ("mask",
+    # "positions", "token_types", "ids"; empty: guessed from the name).
+    bound: str = ""
+    role: str = ""
+    pad: int | None = None  # token ids: the id padded positions hold (converter/input_roles.py)
 
 
 @dataclass
@@ -125,6 +136,9 @@ class Backend(ABC, Generic[StateT]):
     image_variant: str = ""
     #: the formats it reads, for error messages ("a .skops or .joblib file (scikit-learn)")
     formats_help: str = ""
+    # True: the reference run gets sample data as read (float64 from a CSV, strings with missing
+    # cells), not cast to the file's input dtypes first.
+    runs_on_samples_as_read: ClassVar[bool] = False
 
     # -- detection (no framework import) --------------------------------------------------
     @classmethod
@@ -221,6 +235,15 @@ class Backend(ABC, Generic[StateT]):
     @abstractmethod
     def export_impl(self, loaded: LoadedModel[StateT], job: ExportJob) -> ExportResult:
         """Write the file; raise ``ConversionError`` (the next attempt follows) when the route cannot."""
+
+    def index_tables(self, loaded: LoadedModel[StateT], inputs: dict[str, np.ndarray]) -> dict[str, int]:
+        """Per integer input, the rows of the smallest table it indexes, learnt by running the
+        model once on ``inputs`` (generated within the smallest table of the model, so safe).
+
+        For models whose graph cannot be read before a run (a PyTorch module); the default, for
+        backends that found the tables in ``input_specs``: nothing to add.
+        """
+        return {}
 
     def release_impl(self, loaded: LoadedModel[StateT]) -> bool:
         """Drop the model's memory, return True; or keep it (the default: small models)."""

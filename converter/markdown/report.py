@@ -255,12 +255,28 @@ def details(report: Report, max_rows: int) -> list[str]:
     lines = folded("Model and ONNX file", model_table(report, max_rows))
     if report.validation:
         lines += folded("Comparison at each batch size", batch_table(report.validation, max_rows))
+    if report.inputs:
+        lines += folded("Generated inputs", generated_lines(report.inputs))
     if report.export_attempts:
         lines += folded(f"Export routes tried ({len(report.export_attempts)})", routes_table(report, max_rows))
     if report.timings or report.latency or report.versions:
         lines += folded("Timings and versions", timings_lines(report, max_rows))
     if report.command:
         lines += folded("Reproduce", [markdown_block(continued(report.command), "sh")])
+    return lines
+
+
+def generated_lines(inputs: list[dict[str, Any]]) -> list[str]:
+    """One line per generated input: its role and range (``input_roles.InputPlan.to_dict``)."""
+    lines = []
+    for spec in inputs:
+        what = spec["role"].replace("_", " ")
+        if "padding" in spec:
+            what += f", {spec['padding']}"
+        if "range" in spec:
+            low, high = spec["range"]
+            what += f" in [{low}, {high}) ({spec['bound']})"
+        lines.append(f"- {_code(spec['name'])} {_text(spec['dtype'])}: {_text(what)}")
     return lines
 
 

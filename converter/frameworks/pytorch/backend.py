@@ -1,6 +1,6 @@
 """PyTorch backend: TorchScript archives (their code checked before torch.jit.load runs it:
 torchscript_code), torch.export programs (.pt2, read without unpickling or evaluating
-anything: pt2), state_dicts with --model-class (.pt/.pth or .safetensors), and whole
+anything: pt2), state_dicts with --model-code (.pt/.pth or .safetensors), and whole
 pickled modules (only with --allow-unsafe-load: unpickling runs code).
 
 Export goes through torch.onnx's two exporters, two export routes (``routes``): the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,8 @@ import numpy as np
 from converter.errors import ConversionError, UserError
 from converter.frameworks.base import Backend, Dim, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec
 from converter.frameworks.pytorch import export as torch_export
+from converter.frameworks.pytorch import hf_load, routes, signature, tables
 from converter.frameworks.pytorch import load as torch_load
-from converter.frameworks.pytorch import routes, signature
 from converter.frameworks.pytorch.pt2 import load_program
 from converter.frameworks.pytorch.state import Loaded, PytorchState
 from converter.frameworks.pytorch.torchscript_code import check_archive
@@ -37,10 +38,16 @@ if TYPE_CHECKING:
 
 class PytorchBackend(Backend[PytorchState]):
     name = "pytorch"
-    requirements = {"torch": "torch", "onnxscript": "onnxscript", "safetensors": "safetensors"}  # noqa: RUF012
+    requirements = {  # noqa: RUF012
+        "torch": "torch",
+        "onnxscript": "onnxscript",
+        "safetensors": "safetensors",
+        "transformers": "transformers",
+    }
     image_variant = "pytorch"
     formats_help = (
-        "a TorchScript .pt, a torch.export .pt2, or a state_dict .pt/.pth/.safetensors with --model-class (PyTorch)"
+        "a TorchScript .pt, a torch.export .pt2, a state_dict .pt/.pth/.safetensors with --model-code, "
+        "or a Hugging Face save_pretrained() folder (PyTorch)"
     )
 
     @classmethod
@@ -49,11 +56,13 @@ class PytorchBackend(Backend[PytorchState]):
 
     # -- load -----------------------------------------------------------------------------
     def load_impl(self, request: ConversionRequest, fmt: str) -> Loaded:
+        if fmt == "transformers":
+            return self._load_folder(request)
         torch = self.require("torch")
         self.require("onnxscript")  # the dynamo exporter needs it; say so before any work
         path = request.model_path
         notes: list[str] = []
-        torch_load.check_before_loading(path, fmt, request.model_class)
+        torch_load.check_before_loading(path, fmt, request.model_code)
         with torch_export.quiet():
             if fmt == "torchscript":
                 model, kind = self._load_torchscript(torch, path, request.allow_unsafe_load), "script"
@@ -72,6 +81,18 @@ class PytorchBackend(Backend[PytorchState]):
         return LoadedModel(
             model=model, format=fmt, description=_describe(model, kind), state=PytorchState(kind), notes=notes
         )
+
+    def _load_folder(self, request: ConversionRequest) -> Loaded:
+        """A Hugging Face folder: its files checked before torch or transformers is imported."""
+        folder = hf_load.check_folder(request)
+        self.require("torch")
+        self.require("onnxscript")
+        with torch_export.quiet():
+            model, hf, notes = hf_load.load(self.require, request, folder)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        description = f"{_describe(model, 'module')}, task {hf.task} ({hf.task_reason})"
+        return LoadedModel(model, "transformers", description, PytorchState("module", hf=hf), notes=notes)
 
     def _load_torchscript(self, torch: Any, path: Path, allow_unsafe: bool) -> Any:
         try:
@@ -107,30 +128,37 @@ class PytorchBackend(Backend[PytorchState]):
             obj: Any = torch_load.load_safetensors(self.require, path)
         else:
             obj = torch_load.load_checkpoint(torch, path, fmt, request.allow_unsafe_load)
+        code = request.model_code
         if isinstance(obj, torch.nn.Module):
-            if request.model_class:
+            if code.given:
                 raise UserError(
-                    f"{path.name} holds a whole {type(obj).__name__} module, not a state_dict; --model-class is only for state_dicts",
-                    "remove --model-class",
+                    f"{path.name} holds a whole {type(obj).__name__} module, not a state_dict; --{code.option} is only for state_dicts",
+                    f"remove --{code.option}",
                 )
             return obj, []
         state, notes = torch_load.extract_state_dict(torch, obj, path)
-        if not request.model_class:
+        if not code.given:
             keys = ", ".join(list(state)[:3])
             raise UserError(
                 f"{path.name} is a state_dict ({len(state)} tensors: {keys}, ...), which holds weights but not the model's code",
-                "pass --model-class path/to/model.py:ClassName naming the nn.Module class (or a zero-argument factory)",
+                "pass --model-code path/to/model.py:ClassName naming the nn.Module class (or a zero-argument factory)",
             )
         with torch_load.importable(request.import_root):
-            factory, label = torch_load.import_model_class(request.model_class)
-            model = torch_load.build_module(torch, factory, request.model_class)
-        notes += torch_load.apply_state_dict(model, state, path, label)
+            factory, label = torch_load.import_model_class(code)
+            model = torch_load.build_module(torch, factory, code)
+        notes += torch_load.apply_state_dict(model, state, path, code, label)
         return model, notes
 
     # -- inputs ---------------------------------------------------------------------------------
     def input_specs_impl(self, loaded: Loaded, request: ConversionRequest) -> list[TensorSpec]:
         torch = self.require("torch")
         state = loaded.state
+        if state.hf is not None:
+            float_dtype = signature.default_float(torch, loaded.model)
+            specs = hf_load.input_specs(loaded.model, loaded.model.config, state.hf, float_dtype)
+            state.keywords = True  # forward takes many optional tensors: each input goes by name
+            state.input_names = [s.name for s in specs]
+            return specs
         if state.kind == "program":
             specs = self._program_specs(loaded, request)
         else:
@@ -144,11 +172,38 @@ class PytorchBackend(Backend[PytorchState]):
             state.keywords = set(names) <= set(known) and names != known[: len(names)]
             dtype = signature.default_float(torch, loaded.model)
             specs = [TensorSpec(name=n, shape=None, dtype=dtype, dtype_known=False) for n in names]
-        high = signature.embedding_rows(torch, loaded.model, state.kind)
-        for spec in specs:
-            spec.high = high  # token ids below every embedding's num_embeddings
+        smallest = tables.smallest_table(loaded.model, state.kind)
+        own, originals = self._own_tables(loaded, [s.name for s in specs])
+        for position, spec in enumerate(specs):
+            rows = own.get(originals[position]) if position < len(originals) else None
+            if rows is not None:  # the table this input indexes, read from the program's graph
+                spec.high, spec.bound = rows, f"the {rows:,}-row table it indexes (graph)"
+            elif smallest is not None:  # below every table: safe whichever it indexes
+                spec.high, spec.bound = smallest, f"the smallest table in the model, {smallest:,} rows"
         state.input_names = [s.name for s in specs]
         return specs
+
+    @staticmethod
+    def _own_tables(loaded: Loaded, names: list[str]) -> tuple[dict[str, int], list[str]]:
+        """The table each input indexes, read from the graph, by the graph's names of the inputs (in order)."""
+        if loaded.state.kind == "program":
+            return tables.program_tables(loaded.model), list(loaded.model.graph_signature.user_inputs)
+        if loaded.state.kind == "script":
+            return tables.script_tables(loaded.model), names  # renamed inputs match no name: the smallest table
+        return {}, []
+
+    def index_tables(self, loaded: Loaded, inputs: dict[str, np.ndarray]) -> dict[str, int]:
+        """A module's forward is read by running it once with hooks on its embeddings."""
+        if loaded.state.kind != "module" or not any(np.issubdtype(a.dtype, np.integer) for a in inputs.values()):
+            return {}
+        torch = self.require("torch")
+        if loaded.state.call is None:
+            loaded.state.call = self._callable(torch, loaded)
+        tensors = {name: signature.to_tensor(torch, inputs[name]) for name in loaded.state.input_names}
+        try:
+            return tables.module_tables(torch, loaded.model, loaded.state.call, tensors)
+        except Exception:  # the reference run that follows reports what fails, with its inputs
+            return {}
 
     def _program_specs(self, loaded: Loaded, request: ConversionRequest) -> list[TensorSpec]:
         program = loaded.model
@@ -223,6 +278,10 @@ class PytorchBackend(Backend[PytorchState]):
         torchscript = ExportRoute(torch_export.TORCHSCRIPT, (low, torchscript_high))
         if loaded.state.kind == "script":
             return [ExportRoute(torchscript.name, torchscript.opsets, fallback_reason=routes.SCRIPT_MODULE)]
+        if loaded.state.hf is not None:
+            # transformers' models branch in Python on tensor values (masking_utils.py:244 for every
+            # text model, modeling_vit.py:64): the tracer's check refuses them, so the route would only add a row.
+            return [dynamo]
         if loaded.state.kind == "program":
             # The TorchScript exporter cannot take an ExportedProgram: its module refuses the mode
             # switch, and tracing it runs the program's shape guards as Python branches.
@@ -259,7 +318,9 @@ class PytorchBackend(Backend[PytorchState]):
         import importlib.metadata as md
 
         found = {}
-        for package in ("torch", "onnxscript", "safetensors"):
+        # transformers only once a Hugging Face folder imported it: other models do not use it.
+        hf = ("transformers", "tokenizers") if "transformers" in sys.modules else ()
+        for package in ("torch", "onnxscript", "safetensors", *hf):
             with contextlib.suppress(md.PackageNotFoundError):
                 found[package] = md.version(package)
         return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import logging
 import os
 import re
@@ -73,20 +74,12 @@ def quiet() -> Iterator[Captured]:
             captured.warnings = list(caught)
 
 
-class _StringSink:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+class _StringSink(io.StringIO):
+    """sys.stdout while quiet: a whole text stream (transformers asks it isatty() when it reports loading)."""
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return self.getvalue()
 
 
 @dataclass

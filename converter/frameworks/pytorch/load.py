@@ -8,12 +8,11 @@ Formats:
 - ``safetensors``: a safetensors file (always weights only).
 - ``pickled_module``: a ``torch.save`` file whose pickle names other classes (a whole nn.Module):
   unpickling runs code, so it needs --allow-unsafe-load.
+- ``transformers``: a Hugging Face ``save_pretrained()`` folder (hf_folder, hf_load).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import io
 import pickletools
 import re
@@ -28,11 +27,13 @@ from typing import Any
 
 from converter.archives import check_archive_bounds
 from converter.errors import UserError, shorten
+from converter.frameworks.pytorch import hf_folder
+from converter.model_code import ModelCode, defined_here, import_file
 
 # The formats that run nothing from the file beyond tensor operations (TorchScript: once its code is checked).
 SAFE_FORMATS = (
     "save it as TorchScript (torch.jit.save), as a torch.export program (.pt2), "
-    "or as a state_dict (.pt or .safetensors) with --model-class"
+    "or as a state_dict (.pt or .safetensors) with --model-code"
 )
 # Files torch.save writes under these suffixes when they are not zip archives (the pre-1.6 format).
 LEGACY_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}
@@ -45,6 +46,8 @@ MAX_KEYS_SHOWN = 8
 
 def detect_format(path: Path) -> str | None:
     """The PyTorch format of ``path``, read from its structure; torch is not imported."""
+    if path.is_dir():
+        return "transformers" if hf_folder.detect(path) else None
     if not path.is_file():
         return None
     if path.suffix.lower() == ".safetensors":
@@ -150,13 +153,13 @@ def describe_pickled_class(path: Path) -> str:
 # -- loading --------------------------------------------------------------------------------
 
 
-def check_before_loading(path: Path, fmt: str, model_class: str) -> None:
-    """Refuse (exit 2) what must not reach torch: a zip bomb, a needless --model-class."""
-    if fmt in ("torchscript", "exported_program") and model_class:
+def check_before_loading(path: Path, fmt: str, code: ModelCode) -> None:
+    """Refuse (exit 2) what must not reach torch: a zip bomb, a needless --model-code."""
+    if fmt in ("torchscript", "exported_program") and code.given:
         kind = "TorchScript archive" if fmt == "torchscript" else "torch.export program"
         raise UserError(
-            f"{path.name} is a {kind}, which carries its own code; --model-class is only for state_dict files",
-            "remove --model-class",
+            f"{path.name} is a {kind}, which carries its own code; --{code.option} is only for state_dict files",
+            f"remove --{code.option}",
         )
     check_archive_bounds(path, "--model-path")  # torch's zip readers inflate what the members declare
 
@@ -230,58 +233,22 @@ def extract_state_dict(torch: Any, obj: Any, path: Path) -> tuple[dict[str, Any]
     return {str(k): v for k, v in obj.items()}, notes
 
 
-def import_model_class(spec: str) -> tuple[Callable[[], Any], str]:
-    """The class or factory named by ``--model-class path/to/file.py:Name``, imported by path."""
-    file_part, sep, name = spec.rpartition(":")
-    if not sep or not file_part or not name:
-        raise UserError.bad_value(
-            "model-class",
-            spec,
-            "not in the form path/to/file.py:Name",
-            "give the file and the class, e.g. models/net.py:Net",
-        )
-    path = Path(file_part).expanduser()
-    if not path.is_file():
-        raise UserError.bad_value(
-            "model-class",
-            spec,
-            f"no such file {file_part}",
-            "give the .py file that defines the model (relative to the working directory)",
-        )
-    if path.suffix != ".py" or not name.isidentifier():
-        raise UserError.bad_value(
-            "model-class",
-            spec,
-            "not in the form path/to/file.py:Name",
-            "give the file and the class, e.g. models/net.py:Net",
-        )
-    module_name = _module_name(path)
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
-    try:
-        with importable(path.resolve().parent):  # so the file can import its neighbours
-            module_spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(module_name, None)
-        raise UserError(
-            f'--model-class "{spec}": importing {path.name} failed: {type(exc).__name__}: {shorten(exc, 200)}',
-            "fix the error in that file, or install what it imports (--requirements)",
-        ) from None
+def import_model_class(code: ModelCode) -> tuple[Callable[[], Any], str]:
+    """The class or factory named by ``--model-code path/to/file.py:Name``, imported by path."""
+    file_part, name = code.split()
+    if not file_part or not name or not name.isidentifier() or not file_part.endswith(".py"):
+        raise code.bad("not in the form path/to/file.py:Name", "give the file and the class, e.g. models/net.py:Net")
+    module = import_file(code, file_part)
     factory = getattr(module, name, None)
     if factory is None or not callable(factory):
-        classes = [
-            n
-            for n, v in vars(module).items()
-            if isinstance(v, type) and v.__module__ == module_name and not n.startswith("_")
-        ]
+        classes = [n for n, v in defined_here(module).items() if isinstance(v, type)]
         defined = f"it defines {', '.join(classes)}" if classes else "it defines no classes"
         raise UserError(
-            f'--model-class "{spec}": {path.name} has no {"callable " if factory is not None else ""}{name} ({defined})',
+            f'--{code.option} "{code.text}": {Path(file_part).name} has no '
+            f"{'callable ' if factory is not None else ''}{name} ({defined})",
             "name the nn.Module class or a zero-argument factory function in that file",
         )
-    return factory, f"{path.name}:{name}"
+    return factory, f"{Path(file_part).name}:{name}"
 
 
 @contextmanager
@@ -297,35 +264,24 @@ def importable(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def _module_name(path: Path) -> str:
-    """The name the class file is imported under: the same for the same file, in every process and folder.
-
-    It ends up in the ONNX file (node metadata names each node's module class), so it may not
-    depend on hash() (randomised per process) or on where the file is.
-    """
-    stem = re.sub(r"\W", "_", path.stem)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"_onnx_convert_model_class_{stem}_{digest}"
-
-
-def build_module(torch: Any, factory: Callable[[], Any], spec: str) -> Any:
+def build_module(torch: Any, factory: Callable[[], Any], code: ModelCode) -> Any:
+    called = getattr(factory, "__name__", code.text)
     try:
         model = factory()
     except Exception as exc:
         raise UserError(
-            f'--model-class "{spec}": calling {getattr(factory, "__name__", spec)}() failed: '
-            f"{type(exc).__name__}: {shorten(exc, 200)}",
+            f'--{code.option} "{code.text}": calling {called}() failed: {type(exc).__name__}: {shorten(exc, 200)}',
             "give a class whose constructor needs no arguments, or a zero-argument factory function that builds the model",
         ) from None
     if not isinstance(model, torch.nn.Module):
         raise UserError(
-            f'--model-class "{spec}": {getattr(factory, "__name__", spec)}() returned a {type(model).__name__}, not an nn.Module',
+            f'--{code.option} "{code.text}": {called}() returned a {type(model).__name__}, not an nn.Module',
             "name the nn.Module class or a factory that returns one",
         )
     return model
 
 
-def apply_state_dict(model: Any, state: dict[str, Any], path: Path, class_label: str) -> list[str]:
+def apply_state_dict(model: Any, state: dict[str, Any], path: Path, code: ModelCode, class_label: str) -> list[str]:
     """Load the weights strictly; a key that does not match is an error that lists the keys."""
     notes = []
     expected = set(model.state_dict())
@@ -339,7 +295,7 @@ def apply_state_dict(model: Any, state: dict[str, Any], path: Path, class_label:
         detail = str(exc).split("\n\t", 1)[-1]  # the lines after "Error(s) in loading state_dict for X:"
         raise UserError(
             f"the weights in {path.name} do not fit {class_label}: {shorten(detail, 240)}",
-            "check that --model-class is the class the weights were saved from",
+            f"check that --{code.option} is the class the weights were saved from",
         ) from None
     problems = []
     if result.missing_keys:
@@ -349,7 +305,7 @@ def apply_state_dict(model: Any, state: dict[str, Any], path: Path, class_label:
     if problems:
         raise UserError(
             f"the weights in {path.name} do not fit {class_label}: {'; '.join(problems)}",
-            "check that --model-class is the class the weights were saved from",
+            f"check that --{code.option} is the class the weights were saved from",
         )
     return notes
 

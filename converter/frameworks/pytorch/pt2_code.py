@@ -84,6 +84,9 @@ NAMED_VALUES = frozenset(
 DOTTED_NAME = re.compile(r"(\w+(\.\w+)*)?")  # "", "linear", "layers.0.weight"
 SPEC_KEY = re.compile(r"[\w. -]*")  # dict keys and type names of a pytree spec: nothing that forms code
 OPERATOR = re.compile(r"torch\.ops\.(\w+)\.(?!__)(\w+)(\.(?!__)\w+)?")  # no dunders: they lead out of torch.ops
+# aten's bitwise operators are named as dunders: ``attention_mask & causal`` (OPT, Llama masks) is
+# ``torch.ops.aten.__and__.Tensor``. These, by name and with their tensor overloads, are aten ops.
+ATEN_BITWISE = re.compile(r"torch\.ops\.aten\.__i?(and|or|xor|lshift|rshift)__\.(Tensor|Scalar)")
 
 
 class Refused(Exception):
@@ -191,6 +194,8 @@ def check_operator(target: Any) -> None:
 
 
 def _allowed_operator(target: str) -> bool:
+    if ATEN_BITWISE.fullmatch(target):
+        return True
     match = OPERATOR.fullmatch(target)
     if match is None:
         return TORCH_FUNCTIONS.fullmatch(target) is not None

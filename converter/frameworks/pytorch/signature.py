@@ -1,6 +1,6 @@
 """What a PyTorch model takes and returns: input names from forward (or a program's signature),
-the smallest embedding table (generated ids stay below it), how to call it, and its outputs
-flattened and named the way both exporters name them. torch is passed in, never imported here.
+how to call it, and its outputs flattened and named the way both exporters name them. torch is
+passed in, never imported here.
 """
 
 from __future__ import annotations
@@ -63,24 +63,6 @@ def default_float(torch: Any, model: Any) -> str:
             name = str(parameter.dtype).removeprefix("torch.")
             return name if name in ("float16", "float32", "float64") else "float32"
     return "float32"
-
-
-def embedding_rows(torch: Any, model: Any, kind: str) -> int | None:
-    """The smallest num_embeddings of the model's embeddings, so generated ids stay in range."""
-    rows: list[int] = []
-    if kind == "program":
-        targets = {"aten.embedding.default", "aten.embedding_bag.default", "aten._embedding_bag.default"}
-        for node in model.graph.nodes:
-            if node.op == "call_function" and str(node.target) in targets:
-                weight = node.args[0].meta.get("val") if hasattr(node.args[0], "meta") else None
-                if weight is not None:
-                    rows.append(int(weight.shape[0]))
-    else:
-        for module in model.modules():
-            name = getattr(module, "original_name", type(module).__name__)
-            if name in ("Embedding", "EmbeddingBag") and hasattr(module, "num_embeddings"):
-                rows.append(int(module.num_embeddings))
-    return min(rows) if rows else None
 
 
 def program_callable(torch: Any, program: Any) -> Any:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from converter.frameworks.base import LoadedModel
+from converter.frameworks.pytorch.hf_load import HfModel
 
 
 @dataclass
@@ -16,6 +17,7 @@ class PytorchState:
     output_ranks: list[int] = field(default_factory=list)  # known after the first run, as output_names
     call: Any = None  # what the reference run calls, made at its first run
     reshapes_copied: bool = False  # export.copy_before_reshape ran on the program (once is enough)
+    hf: HfModel | None = None  # a Hugging Face folder: its task and what its inputs respect
 
 
 Loaded = LoadedModel[PytorchState]

@@ -40,7 +40,7 @@ from converter.frameworks.pytorch.pt2_code import DENIED_ATEN, DENIED_ATEN_PATTE
 
 HINT = (
     "save the model without it, as a torch.export program (.pt2) or a state_dict (.pt or .safetensors) with "
-    "--model-class, or pass --allow-unsafe-load true if you trust the file"
+    "--model-code, or pass --allow-unsafe-load true if you trust the file"
 )
 DAMAGED_HINT = "save it again with torch.jit.save, or pass --allow-unsafe-load true if you trust the file"
 

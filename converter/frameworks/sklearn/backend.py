@@ -8,25 +8,26 @@ import io
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from converter.archives import check_archive_bounds
-from converter.errors import ConversionError, MissingFrameworkError, UserError, describe
+from converter.errors import ConversionError, MissingFrameworkError, UserError, describe, shorten
+from converter.escape import printable
 from converter.frameworks.base import Backend, ExportJob, ExportResult, ExportRoute, LoadedModel, TensorSpec, image_hint
 from converter.frameworks.sklearn import export as sklearn_export
 from converter.frameworks.sklearn import skops_trust, tree_checks
-from converter.frameworks.sklearn.export import describe_estimator, walk
+from converter.frameworks.sklearn.columns import VECTORIZERS, column_specs, documents
+from converter.frameworks.sklearn.export import describe_estimator, step_path, walk
+from converter.input_roles import MISSING_STRING
 
 if TYPE_CHECKING:
     from converter.request import ConversionRequest
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
-# Encoders whose categories tell us an input column holds strings.
-STRING_ENCODERS = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class SklearnBackend(Backend[SklearnState]):
     requirements: ClassVar[dict[str, str]] = {"sklearn": "scikit-learn", "skl2onnx": "skl2onnx", "skops": "skops"}
     image_variant = "sklearn"
     formats_help = "a .skops, .joblib or .pkl file (scikit-learn)"
+    runs_on_samples_as_read = True  # float64 from a CSV, as the model was fitted (the file gets float32)
 
     @classmethod
     def detect(cls, path: Path) -> str | None:
@@ -67,17 +69,20 @@ class SklearnBackend(Backend[SklearnState]):
                 f"{path.name} holds a {type(model).__name__}, not a scikit-learn estimator",
                 "save the fitted estimator or pipeline itself",
             )
+        model, description, unwrapped = unwrap_search(model)  # a search predicts with its best_estimator_
+        notes.extend(unwrapped)
         tree_checks.check_trees(model, path.name)  # before anything runs the trees: scikit-learn trusts them
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
                 f"{type(model).__name__} has no predict, predict_proba or transform method to convert",
                 "convert an estimator that predicts or transforms new rows (DBSCAN and the like only label their training data)",
             )
+        _refuse_native_categories(model)
         plan = output_plan(model, sklearn_base)
         return LoadedModel(
             model=model,
             format=fmt,
-            description=describe_estimator(model),
+            description=description,
             label_outputs=frozenset(name for name, _ in plan if name == "label"),
             output_names=tuple(name for name, _ in plan),
             notes=notes,
@@ -135,7 +140,6 @@ class SklearnBackend(Backend[SklearnState]):
     # -- inputs -------------------------------------------------------------------------
     def input_specs_impl(self, loaded: LoadedModel[SklearnState], request: ConversionRequest) -> list[TensorSpec]:
         model = loaded.model
-        string_columns = _string_columns(model)
         if _by_column(model):
             # A ColumnTransformer fitted on a DataFrame selects columns by name: one input per column.
             columns = _input_columns(loaded)
@@ -144,20 +148,20 @@ class SklearnBackend(Backend[SklearnState]):
                 for name, column in columns.items()
                 if name != column
             )
-            return [
-                TensorSpec(
-                    name=name,
-                    shape=(None, 1),
-                    dtype="string" if column in string_columns else "float32",
-                    categories=string_columns.get(column, ()),
-                )
-                for name, column in columns.items()
-            ]
+            by_column = {s.name: s for s in column_specs(model, list(columns.values()))}
+            return [replace(by_column[column], name=name) for name, column in columns.items()]
+        vectorizer = _leading_vectorizer(model)
+        if vectorizer is not None:
+            # a text model: one document per row, drawn from the fitted vocabulary
+            vocabulary = getattr(vectorizer, "vocabulary_", {})
+            return [TensorSpec(name="input", shape=(None, 1), dtype="string", categories=documents(vocabulary))]
         n_features = getattr(model, "n_features_in_", None)
+        names = getattr(model, "feature_names_in_", None)
         if n_features is None:
             # e.g. a text pipeline; the user must describe the input
             return [TensorSpec(name="input", shape=None, dtype="float32")]
-        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32")]
+        fitted_on = tuple(str(col) for col in names) if names is not None else ()
+        return [TensorSpec(name="input", shape=(None, int(n_features)), dtype="float32", columns=fitted_on)]
 
     # -- reference run ----------------------------------------------------------------------
     def run_impl(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -174,9 +178,17 @@ class SklearnBackend(Backend[SklearnState]):
     def _features(self, loaded: LoadedModel[SklearnState], inputs: dict[str, np.ndarray]) -> Any:
         # The ONNX model sees float32; sklearn gets the same values in float64, the dtype it
         # was fitted in (some estimators refuse float32 input to float64 fitted state).
-        inputs = {n: a.astype(np.float64) if a.dtype.kind == "f" else a for n, a in inputs.items()}
-        if not _by_column(loaded.model):
-            return next(iter(inputs.values()))
+        inputs = {n: _as_sklearn_sees(a) for n, a in inputs.items()}
+        model = loaded.model
+        if not _by_column(model):
+            table = next(iter(inputs.values()))
+            if _leading_vectorizer(model) is not None:
+                return table.ravel()  # vectorizers take a 1-D sequence of documents
+            names = getattr(model, "feature_names_in_", None)
+            if names is None or table.ndim != 2 or table.shape[1] != len(names):
+                return table
+            # fitted on a DataFrame: given one, as it was fitted (no feature-name warning, same dtypes)
+            return self.require("pandas").DataFrame(table, columns=list(names))
         pandas = self.require("pandas")
         column_of = _input_columns(loaded)
         columns = {column_of[name]: (arr[:, 0] if arr.ndim == 2 else arr) for name, arr in inputs.items()}
@@ -249,6 +261,17 @@ def _skops_tree(path: Path, data: bytes) -> tuple[Any, list[str]]:
         ) from None
 
 
+def _as_sklearn_sees(array: np.ndarray) -> np.ndarray:
+    """Floats in float64, the dtype the model was fitted in (some estimators refuse float32 input to
+    float64 fitted state); in text columns, the missing-value convention (MISSING_STRING) as NaN."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O":
+        flat = [np.nan if v == MISSING_STRING else v for v in array.ravel().tolist()]
+        return np.array(flat, dtype=object).reshape(array.shape)
+    return array
+
+
 def _by_column(model: Any) -> bool:
     """A ColumnTransformer fitted on a DataFrame: it selects columns by name, one input each."""
     return getattr(model, "feature_names_in_", None) is not None and _has_column_transformer(model)
@@ -298,27 +321,44 @@ def _has_column_transformer(model: Any) -> bool:
     return any(type(e).__name__ == "ColumnTransformer" for e in walk(model))
 
 
-def _string_columns(model: Any) -> dict[str, tuple[str, ...]]:
-    """Columns routed to a fitted encoder with string categories, and those categories."""
-    columns: dict[str, tuple[str, ...]] = {}
+def _refuse_native_categories(model: Any) -> None:
+    """HistGradientBoosting with native categorical splits (categorical_features): neither skl2onnx
+    nor this tool writes them yet, and its category columns would need string inputs."""
     for est in walk(model):
-        for _, transformer, selected in getattr(est, "transformers_", None) or []:
-            for inner in walk(transformer) if hasattr(transformer, "get_params") else []:
-                if type(inner).__name__ not in STRING_ENCODERS:
-                    continue
-                for col, categories in zip(_as_list(selected), getattr(inner, "categories_", []), strict=False):
-                    if getattr(categories, "dtype", None) is not None and categories.dtype.kind in "OUS":
-                        columns[str(col)] = tuple(str(c) for c in categories)
-    return columns
+        categorical = getattr(est, "is_categorical_", None)
+        if categorical is not None and np.any(categorical):
+            where = "" if est is model else f" at step {step_path(model, est)}"
+            raise ConversionError(
+                f"{type(est).__name__}{where} cannot be converted to ONNX: it splits "
+                f"{int(np.sum(categorical))} categorical feature(s) natively (categorical_features), "
+                "which neither skl2onnx nor this tool converts yet",
+                "encode those columns with an OrdinalEncoder in the pipeline and fit without categorical_features",
+            )
 
 
-def _as_list(selected: Any) -> list[Any]:
-    if isinstance(selected, str):
-        return [selected]
-    try:
-        return list(selected)
-    except TypeError:
-        return [selected]
+def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:
+    """A fitted search (GridSearchCV, RandomizedSearchCV, HalvingGridSearchCV...) predicts with the
+    estimator it refitted on all the data, ``best_estimator_``: that is what is converted.
+
+    Returns the model to convert, its description and the notes for the report."""
+    best = getattr(model, "best_estimator_", None)
+    if best is None or not hasattr(best, "get_params"):
+        return model, describe_estimator(model), []
+    search = type(model).__name__
+    # the parameters come from the file: printable, and bounded in length
+    params = shorten(
+        printable(", ".join(f"{k}={v!r}" for k, v in sorted(getattr(model, "best_params_", {}).items()))), 200
+    )
+    note = f"{search}: converted its refitted best_estimator_ ({describe_estimator(best)}; best parameters {params or 'none'})"
+    return best, f"{search}.best_estimator_: {describe_estimator(best)}", [note]
+
+
+def _leading_vectorizer(model: Any) -> Any:
+    """The text vectorizer that reads the model's input first, if any."""
+    first = model
+    while getattr(first, "steps", None):
+        first = first.steps[0][1]
+    return first if type(first).__name__ in VECTORIZERS else None
 
 
 def output_plan(model: Any, sklearn_base: Any) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from converter.errors import ConversionError, UnsupportedByRoute, UserError, describe
+from converter.escape import printable
 from converter.frameworks.base import ExportJob, ExportResult, LoadedModel, TensorSpec
 from converter.frameworks.sklearn import stable as sklearn_stable
 
@@ -52,6 +53,8 @@ def export_with_skl2onnx(
         raise conversion_error(loaded.model, exc) from None
     _name_outputs(onx, loaded)
     _name_inputs(onx, job.specs)
+    _portable_locale(onx.graph)
+    _drop_unused_inputs(onx.graph)
     sklearn_stable.make_reproducible(onx)
     job.path.write_bytes(onx.SerializeToString())
     return ExportResult(
@@ -62,6 +65,33 @@ def export_with_skl2onnx(
             for name, why in sorted(sklearn_converters.DOUBLED.items())
         ],
     )
+
+
+# skl2onnx writes StringNormalizer (a vectorizer's lowercase) with locale en_US.UTF-8, which
+# onnxruntime must construct at load: machines without it (python:3.11-slim, most CI images)
+# cannot load the file ("Failed to construct locale with name:en_US.UTF-8"). C.UTF-8 is built
+# into glibc since 2.35 and lowercases Unicode the same way.
+PORTABLE_LOCALE = "C.UTF-8"
+
+
+def _portable_locale(graph: Any) -> None:
+    from onnx import helper
+
+    for node in graph.node:
+        if node.op_type == "StringNormalizer":
+            kept = [a for a in node.attribute if a.name != "locale"]
+            del node.attribute[:]
+            node.attribute.extend([*kept, helper.make_attribute("locale", PORTABLE_LOCALE)])
+
+
+def _drop_unused_inputs(graph: Any) -> None:
+    """Remove inputs no node reads: DataFrame columns the ColumnTransformer drops. A serving
+    client need not send them, and the file cannot know their type (the model keeps none)."""
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.input if i.name in used]
+    if len(kept) < len(graph.input) and kept:
+        del graph.input[:]
+        graph.input.extend(kept)
 
 
 def walk(estimator: Any) -> list[Any]:
@@ -132,7 +162,20 @@ def _plain_tensor_options(estimators: list[Any]) -> dict[int, dict[str, Any]]:
         allowed = converter.get_allowed_options() if converter is not None else None
         if allowed and "zipmap" in allowed:
             options[id(estimator)] = {"zipmap": False}
+        elif allowed is not None and _is_classifier(estimator):
+            # skl2onnx's pipeline parser gives a classifier with no options zipmap=True, which
+            # LinearSVC's converter refuses ("Option 'zipmap' not in [...]"): an entry stops that
+            options[id(estimator)] = {}
     return options
+
+
+def _is_classifier(estimator: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    try:
+        return bool(is_classifier(estimator))
+    except (AttributeError, TypeError):  # a wrapped booster has no scikit-learn tags
+        return False
 
 
 # Binary classifiers without predict_proba: skl2onnx writes two score columns, (-d, d) for
@@ -266,6 +309,14 @@ def conversion_error(model: Any, exc: Exception) -> ConversionError:
     # skl2onnx: "Unable to find a shape calculator for type '<class 'sklearn...NearestCentroid'>'"
     missing = re.search(r"for type '<class '([\w.]+)'>'", text)
     where = "" if "(" not in describe_estimator(model) else f" (in {describe_estimator(model)})"
+    failed = _failed_step(exc)
+    path = step_path(model, failed) if failed is not None else None
+    if path and failed is not model and not missing:
+        reason = NO_ONNX_EQUIVALENT.get(type(failed).__name__, describe(exc))
+        return UnsupportedByRoute(
+            f"{type(failed).__name__} at step {path} cannot be converted to ONNX: {reason}",
+            "use a setting of this step that converts, or keep it outside the exported model",
+        )
     if missing:
         name = missing.group(1).rsplit(".", 1)[-1]
         if name in NO_ONNX_EQUIVALENT:
@@ -287,3 +338,33 @@ def conversion_error(model: Any, exc: Exception) -> ConversionError:
         f"skl2onnx could not convert {describe_estimator(model)}: {describe(exc)}",
         "see bench/COVERAGE.md for what converts",
     )
+
+
+def _failed_step(exc: BaseException) -> Any:
+    """The estimator whose skl2onnx converter or shape calculator raised: the innermost frame of the
+    traceback that holds an ``operator`` with a ``raw_operator`` (skl2onnx's argument name)."""
+    failed = None
+    tb = exc.__traceback__
+    while tb is not None:
+        operator = tb.tb_frame.f_locals.get("operator")
+        raw = getattr(operator, "raw_operator", None)
+        if raw is not None and hasattr(raw, "get_params"):
+            failed = raw
+        tb = tb.tb_next
+    return failed
+
+
+def step_path(model: Any, target: Any, prefix: str = "") -> str | None:
+    """Where ``target`` sits in ``model`` by step names, e.g. ``columns/cat/imputer``; None if absent."""
+    if model is target:
+        return prefix or type(model).__name__
+    children = [(n, c) for n, c in getattr(model, "steps", None) or []]
+    children += [(n, c) for n, c, *_ in getattr(model, "transformers_", None) or []]
+    children += [(n, c) for n, c in getattr(model, "transformer_list", None) or []]
+    children += [(a, getattr(model, a)) for a in ("estimator_", "regressor_") if hasattr(model, a)]
+    for name, child in children:
+        if hasattr(child, "get_params"):
+            found = step_path(child, target, f"{prefix}/{printable(name)}" if prefix else printable(name))
+            if found is not None:
+                return found
+    return None

@@ -83,9 +83,18 @@ class TensorFlowBackend(Backend[TensorFlowState]):
                 f"and {request.model_path.name} is a {fmt} file",
                 "remove --signature, or convert the SavedModel directory",
             )
+        code = request.model_code
+        if fmt not in {"keras", "keras-h5"} and code.given:
+            raise UserError(
+                f"{request.model_path.name} is a {fmt} model, which carries its own code; "
+                f"--{code.option} is only for .keras files (and PyTorch state_dicts)",
+                f"remove --{code.option}",
+            )
         with quiet():
             if fmt in {"keras", "keras-h5"}:
-                return keras.load(self.import_module, request.model_path, fmt, request.allow_unsafe_load)
+                return keras.load(
+                    self.import_module, request.model_path, fmt, request.allow_unsafe_load, request.model_code
+                )
             if fmt == "saved-model":
                 return saved_model.load(self.import_module, request.model_path, request.signature)
             return tflite.load(self.import_module, request.model_path)

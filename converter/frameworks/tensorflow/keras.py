@@ -29,6 +29,7 @@ from converter.frameworks.base import ExportJob, LoadedModel, TensorSpec
 from converter.frameworks.tensorflow import saved_model
 from converter.frameworks.tensorflow.common import DEFAULT_SIGNATURE, Importer, signature_of
 from converter.frameworks.tensorflow.onnx_model import LightModel
+from converter.model_code import ModelCode, defined_here, import_file
 
 KERAS_ARCHIVE_MEMBERS = {"config.json", "metadata.json"}
 INITIALIZERS = "tf2onnx, variables kept as initializers"
@@ -65,26 +66,30 @@ def is_keras_archive(path: Path) -> bool:
 # -- load ---------------------------------------------------------------------------------------
 
 
-def load(importer: Importer, path: Path, fmt: str, allow_unsafe: bool) -> LoadedModel[Any]:
+def load(importer: Importer, path: Path, fmt: str, allow_unsafe: bool, code: ModelCode) -> LoadedModel[Any]:
     if fmt == "keras":
         _check_keras_archive(path)
     else:
         _check_h5(importer, path)
     importer("tensorflow")
     keras = importer("keras")
+    custom_objects = _custom_objects(code)
     with _loadable_name(path, ".keras" if fmt == "keras" else ".h5") as loadable:
         try:
-            model = keras.saving.load_model(loadable, compile=False, safe_mode=not allow_unsafe)
+            # safe_mode stays on with --model-code: the file's code runs, a Lambda's pickled code does not.
+            model = keras.saving.load_model(
+                loadable, custom_objects=custom_objects, compile=False, safe_mode=not allow_unsafe
+            )
         except Exception as exc:  # Keras raises ValueError, TypeError, OSError... for bad files
-            raise _keras_load_error(path, exc, keras.__version__) from None
+            raise _keras_load_error(path, exc, keras.__version__, code) from None
     if keras.backend.backend() != "tensorflow":
         raise ConversionError(f"Keras runs on {keras.backend.backend()} here, not TensorFlow")
     inputs, input_names = _keras_io(model, "input", keras)
     _, output_names = _keras_io(model, "output", keras)
-    specs = [
-        TensorSpec(name=name, shape=tuple(t.shape), dtype=str(t.dtype), high=_vocabulary_size(t, keras))
-        for name, t in zip(input_names, inputs, strict=True)
-    ]
+    specs = []
+    for name, tensor in zip(input_names, inputs, strict=True):
+        high, bound = _vocabulary_size(tensor, keras)
+        specs.append(TensorSpec(name=name, shape=tuple(tensor.shape), dtype=str(tensor.dtype), high=high, bound=bound))
     return LoadedModel(
         model=model,
         format=fmt,
@@ -155,7 +160,21 @@ _CUSTOM_OBJECT = re.compile(
 )
 
 
-def _keras_load_error(path: Path, exc: Exception, keras_version: str) -> UserError:
+def _custom_objects(code: ModelCode) -> dict[str, object]:
+    """The --model-code file imported: what it registers with keras.saving.register_keras_serializable is
+    found by its registered name, and what it defines without registering by its own name."""
+    if not code.given:
+        return {}
+    file_part, name = code.split()
+    if name:
+        raise code.bad(
+            "a Keras model takes the file only (its layers are found by the names they are saved under)",
+            f"give --{code.option} {file_part}",
+        )
+    return defined_here(import_file(code, file_part))
+
+
+def _keras_load_error(path: Path, exc: Exception, keras_version: str, code: ModelCode) -> UserError:
     text = str(exc)
     if "Lambda" in text and "safe_mode" in text:
         return UserError(
@@ -165,10 +184,16 @@ def _keras_load_error(path: Path, exc: Exception, keras_version: str) -> UserErr
     found = _CUSTOM_OBJECT.search(text)
     if found:
         name = next(g for g in found.groups() if g)
+        if code.given:
+            return UserError(
+                f"{path.name} uses the custom Keras object {name}, which --{code.option} {Path(code.text).name} "
+                "neither registers nor defines",
+                "register it in that file with @keras.saving.register_keras_serializable(), as when the model was saved",
+            )
         return UserError(
             f"{path.name} uses the custom Keras object {name}, whose Python code is not in the file",
-            'export the model where that code is importable with model.export("saved_model_dir") '
-            "and convert the SavedModel directory",
+            "pass --model-code path/to/file.py, the file that defines and registers it (it is imported, so run), "
+            'or export the model with model.export("saved_model_dir") and convert the SavedModel directory',
         )
     return UserError(
         f"{path.name} could not be loaded by Keras {keras_version} ({type(exc).__name__}: {shorten(text, 160)})",
@@ -217,16 +242,18 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
-def _vocabulary_size(tensor: Any, keras: ModuleType) -> int | None:
-    """For an integer input that only feeds Embedding layers: generate ids below their input_dim."""
+def _vocabulary_size(tensor: Any, keras: ModuleType) -> tuple[int | None, str]:
+    """For an integer input that feeds Embedding layers: ids below the smallest of their input_dim."""
     if "int" not in str(tensor.dtype):
-        return None
+        return None, ""
     try:
         consumers = [node.operation for node in tensor._keras_history.operation._outbound_nodes]
     except AttributeError:
-        return None
+        return None, ""
     sizes = [layer.input_dim for layer in consumers if isinstance(layer, keras.layers.Embedding)]
-    return min(sizes) if consumers and len(sizes) == len(consumers) else None
+    if not sizes:
+        return None, ""
+    return min(sizes), f"the {min(sizes):,}-row Embedding it feeds (graph)"
 
 
 # -- reference run and release ----------------------------------------------------------------

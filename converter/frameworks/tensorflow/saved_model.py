@@ -67,6 +67,7 @@ def load(importer: Importer, path: Path, signature: str) -> LoadedModel[Any]:
         arguments[name] = key
         shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
         specs.append(TensorSpec(name=name, shape=shape, dtype=dtype_name(spec.dtype)))
+    _bound_by_tables(importer, function, specs)
     output_names = tuple(sorted(function.structured_outputs))
     return LoadedModel(
         model=function,
@@ -75,6 +76,20 @@ def load(importer: Importer, path: Path, signature: str) -> LoadedModel[Any]:
         state=SavedModelState(path, signature, specs, arguments, module),
         output_names=output_names,
     )
+
+
+def _bound_by_tables(importer: Importer, function: Any, specs: list[TensorSpec]) -> None:
+    """Each integer input below the table it indexes in the signature's graph (tables.py)."""
+    if not any(np.issubdtype(np.dtype(s.dtype), np.integer) for s in specs if s.dtype != "string"):
+        return
+    tables = importer("converter.frameworks.tensorflow.tables")
+    # The signature's placeholders come first, in the order of its sorted keyword arguments (as specs).
+    placeholders = {tensor.op.name: spec.name for tensor, spec in zip(function.inputs, specs, strict=False)}
+    found = tables.signature_tables(function, placeholders)
+    for spec in specs:
+        rows = found.get(spec.name)
+        if rows is not None:
+            spec.high, spec.bound = rows, f"the {rows:,}-row table it indexes (graph)"
 
 
 def _signature(module: Any, path: Path, signature: str) -> Any:

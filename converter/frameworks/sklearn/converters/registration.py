@@ -33,6 +33,7 @@ from converter.frameworks.sklearn.converters.shapes import (
     label_shape,
     missing_indicator_shape,
     target_count,
+    transformed_target_shape,
 )
 from converter.frameworks.sklearn.converters.transformers import (
     convert_additive_chi2,
@@ -89,7 +90,6 @@ def _classifiers() -> list[Row]:
 
 
 def _regressors() -> list[Row]:
-    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.dummy import DummyRegressor
     from sklearn.isotonic import IsotonicRegression
@@ -99,7 +99,7 @@ def _regressors() -> list[Row]:
     return [
         (DummyRegressor, columns_shape(lambda op: np.size(op.constant_)), convert_dummy_regressor, None, None),
         (KernelRidge, columns_shape(lambda op: target_count(op.dual_coef_)), convert_kernel_ridge, None, None),
-        (TransformedTargetRegressor, calculate_linear_regressor_output_shapes, convert_transformed_target, None, None),
+        (TransformedTargetRegressor, transformed_target_shape, convert_transformed_target, None, None),
         (RadiusNeighborsRegressor, columns_shape(lambda op: target_count(op._y)), convert_radius_regressor, None, None),
         (IsotonicRegression, columns_shape(lambda op: 1), convert_isotonic, None, None),
     ]

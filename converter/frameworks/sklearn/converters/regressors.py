@@ -18,6 +18,7 @@ from converter.frameworks.sklearn.converters.blocks import (
     radius_membership,
     rows_of,
 )
+from converter.frameworks.sklearn.converters.functions import function_name, unary
 
 
 def convert_dummy_regressor(scope: Any, operator: Any, container: Any) -> None:
@@ -48,30 +49,24 @@ def convert_kernel_ridge(scope: Any, operator: Any, container: Any) -> None:
 def convert_transformed_target(scope: Any, operator: Any, container: Any) -> None:
     """regressor_ then the inverse of transformer_ (or inverse_func)."""
     from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
-    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxDiv, OnnxExp, OnnxIdentity, OnnxLog, OnnxMul, OnnxSqrt, OnnxSub
+    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxDiv, OnnxIdentity, OnnxMul, OnnxSub
 
     op = operator.raw_operator
     x, dtype, opv = input_of(operator, container)
-    y = OnnxSubEstimator(op.regressor_, x, op_version=opv)
+    # A regressor that is a ColumnTransformer pipeline takes one input per DataFrame column: all of them.
+    inputs = [x] if len(operator.inputs) == 1 else list(operator.inputs)
+    y = OnnxSubEstimator(op.regressor_, *inputs, op_version=opv)
     inverse = op.transformer_
     name = type(inverse).__name__
     if name == "FunctionTransformer":
         function = inverse.inverse_func
-        unary = {
-            None: lambda v: v,
-            np.exp: lambda v: OnnxExp(v, op_version=opv),
-            np.log: lambda v: OnnxLog(v, op_version=opv),
-            np.expm1: lambda v: OnnxSub(OnnxExp(v, op_version=opv), constant([1.0], dtype), op_version=opv),
-            np.log1p: lambda v: OnnxLog(OnnxAdd(v, constant([1.0], dtype), op_version=opv), op_version=opv),
-            np.sqrt: lambda v: OnnxSqrt(v, op_version=opv),
-            np.square: lambda v: OnnxMul(v, v, op_version=opv),
-        }
-        if function not in unary:
+        apply = unary(function, dtype, opv)
+        if apply is None:
             raise NotImplementedError(
-                f"TransformedTargetRegressor with inverse_func={getattr(function, '__name__', function)} has no converter "
-                "(exp, log, expm1, log1p, sqrt, square do)"
+                f"TransformedTargetRegressor with inverse_func={function_name(function)} has no converter "
+                "(numpy ufuncs such as exp, expm1, log, log1p, sqrt, square do)"
             )
-        y = unary[function](y)
+        y = apply(y)
     elif name == "StandardScaler":
         if inverse.scale_ is not None:
             y = OnnxMul(y, constant(inverse.scale_, dtype), op_version=opv)

@@ -68,3 +68,15 @@ def knn_imputer_shape(operator: Any) -> None:
 
 def target_count(coef: np.ndarray) -> int:
     return 1 if coef.ndim == 1 else coef.shape[1]
+
+
+def transformed_target_shape(operator: Any) -> None:
+    """[N, targets] for any number of inputs (a ColumnTransformer regressor takes one per column);
+    double when an input is, else float. skl2onnx's regressor shape takes one input only."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    batch = operator.inputs[0].get_first_dimension()
+    double = any(isinstance(i.type, DoubleTensorType) for i in operator.inputs)
+    # _training_dim is y.ndim: one column for 1-D y, else as many as the regressor predicts
+    targets = 1 if getattr(operator.raw_operator, "_training_dim", 1) == 1 else None
+    operator.outputs[0].type = (DoubleTensorType if double else FloatTensorType)([batch, targets])
