@@ -185,11 +185,6 @@ LEGIT = {
         ),
         _frame(),
     ),
-    # scikit-learn stores partial(check_array, dtype=[float64], ensure_all_finite=False) in it
-    "hist_gradient_boosting_from_dtype": lambda: _fitted(
-        sklearn.ensemble.HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10),
-        _frame(category=True),
-    ),
     "log1p": lambda: _fitted(
         sklearn.pipeline.make_pipeline(
             sklearn.preprocessing.FunctionTransformer(np.log1p), sklearn.linear_model.LogisticRegression()
@@ -225,6 +220,20 @@ def test_a_real_model_loads_and_predicts_as_before(name: str, tmp_path: Path) ->
     assert type(loaded.model) is type(model)
     np.testing.assert_array_equal(loaded.model.predict(rows), model.predict(rows))
     assert loaded.notes == []
+
+
+def test_hist_gradient_boosting_from_dtype_loads_and_is_refused_for_its_native_splits(tmp_path: Path, run_cli) -> None:
+    """scikit-learn stores partial(check_array, dtype=[float64], ensure_all_finite=False) in it: the file
+    passes the trust check (loaded, then inspected), and the categorical splits are what is refused."""
+    model, _ = _fitted(
+        sklearn.ensemble.HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=10),
+        _frame(category=True),
+    )
+    result = run_cli("--model-path", str(_dump(model, tmp_path / "hgb.skops")))
+    assert result.code == 1
+    assert "HistGradientBoostingClassifier cannot be converted to ONNX: it splits" in result.stderr
+    assert "categorical feature(s) natively (categorical_features)" in result.stderr
+    assert "does not load from a .skops file" not in result.stderr  # the trust check let it in
 
 
 def test_a_zip_bomb_is_refused_before_skops_reads_it(tmp_path: Path, run_cli) -> None:
