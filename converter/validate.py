@@ -18,6 +18,7 @@ import numpy as np
 
 from converter.errors import ConversionError, shorten
 from converter.inputs import BATCH
+from converter.padding import padded_positions, without_padded
 from converter.tensors import shape_text
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class OutputComparison:
     # any element, and whether a file that returned the first row for every row would pass too.
     spread: float | None = None
     insensitive: bool = False
+    # Elements at positions attention_mask pads, left out of every statistic above (converter/padding.py),
+    # and the largest |diff| among them (for the record: no caller reads them).
+    padded: int = 0
+    padded_max_diff: float = 0.0
 
     def non_finite_text(self) -> str:
         """e.g. "original 2 NaN, 1 -Inf; ONNX 2 NaN, 1 -Inf"; empty when every element is finite."""
@@ -522,7 +527,13 @@ def _check_batch(
         declares = ", ".join(f"{n} {shape_text(s)}" for n, s in declared.items())
         problem = f"onnxruntime failed on inputs {fed} (the file declares {declares}): {shorten(exc, 200)}"
         return BatchCheck(batch_size=batch_size, passed=False, problem=problem)
+    padded = padded_positions(inputs)
+    left_out: dict[str, tuple[int, float]] = {}
+    if padded is not None:
+        reference, actual, left_out = without_padded(reference, actual, padded)
     outputs = compare(reference, actual, criteria.rtol, criteria.atol, criteria.label_outputs)
+    for output in outputs:
+        output.padded, output.padded_max_diff = left_out.get(output.name, (0, 0.0))
     return BatchCheck(batch_size=batch_size, passed=all(o.passed for o in outputs), outputs=outputs)
 
 

@@ -57,6 +57,7 @@ def render(report: Report, max_rows: int) -> str:
         lines += outputs_table(report.validation, max_rows)
         lines += strength_lines(report.validation, max_rows)
         lines += non_finite_lines(report.validation, max_rows)
+        lines += padded_lines(report.validation)
     lines += file_line(report)
     lines += [f"> ⚠️ {_text(warning)}\n" for warning in report.warnings]
     for section in EXTRA_SECTIONS:
@@ -203,6 +204,25 @@ def strength_lines(val: Validation, max_rows: int) -> list[str]:
     return [
         f"> ⚠️ **Weak check:** {', '.join(named)}{more} {verb} on the inputs, within the tolerance: a file that "
         "ignored its inputs would pass too. Validate with real inputs as sample data, or a smaller tolerance.",
+        "",
+    ]
+
+
+def padded_lines(val: Validation) -> list[str]:
+    """Which outputs had positions left out because attention_mask padded them (converter/padding.py)."""
+    worst: dict[str, tuple[int, float]] = {}
+    for out in (o for b in val.batches for o in b.outputs if o.padded):
+        count, diff = worst.get(out.name, (0, 0.0))
+        worst[out.name] = (count + out.padded, max(diff, out.padded_max_diff))
+    if not worst:
+        return []
+    found = [
+        f"{_code(name)} {count:,} elements (max \\|diff\\| there {sig(diff)})" for name, (count, diff) in worst.items()
+    ]
+    return [
+        "**Padded positions** (`attention_mask` 0) are not compared, as no caller reads them: "
+        + "; ".join(found)
+        + ".",
         "",
     ]
 
