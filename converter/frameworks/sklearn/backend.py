@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from converter.request import ConversionRequest
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+# What a package in skops_trust.PACKAGE_TYPES brings, its extra and its image, when not the defaults.
+PACKAGES = {"imblearn": ("an imbalanced-learn pipeline or sampler (imblearn)", "sklearn", "sklearn")}
 
 
 @dataclass
@@ -70,7 +72,8 @@ class SklearnBackend(Backend[SklearnState]):
                 "save the fitted estimator or pipeline itself",
             )
         model, description, unwrapped = unwrap_search(model)  # a search predicts with its best_estimator_
-        notes.extend(unwrapped)
+        model, description, dropped = drop_samplers(model, description)  # samplers act in fit only
+        notes.extend(unwrapped + dropped)
         tree_checks.check_trees(model, path.name)  # before anything runs the trees: scikit-learn trusts them
         if not any(hasattr(model, m) for m in ("predict", "predict_proba", "transform")):
             raise ConversionError(
@@ -98,7 +101,7 @@ class SklearnBackend(Backend[SklearnState]):
         tree, trusted = _skops_tree(path, data)
         refused = skops_trust.refusals(tree)
         del tree
-        self._check_booster_packages(path, trusted)
+        self._check_packages(path, trusted)
         if refused and not allow_unsafe:
             raise UserError(
                 f"{path.name} holds what this tool does not load from a .skops file: {', '.join(refused)}",
@@ -114,12 +117,14 @@ class SklearnBackend(Backend[SklearnState]):
             ) from None
         return model, [f"loaded with --allow-unsafe-load, which let in: {', '.join(refused)}"] if refused else []
 
-    def _check_booster_packages(self, path: Path, trusted: list[str]) -> None:
-        for root, names in sorted(skops_trust.BOOSTER_TYPES.items()):
+    def _check_packages(self, path: Path, trusted: list[str]) -> None:
+        """The packages the file's trusted types come from are installed (else skops fails on an import)."""
+        for root, names in sorted(skops_trust.PACKAGE_TYPES.items()):
             if set(names) & set(trusted) and importlib.util.find_spec(root) is None:
+                what, extra, image = PACKAGES.get(root, (f"a {root} model", root, "full"))
                 raise MissingFrameworkError(
-                    f"{path.name} holds a {root} model and {root} is not installed",
-                    f"pip install 'onnx-convert-action[{root}]', or use {image_hint('full')}",
+                    f"{path.name} holds {what} and {root} is not installed",
+                    f"pip install 'onnx-convert-action[{extra}]', or use {image_hint(image)}",
                 )
 
     def _load_pickle(self, path: Path, allowed: bool) -> Any:
@@ -351,6 +356,32 @@ def unwrap_search(model: Any) -> tuple[Any, str, list[str]]:
     )
     note = f"{search}: converted its refitted best_estimator_ ({describe_estimator(best)}; best parameters {params or 'none'})"
     return best, f"{search}.best_estimator_: {describe_estimator(best)}", [note]
+
+
+def drop_samplers(model: Any, description: str) -> tuple[Any, str, list[str]]:
+    """An imbalanced-learn Pipeline resamples the training rows in fit only: at predict and transform
+    it skips every step with ``fit_resample`` (SMOTE, RandomUnderSampler...; ``Pipeline._iter`` in
+    imblearn/pipeline.py). The same steps without those, as a scikit-learn Pipeline, are converted.
+
+    Returns the model to convert, its description and the notes for the report."""
+    steps = getattr(model, "steps", None)
+    if not steps or type(model).__module__.partition(".")[0] != "imblearn":
+        return model, description, []
+    from sklearn.pipeline import Pipeline
+
+    *before, last = steps  # a last step that samples is kept: the pipeline then has nothing to convert
+    dropped = [(name, step) for name, step in before if hasattr(step, "fit_resample")]
+    kept = [(name, step) for name, step in before if not hasattr(step, "fit_resample")]
+    converted = Pipeline([*kept, last])
+    if not dropped:
+        return converted, description, []
+    samplers = ", ".join(sorted({type(step).__name__ for _, step in dropped}))
+    named = shorten(printable(", ".join(f"{name!r} ({type(step).__name__})" for name, step in dropped)), 200)
+    note = (
+        f"imblearn Pipeline: converted without its sampler step(s) {named}: samplers resample the "
+        f"training rows in fit and pass rows through untouched at predict ({describe_estimator(converted)})"
+    )
+    return converted, f"{description} without its sampler(s) {samplers}", [note]
 
 
 def _leading_vectorizer(model: Any) -> Any:

@@ -12,7 +12,8 @@ A node is loaded when it is (docs/sklearn.md says the same):
 - an instance of a scikit-learn class that subclasses one of ``SKLEARN_BASES`` (estimators,
   kernels, losses, distance metrics, optimisers, CV splitters, scorers) or is in
   ``SKLEARN_CLASSES``; a tree (``sklearn.tree._tree.Tree``); a scikit-learn Cython loss;
-- an instance of ``OTHER_CLASSES`` (XGBoost and LightGBM wrappers: see ``BOOSTER_TYPES``);
+- an instance of ``OTHER_CLASSES`` (XGBoost and LightGBM wrappers: see ``BOOSTER_TYPES``;
+  imbalanced-learn's Pipeline and samplers: ``IMBLEARN_TYPES``);
 - a numpy array, scalar, dtype, masked array, RandomState or Generator (with a numpy bit
   generator), a scipy sparse matrix, or a builtin container or scalar (``CONTAINERS``,
   ``CONSTRUCTED``);
@@ -84,7 +85,38 @@ SKLEARN_CLASSES = frozenset(
 SKLEARN_LOSS_MODULES = ("sklearn._loss._loss", "sklearn.linear_model._sgd_fast")
 # scikit-learn modules never imported to look a class up: tests and vendored packages.
 SKLEARN_NOT_IMPORTED = frozenset({"tests", "conftest", "_testing", "estimator_checks", "externals", "_build_utils"})
-OTHER_CLASSES = frozenset({"scipy.interpolate._bsplines.BSpline", *(t for ts in BOOSTER_TYPES.values() for t in ts)})
+# imbalanced-learn's Pipeline and samplers (issue 16 item 9), trusted by exact name (the loader
+# checks that imblearn is installed). They subclass scikit-learn's BaseEstimator and define no
+# __setstate__, __reduce__ or __new__ of their own (imbalanced-learn 0.14.2): skops rebuilds them as it
+# rebuilds a scikit-learn estimator. The samplers are dropped before conversion (backend.drop_samplers).
+# FunctionSampler is not here: it holds a function of the user's.
+IMBLEARN_TYPES = (
+    "imblearn.pipeline.Pipeline",
+    "imblearn.over_sampling._adasyn.ADASYN",
+    "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
+    "imblearn.over_sampling._smote.base.SMOTE",
+    "imblearn.over_sampling._smote.base.SMOTEN",
+    "imblearn.over_sampling._smote.base.SMOTENC",
+    "imblearn.over_sampling._smote.cluster.KMeansSMOTE",
+    "imblearn.over_sampling._smote.filter.BorderlineSMOTE",
+    "imblearn.over_sampling._smote.filter.SVMSMOTE",
+    "imblearn.under_sampling._prototype_generation._cluster_centroids.ClusterCentroids",
+    "imblearn.under_sampling._prototype_selection._condensed_nearest_neighbour.CondensedNearestNeighbour",
+    "imblearn.under_sampling._prototype_selection._edited_nearest_neighbours.AllKNN",
+    "imblearn.under_sampling._prototype_selection._edited_nearest_neighbours.EditedNearestNeighbours",
+    "imblearn.under_sampling._prototype_selection._edited_nearest_neighbours.RepeatedEditedNearestNeighbours",
+    "imblearn.under_sampling._prototype_selection._instance_hardness_threshold.InstanceHardnessThreshold",
+    "imblearn.under_sampling._prototype_selection._nearmiss.NearMiss",
+    "imblearn.under_sampling._prototype_selection._neighbourhood_cleaning_rule.NeighbourhoodCleaningRule",
+    "imblearn.under_sampling._prototype_selection._one_sided_selection.OneSidedSelection",
+    "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
+    "imblearn.under_sampling._prototype_selection._tomek_links.TomekLinks",
+    "imblearn.combine._smote_enn.SMOTEENN",
+    "imblearn.combine._smote_tomek.SMOTETomek",
+)
+# The packages those names need, by import name: the loader says which one is missing.
+PACKAGE_TYPES = {**BOOSTER_TYPES, "imblearn": IMBLEARN_TYPES}
+OTHER_CLASSES = frozenset({"scipy.interpolate._bsplines.BSpline", *(t for ts in PACKAGE_TYPES.values() for t in ts)})
 # Containers skops rebuilds by calling the type with their items.
 CONTAINERS = {
     "DictNode": frozenset({"builtins.dict", "collections.OrderedDict", "sklearn.utils._bunch.Bunch"}),
