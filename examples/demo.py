@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from converter.cli import main as onnx_convert  # noqa: E402
+from converter.frameworks.tensorflow.startup import native_notices_filtered  # noqa: E402
 
 # One module per framework; each has build(out_dir) -> [(model path, extra CLI args)].
 EXAMPLE_MODULES = ["examples.sklearn_models", "examples.pytorch_models", "examples.tensorflow_models"]
@@ -22,7 +23,9 @@ def main() -> int:
     for module_name in EXAMPLE_MODULES:
         module = importlib.import_module(module_name)
         print(f"== {module_name.rsplit('.', 1)[-1]}: training examples", flush=True)
-        for model_path, extra in module.build(MODELS_DIR):
+        with native_notices_filtered():  # training imports TensorFlow here: its C++ start-up notices stay out
+            built = module.build(MODELS_DIR)
+        for model_path, extra in built:
             args = [
                 "--model-path",
                 str(model_path.relative_to(ROOT)),
