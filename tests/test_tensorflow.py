@@ -343,8 +343,8 @@ def test_custom_layer_that_cannot_be_deserialized_is_named(run_cli, models: Path
         result,
         2,
         f"{name} uses the custom Keras object Scale, whose Python code is not in the file; "
-        'export the model where that code is importable with model.export("saved_model_dir") '
-        "and convert the SavedModel directory",
+        "pass --model-code path/to/file.py, the file that defines and registers it (it is imported, so run), "
+        'or export the model with model.export("saved_model_dir") and convert the SavedModel directory',
     )
 
 
