@@ -38,7 +38,7 @@ ACTION_OPTIONS: tuple[Option, ...] = (
     Option(
         "image",
         "full",
-        "The image to run: full (every framework, 2.2 GB), sklearn (scikit-learn only, 681 MB), pytorch (1.21 GB) "
+        "The image to run: full (every framework, 2.4 GB), sklearn (scikit-learn only, 684 MB), pytorch (1.21 GB) "
         "or tensorflow (1.41 GB); pulled, never built, for a release tag, a commit SHA or main.",
     ),
 )
