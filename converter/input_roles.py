@@ -147,10 +147,11 @@ def _segments(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(np.arange(length) >= splits, shape).astype(np.int64)
 
 
-def padded_like_the_mask(inputs: dict[str, np.ndarray], specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+def padded_like_the_mask(
+    inputs: dict[str, np.ndarray], specs: list[TensorSpec], plans: dict[str, InputPlan]
+) -> dict[str, np.ndarray]:
     """``inputs`` with the positions the first 2-D mask pads holding what a tokenizer writes there:
-    the pad id (``TensorSpec.pad``) in token ids and 0 in token types."""
-    plans = {spec.name: plan_for(spec) for spec in specs}
+    the pad id (``TensorSpec.pad``) in token ids and 0 in token types. ``plans``: each input's, by name."""
     masks = [s.name for s in specs if plans[s.name].role == MASK and inputs[s.name].ndim == 2]
     if not masks:
         return inputs

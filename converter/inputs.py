@@ -152,16 +152,16 @@ def generate_inputs(
 ) -> dict[str, np.ndarray]:
     """Random inputs of the right shape and dtype, in a range the model accepts (input_roles.py)."""
     rng = np.random.default_rng(seed)
-    inputs = {}
+    inputs, plans = {}, {}
     for spec in specs:
-        plan = plan_for(spec)
+        plan = plans[spec.name] = plan_for(spec)
         if plan.role == CATEGORIES and not spec.categories:
             raise UserError(
                 f"input {spec.name} takes strings, which cannot be generated",
                 "give real inputs with --sample-data (a .csv with a header row naming the columns)",
             )
         inputs[spec.name] = generate(plan, spec, concrete_shape(spec, batch, other_size), rng)
-    return padded_like_the_mask(inputs, specs)
+    return padded_like_the_mask(inputs, specs, plans)
 
 
 def input_plans(specs: list[TensorSpec]) -> list[InputPlan]:
