@@ -42,22 +42,11 @@ WORDS = [
 
 
 def titanic(rows: int, seed: int) -> Any:
-    import pandas as pd
+    """The tests' Titanic-like frame (tests/fixtures/tabular.py), its target as the survived column."""
+    from tests.fixtures.tabular import titanic as titanic_frame
 
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "pclass": rng.integers(1, 4, rows),
-            "sex": rng.choice(["male", "female"], rows),
-            "age": rng.normal(30, 12, rows).round(1),
-            "fare": rng.gamma(2, 15, rows),
-            "embarked": rng.choice(["S", "C", "Q"], rows).astype(object),
-            "alone": rng.random(rows) < 0.5,
-        }
-    )
-    frame.loc[rng.random(rows) < 0.2, "age"] = np.nan
-    frame.loc[rng.random(rows) < 0.15, "embarked"] = np.nan
-    frame["survived"] = ((frame["sex"] == "female") | (frame["pclass"] == 1) | frame["embarked"].isna()).astype(int)
+    frame, target = titanic_frame(rows, seed)
+    frame["survived"] = target
     return frame
 
 
