@@ -111,3 +111,11 @@ def test_modernbert_differs_only_where_the_mask_pads_and_passes(tmp_path: Path, 
     assert all(o["padded"] > 0 and o["max_abs_diff"] < 1e-5 for o in outputs)
     assert max(o["padded_max_diff"] for o in outputs) > 1e-3  # over the default atol: it would have failed
     assert "**Padded positions** (`attention_mask` 0) are not compared" in result.markdown("modernbert")
+
+
+def test_a_mask_with_a_row_of_only_padding_is_not_read_as_padding(tmp_path: Path) -> None:
+    # no real token in a row: not what a tokenizer writes, so nothing is left out on its word
+    mask = PADDED.copy()
+    mask[2] = 0
+    result = run(tmp_path, "attention_mask", mask, (1, 3))
+    assert not result.passed and result.batches[0].outputs[0].padded == 0
