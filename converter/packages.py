@@ -29,7 +29,15 @@ MAX_FILE_BYTES = 64 * 1024  # a requirements file is a few lines; this bounds wh
 PIP_TIMEOUT_S = 900
 _OPTIONS_SPLIT = re.compile(r"\s+(?=-)")  # "pkg==1.0 --hash=sha256:..." -> requirement, options
 _PATH_LIKE = re.compile(r"^[./~\\]|[/\\]|\.(whl|zip|tar\.gz|tgz)$", re.IGNORECASE)
-_CONSTRAINT_CONFLICT = re.compile(r"The user requested \(constraint\) ([A-Za-z0-9._-]+)==(\S+)")
+_CONSTRAINT_CONFLICT = re.compile(r"The user requested \(constraint\) ([A-Za-z0-9._-]+)(==\S+|<0)")
+# Other builds of an installed package under another distribution name: installing one would write
+# over the installed files. A build of the same code is held at the installed version (tensorflow-text
+# requires "tensorflow", which tensorflow-cpu is); a different runtime is refused ("<0": no version).
+_SAME_CODE = {"tensorflow-cpu": ("tensorflow",), "tensorflow": ("tensorflow-cpu",), "xgboost-cpu": ("xgboost",)}
+_OTHER_RUNTIME = {
+    "tensorflow-cpu": ("tensorflow-gpu", "tensorflow-intel", "tf-nightly", "tf-nightly-cpu"),
+    "onnxruntime": ("onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "ort-nightly"),
+}
 _installed: dict[str, Installed] = {}  # one install per file content and process (many models share it)
 
 
@@ -106,7 +114,7 @@ def _pip_install(path: Path, lines: list[str]) -> Installed:
     before = _pins()
     with tempfile.TemporaryDirectory(prefix="onnx-convert-requirements-") as folder:
         constraints, requirements = Path(folder) / "constraints.txt", Path(folder) / "requirements.txt"
-        constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(before.items())))
+        constraints.write_text("".join(f"{line}\n" for line in constraint_lines(before)))
         requirements.write_text("".join(f"{line}\n" for line in lines))
         command = [sys.executable, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
         command += ["-c", str(constraints), "-r", str(requirements)]
@@ -125,16 +133,34 @@ def _pip_install(path: Path, lines: list[str]) -> Installed:
 
 def _pip_failure(path: Path, output: str) -> UserError:
     pinned = _CONSTRAINT_CONFLICT.findall(output)  # pip's resolver names each constraint in the conflict
+    if pinned and pinned[0][1] == "<0":
+        name = pinned[0][0]
+        return _bad(
+            path,
+            0,
+            f"needs {name}, another build of a package installed here, which would replace it",
+            f"leave {name} (and what requires it) out",
+        )
     if pinned:
         name, version = pinned[0]
         return _bad(
             path,
             0,
-            f"conflicts with {name}=={version}, pinned in this environment",
+            f"conflicts with {name}{version}, pinned in this environment",
             f"require a version compatible with it, or leave {name} out",
         )
     errors = [line.removeprefix("ERROR: ") for line in output.splitlines() if line.startswith("ERROR:")]
     return _bad(path, 0, f"pip failed: {shorten(errors[0] if errors else output.strip()[-300:])}", "fix the file")
+
+
+def constraint_lines(pins: dict[str, str]) -> list[str]:
+    """pip constraints that keep every installed distribution, and the files it owns, as they are."""
+    held = dict(pins)
+    for name, version in pins.items():
+        for alias in _SAME_CODE.get(name, ()):
+            held.setdefault(alias, version)
+    refused = {alias for name in pins for alias in _OTHER_RUNTIME.get(name, ()) if alias not in pins}
+    return sorted([f"{name}=={version}" for name, version in held.items()] + [f"{name}<0" for name in refused])
 
 
 def _pins() -> dict[str, str]:

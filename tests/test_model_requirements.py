@@ -115,6 +115,40 @@ def test_a_dependency_against_a_pinned_package_is_refused_naming_it(
     )
 
 
+def test_another_build_of_the_same_package_is_held_at_the_installed_version(
+    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tensorflow-text requires "tensorflow", the full build of the tensorflow-cpu installed here: a newer
+    one would write another TensorFlow over the installed files, so it is held at tensorflow-cpu's version."""
+    monkeypatch.chdir(unread_model.parent)
+    make_wheel(unread_model.parent, "tf_user", ["tensorflow>=99"])
+    requirements = write_requirements(unread_model.parent, "./tf_user-1.0-py3-none-any.whl\n")
+    result = run_cli("--model-path", str(unread_model), "--requirements", str(requirements))
+    tensorflow = md.version("tensorflow-cpu")
+    assert_one_line_error(
+        result,
+        2,
+        f'error: --requirements "{requirements}": reqs.txt: conflicts with tensorflow=={tensorflow}, pinned in this '
+        "environment; require a version compatible with it, or leave tensorflow out",
+    )
+
+
+def test_another_onnxruntime_build_is_refused_naming_it(
+    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime-gpu would replace the onnxruntime that validates the export."""
+    monkeypatch.chdir(unread_model.parent)
+    make_wheel(unread_model.parent, "gpu_user", ["onnxruntime-gpu"])
+    requirements = write_requirements(unread_model.parent, "./gpu_user-1.0-py3-none-any.whl\n")
+    result = run_cli("--model-path", str(unread_model), "--requirements", str(requirements))
+    assert_one_line_error(
+        result,
+        2,
+        f'error: --requirements "{requirements}": reqs.txt: needs onnxruntime-gpu, another build of a package '
+        "installed here, which would replace it; leave onnxruntime-gpu (and what requires it) out",
+    )
+
+
 def test_outside_a_virtualenv_nothing_is_installed(
     run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
