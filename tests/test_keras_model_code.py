@@ -99,6 +99,43 @@ def test_keras_custom_layer_without_its_code_is_refused_naming_the_option(saved:
     assert list(tmp_path.iterdir()) == []
 
 
+KERAS_HUB_SAVE = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    sys.path.insert(0, sys.argv[1])
+    import keras
+    from keras_hub.src.layers.gain import Gain
+
+    inputs = keras.Input((6,), name="x")
+    keras.Model(inputs, Gain()(inputs), name="from_hub").save(sys.argv[2] + "/from_hub.keras")
+    """
+)
+
+
+def test_a_keras_hub_model_without_keras_hub_is_refused_naming_the_package(tmp_path: Path) -> None:
+    """Keras imports a KerasHub class by the module named in the file: without the package, the one line
+    says which distribution to list in --requirements (a package here stands in for keras-hub)."""
+    hub = tmp_path / "site" / "keras_hub" / "src" / "layers"
+    hub.mkdir(parents=True)
+    for folder in (hub, hub.parent, hub.parent.parent):
+        (folder / "__init__.py").write_text("")
+    (hub / "gain.py").write_text(
+        "import keras\n\n\n@keras.saving.register_keras_serializable(package='keras_hub')\n"
+        "class Gain(keras.layers.Layer):\n    def call(self, x):\n        return x * 2.0\n"
+    )
+    subprocess.run([sys.executable, "-c", KERAS_HUB_SAVE, str(tmp_path / "site"), str(tmp_path)], check=True)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "converter", "--model-path", str(tmp_path / "from_hub.keras"), "--output-dir"]
+    done = subprocess.run([*command, str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert error_lines(done.stderr) == [
+        "error: from_hub.keras is built from keras_hub's Gain, and keras-hub is not installed here; list keras-hub "
+        "in --requirements (a requirements file installed before the conversion), or install it beside onnx-convert"
+    ]
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_lambda_layer_stays_refused_with_model_code(run_cli, saved: Path) -> None:
     result = run_cli("--model-path", str(saved / "with_lambda.keras"), "--model-code", str(saved / "layers.py"))
     assert_one_line_error(

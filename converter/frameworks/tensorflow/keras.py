@@ -158,6 +158,9 @@ _CUSTOM_OBJECT = re.compile(
     r"|Unknown [a-z ]+: '([^']+)'"
     r"|Could not deserialize (?:class|function) '([^']+)'"
 )
+# Keras imports these packages' classes by the module named in the file, when the package is installed.
+_MISSING_PACKAGE = re.compile(r"parent module ((keras_hub|keras_nlp|keras_cv)(?:\.[\w.]+)?) cannot be imported")
+_DISTRIBUTIONS = {"keras_hub": "keras-hub", "keras_nlp": "keras-nlp", "keras_cv": "keras-cv"}
 
 
 def _custom_objects(code: ModelCode) -> dict[str, object]:
@@ -182,6 +185,15 @@ def _keras_load_error(path: Path, exc: Exception, keras_version: str, code: Mode
             "pass --allow-unsafe-load true if you trust the file, or replace the Lambda with a built-in or registered layer",
         )
     found = _CUSTOM_OBJECT.search(text)
+    package = _MISSING_PACKAGE.search(text)
+    if found and package:
+        name = next(g for g in found.groups() if g)
+        distribution = _DISTRIBUTIONS[package.group(2)]
+        return UserError(
+            f"{path.name} is built from {package.group(2)}'s {name}, and {distribution} is not installed here",
+            f"list {distribution} in --requirements (a requirements file installed before the conversion), "
+            "or install it beside onnx-convert",
+        )
     if found:
         name = next(g for g in found.groups() if g)
         if code.given:
