@@ -99,13 +99,15 @@ bench: $(STAMP)
 
 # Benchmark-only packages (timm; transformers came into the pytorch extra with Hugging Face folders),
 # with their hashes in requirements/bench.txt (every extra, the dev tools, timm); never in the image or CI.
-# --no-deps: bench.txt is complete but for timm's torchvision, which goes into bench/.torchvision
-# (requirements/compile.sh says why).
+# --no-deps: bench.txt is complete but for timm's torchvision and KerasHub, which go into folders of
+# their own, bench/.torchvision and bench/.keras_hub (requirements/compile.sh and bench-keras-hub.in say why).
 BENCH_STAMP := $(VENV)/.bench-stamp
-$(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/bench-torchvision.txt
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt requirements/bench-torchvision.txt requirements/bench-keras-hub.txt
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/bench.txt
 	rm -rf bench/.torchvision && $(PY) -m pip install --quiet --require-hashes --no-deps \
 	  --target bench/.torchvision -r requirements/bench-torchvision.txt
+	rm -rf bench/.keras_hub && $(PY) -m pip install --quiet --require-hashes --no-deps \
+	  --target bench/.keras_hub -r requirements/bench-keras-hub.txt
 	touch $@
 
 # make coverage: convert whole model families and re-check each (long; not part of CI).

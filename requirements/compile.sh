@@ -32,4 +32,5 @@ pinned="--generate-hashes -c requirements/constraints.txt"
   compile $pinned pyproject.toml --all-extras requirements/dev.in requirements/bench.in \
     --no-emit-package torchvision -o requirements/bench.txt
   compile $pinned --no-deps requirements/bench-torchvision.in -o requirements/bench-torchvision.txt
+  compile $pinned --no-deps requirements/bench-keras-hub.in -o requirements/bench-keras-hub.txt
 }

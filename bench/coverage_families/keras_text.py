@@ -1,13 +1,11 @@
-"""Keras text backbones in the shape of KerasHub's (issue 15 asked for ``keras_hub`` itself).
+"""Keras text backbones whose layers are the user's own: ``--model-code`` for Keras (issue 15, item 6).
 
-keras-hub does not install beside this project's pins: ``pip install --dry-run keras-hub`` (0.32.0)
-would add the full ``tensorflow`` 2.21.0 wheel beside ``tensorflow-cpu`` (two distributions writing
-the same ``tensorflow/`` package) and ``tensorflow-text``. So the backbones are built here from
-constructor arguments with plain Keras layers, with KerasHub's inputs: BERT-like and
+Built from constructor arguments with plain Keras layers and KerasHub's inputs: BERT-like and
 RoBERTa-like encoders (``token_ids``, ``segment_ids`` where the model has them, ``padding_mask``)
 and a GPT-2-like causal decoder (``token_ids``, ``padding_mask``). Their transformer block and
 position embedding are custom layers registered with ``keras.saving.register_keras_serializable``
-(as KerasHub's are), in ``_keras_text_layers.py``.
+in the user's code, as transformer blocks usually are, in ``_keras_text_layers.py``. (KerasHub's
+own backbones are the keras_hub family.)
 
 Each is saved two ways: a ``.keras`` converted with ``--model-code _keras_text_layers.py`` (the
 layers' code), and a ``model.export()`` SavedModel (which carries its own graph). The converter
