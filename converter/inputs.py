@@ -20,6 +20,9 @@ from converter.tensors import dtype_name, shape_text
 BATCH = "batch"
 # Sizes for dynamic dimensions other than the batch, first and second validation run.
 OTHER_DYNAMIC_SIZES = (32, 40)
+# --validation-samples auto: 16 rows, fewer when rows are large. onnxruntime's activations grow with
+# the batch (swin_tiny: ~55 MB a 224x224 row), and a check should fit where the export itself fits.
+DEFAULT_ROWS, MAX_BATCH_ELEMENTS, MIN_ROWS = 16, 1 << 20, 2
 
 
 def resolve_specs(
@@ -54,7 +57,7 @@ def resolve_specs(
             if axis == 0 and request.dynamic_batch:
                 named.append(BATCH)
             elif axis == 0 and dim is None:
-                named.append(sample_batch or request.validation_samples)
+                named.append(sample_batch or request.validation_samples or DEFAULT_ROWS)
             elif dim is None:
                 named.append(f"{spec.name}_dim{axis}")
             else:
@@ -109,6 +112,15 @@ def _kind(dtype: str) -> str:
 def concrete_shape(spec: TensorSpec, batch: int, other_size: int) -> tuple[int, ...]:
     assert spec.shape is not None
     return tuple(d if isinstance(d, int) else (batch if d == BATCH else other_size) for d in spec.shape)
+
+
+def validation_rows(specs: list[TensorSpec], requested: int | None) -> int:
+    """The first validation batch: as requested, or (auto) 16 rows, fewer when one row of the generated
+    inputs holds many elements (3x224x224 images: 6 rows), never under 2."""
+    if requested is not None:
+        return requested
+    row = sum(math.prod(concrete_shape(s, 1, OTHER_DYNAMIC_SIZES[0])) for s in specs if s.shape and s.shape[0] == BATCH)
+    return max(MIN_ROWS, min(DEFAULT_ROWS, MAX_BATCH_ELEMENTS // max(row, 1)))
 
 
 def validation_batches(specs: list[TensorSpec], first_batch: int) -> list[tuple[int, int]]:

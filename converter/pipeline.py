@@ -36,6 +36,7 @@ from converter.inputs import (
     resize_batch,
     resolve_specs,
     second_run_inputs,
+    validation_rows,
 )
 from converter.memory import return_freed_memory
 from converter.naming import file_stem
@@ -194,14 +195,15 @@ def _inputs(
     specs = resolve_specs(model_specs, request, samples)
     if samples is not None:
         return specs, check_samples_fit(samples, specs), samples
-    check_generated_size(specs, request.validation_samples)
-    first = generate_inputs(specs, request.validation_samples, request.seed)
+    rows = validation_rows(specs, request.validation_samples)
+    check_generated_size(specs, rows)
+    first = generate_inputs(specs, rows, request.seed)
     tables = backend.index_tables(loaded, first)
     if not tables:
         return specs, first, None
     # Each input now kept below the table it indexes, not below the smallest of the model.
     specs = [_bounded(spec, tables.get(spec.name)) for spec in specs]
-    return specs, generate_inputs(specs, request.validation_samples, request.seed), None
+    return specs, generate_inputs(specs, rows, request.seed), None
 
 
 def _bounded(spec: TensorSpec, rows: int | None) -> TensorSpec:

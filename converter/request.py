@@ -80,7 +80,11 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "Real inputs (.npy, .npz with arrays named after the inputs, or .csv) used instead of generated ones.",
     ),
-    Option("validation-samples", "16", "Batch size of the generated validation inputs."),
+    Option(
+        "validation-samples",
+        "auto",
+        "Rows of generated validation inputs; auto: 16, fewer for large rows.",
+    ),
     Option("seed", "0", "Seed for the generated validation inputs."),
     Option("rtol", "1e-3", "Relative tolerance of the comparison."),
     Option("atol", "1e-3", "Absolute tolerance of the comparison."),
@@ -217,7 +221,7 @@ class ConversionRequest:
     input_dtypes: dict[str, str]
     dynamic_batch: bool
     sample_data: Path | None
-    validation_samples: int
+    validation_samples: int | None  # None: auto (inputs.validation_rows)
     seed: int
     rtol: float
     atol: float
@@ -267,7 +271,7 @@ class ConversionRequest:
             sample_data=(
                 parse_path("sample-data", raw["sample-data"], base_dir, must_exist=True) if raw["sample-data"] else None
             ),
-            validation_samples=parse_positive_int("validation-samples", raw["validation-samples"]),
+            validation_samples=parse_validation_samples(raw["validation-samples"]),
             seed=parse_int("seed", raw["seed"], minimum=0),
             rtol=parse_tolerance("rtol", raw["rtol"]),
             atol=parse_tolerance("atol", raw["atol"]),
@@ -364,6 +368,11 @@ def parse_int(option: str, value: str, minimum: int) -> int:
 
 def parse_positive_int(option: str, value: str) -> int:
     return parse_int(option, value, minimum=1)
+
+
+def parse_validation_samples(value: str) -> int | None:
+    """``auto`` (None) or a positive number of rows."""
+    return None if value.strip().lower() == "auto" else parse_positive_int("validation-samples", value)
 
 
 def parse_opset(value: str) -> int | None:

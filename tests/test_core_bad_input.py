@@ -241,8 +241,9 @@ def test_a_superscript_dimension_is_one_line(run_cli, unread_model: Path) -> Non
         (
             "--input-shapes",
             "1x100000000000",
-            "error: the generated validation inputs would take 8,941 GiB (input input alone is 16x100000000000 "
-            "float32 at batch 16); validation inputs may take at most 256 MiB; "
+            # auto rows: 2 for rows this large (never fewer), then 3
+            "error: the generated validation inputs would take 1,863 GiB (input input alone is 3x100000000000 "
+            "float32 at batch 3); validation inputs may take at most 256 MiB; "
             "lower --validation-samples or the sizes in --input-shapes",
         ),
         (  # this one ran to 7.2 GB and then blamed the model

@@ -32,7 +32,7 @@ def test_defaults_match_the_documented_table(model_file: Path) -> None:
     assert request.output_dir == Path("onnx-models")
     assert request.opset is None
     assert request.dynamic_batch is True
-    assert request.validation_samples == 16
+    assert request.validation_samples is None  # auto: inputs.validation_rows
     assert request.seed == 0
     assert request.rtol == 1e-3 and request.atol == 1e-3
     assert request.fail_on_mismatch is True

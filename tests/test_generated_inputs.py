@@ -17,7 +17,7 @@ import pytest
 
 from converter.frameworks.base import TensorSpec
 from converter.input_roles import PADDING, padded_mask, plan_for
-from converter.inputs import generate_inputs
+from converter.inputs import generate_inputs, validation_rows
 from tests.fixtures.tiers import model_fixture
 
 FACTORIES = Path(__file__).parent / "fixtures" / "transformers_models.py"
@@ -26,6 +26,23 @@ INT64 = "input_ids:int64;attention_mask:int64;token_type_ids:int64"
 
 
 # -- the generation, without a model ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shapes", "requested", "rows"),
+    [
+        ([("batch", 3, 224, 224)], None, 6),  # 150,528 elements a row: 6 rows fit in 2^20
+        ([("batch", 3, 384, 384)], None, 2),  # never under 2 rows
+        ([("batch", "seq"), ("batch", "seq")], None, 16),  # token ids and mask at 32 positions
+        ([("batch", 3, 224, 224)], 16, 16),  # as asked
+        ([(1, 3, 224, 224)], None, 16),  # no batch axis: the rows are the model's
+    ],
+)
+def test_auto_validation_rows_keep_a_batch_under_a_million_elements(
+    shapes: list[tuple[Any, ...]], requested: int | None, rows: int
+) -> None:
+    specs = [TensorSpec(f"in{i}", shape, "float32") for i, shape in enumerate(shapes)]
+    assert validation_rows(specs, requested) == rows
 
 
 def test_mask_pads_half_the_rows_on_the_right_and_keeps_the_first_position() -> None:

@@ -66,6 +66,20 @@ def test_cnn_with_batchnorm_from_safetensors_and_a_factory(run_cli, model_files:
     assert report["onnx"]["inputs"][0]["name"] == "image"
 
 
+@pytest.mark.parametrize(("extra", "batches"), [((), [5, 2]), (("--validation-samples", "16"), [16, 8])])
+def test_large_image_rows_are_validated_at_fewer_rows_unless_asked(
+    run_cli, model_files: ModelFiles, extra: tuple[str, ...], batches: list[int]
+) -> None:
+    """A 3x256x256 row holds 196,608 elements: auto validates 5 rows (at most 2^20 elements), then 2."""
+    cnn = ["--model-path", str(model_files["cnn.safetensors"]), "--model-class", model_class("make_cnn")]
+    result = run_cli(*cnn, "--input-shapes", "batchx3x256x256", *extra)
+    assert result.code == 0, result.stdout + result.stderr
+    report = result.report("cnn")
+    assert report["status"] == "passed"
+    assert report["validation"]["batch_sizes"] == batches
+    assert f"batch {batches[0]} and {batches[1]}" in result.stdout
+
+
 def test_lstm_torchscript_archive_uses_the_torchscript_exporter(run_cli, model_files: ModelFiles) -> None:
     result = run_cli("--model-path", str(model_files["lstm_scripted.pt"]), "--input-shapes", "batchx7x6")
     report = assert_converted(result, "lstm_scripted", "torchscript", "torch.onnx.export(dynamo=False)")
