@@ -174,7 +174,8 @@ def recheck(onnx_path: Path, built: Built, rtol: float, atol: float) -> tuple[st
         if ref.size != out.size:
             problems.append(f"output {name}: {out.shape} in ONNX, {ref.shape} in the original")
             continue
-        ref, out = ref.reshape(-1), out.reshape(-1)
+        mask = feed.get(built.padding_mask) if built.padding_mask else None
+        ref, out = _real_positions(ref.reshape(out.shape), mask), _real_positions(out, mask)
         if name in built.labels or ref.dtype.kind in "OUSb" or out.dtype.kind in "OUSb":
             differ = int(np.count_nonzero(ref.astype(str) != out.astype(str)))
             if differ:
@@ -189,6 +190,13 @@ def recheck(onnx_path: Path, built: Built, rtol: float, atol: float) -> tuple[st
         if over:
             problems.append(f"output {name}: {over} of {ref.size} elements over tolerance (max abs diff {worst:.3g})")
     return "; ".join(problems), (worst if np.isfinite(worst) else float(np.finfo(np.float64).max))
+
+
+def _real_positions(array: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The elements at real tokens (mask 1) of an output laid out (batch, sequence, ...); all others as they are."""
+    if mask is None or array.ndim < 2 or array.shape[:2] != mask.shape:
+        return array.reshape(-1)
+    return array[mask.astype(bool)].reshape(-1)
 
 
 def _standard_normal(session: Any, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:

@@ -45,6 +45,10 @@ class Built:
     inputs: Callable[[np.random.Generator, int], Inputs] | None = None
     labels: frozenset[str] = frozenset({"label"})  # outputs that must agree exactly
     recheck_batch: int = 37  # rows of the re-check: neither validation size; cheap models take more
+    # A 0/1 input marking real tokens (attention_mask): outputs laid out (batch, sequence, ...) are
+    # re-checked where it is 1, as callers read them. A padded position's value is never read, and the
+    # converter reports its difference apart (converter/padding.py); ModernBERT's differs by 3e-3.
+    padding_mask: str | None = None
     note: str = ""  # e.g. the data it was fitted on, shown in the table
 
 

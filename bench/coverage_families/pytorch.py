@@ -249,6 +249,7 @@ def build_transformers(arch: Arch, fmt: str, directory: Path) -> Built:
         inputs=lambda rng, batch: _arch_inputs(arch, rng, batch, seq),
         labels=frozenset(),
         note=_note(arch, fmt),
+        padding_mask="attention_mask" if "attention_mask" in arch.inputs else None,
     )
 
 
