@@ -16,6 +16,7 @@ A family is added by dropping a file here; ``FAMILIES=name make coverage`` runs 
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import sys
 from collections.abc import Callable
@@ -57,6 +58,17 @@ class ModelCase:
     name: str
     build: Callable[[Path], Built] = field(compare=False)
     group: str = ""  # optional sub-heading within the family (e.g. "binary")
+
+
+def import_beside(folder: Path, module: str) -> Any:
+    """``module``, with ``folder`` (a --target install that make coverage keeps out of the venv) on
+    sys.path, in the model's child process only; SkipCase when it does not import."""
+    if folder.is_dir() and str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise SkipCase(f"{module} does not import ({exc}); make coverage installs it") from None
 
 
 def import_skops() -> Any:

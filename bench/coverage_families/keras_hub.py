@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.coverage_families import Built, Inputs, ModelCase, SkipCase
+from bench.coverage_families import Built, ModelCase, import_beside
+from bench.coverage_families.keras_text import keras_on_tensorflow, reference, text_inputs
 
 KERAS_HUB_DIR = Path(__file__).resolve().parent.parent / ".keras_hub"
-VOCAB, MAX_LENGTH, RECHECK_LENGTH = 100, 64, 24
+VOCAB, MAX_LENGTH = 100, 64
 NOISE = 0.1  # relative size of the noise given to constant-initialised weights
 _ENCODER = {"vocabulary_size": VOCAB, "num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
 _GROUPED = {"vocabulary_size": VOCAB, "num_layers": 2, "num_query_heads": 4, "num_key_value_heads": 2}
@@ -62,18 +63,8 @@ def models() -> list[ModelCase]:
 
 def import_keras_hub() -> Any:
     """keras_hub from bench/.keras_hub, on the TensorFlow backend."""
-    import os
-    import sys
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    if KERAS_HUB_DIR.is_dir() and str(KERAS_HUB_DIR) not in sys.path:
-        sys.path.append(str(KERAS_HUB_DIR))
-    try:
-        import keras_hub
-    except ImportError as exc:
-        raise SkipCase(f"keras_hub does not import ({exc}); make coverage installs it") from None
-    return keras_hub
+    keras_on_tensorflow()
+    return import_beside(KERAS_HUB_DIR, "keras_hub")
 
 
 def build_backbone(name: str) -> Any:
@@ -103,29 +94,8 @@ def _build(name: str, fmt: str, directory: Path) -> Built:
     names = sorted(t.name for t in model.inputs)
     return Built(
         options={"model-path": str(path)},
-        reference=partial(_reference, model),
-        inputs=lambda rng, batch: _inputs(names, rng, batch),
+        reference=partial(reference, model),
+        inputs=lambda rng, batch: text_inputs(names, rng, batch, VOCAB),
         labels=frozenset(),
         note=f"{', '.join(names)}; " + ("model.save()" if fmt == "keras" else "model.export()"),
     )
-
-
-def _inputs(names: list[str], rng: np.random.Generator, batch: int) -> Inputs:
-    """As a KerasHub preprocessor gives them: right-padded, the first row full length."""
-    lengths = rng.integers(1, RECHECK_LENGTH + 1, batch)
-    lengths[0] = RECHECK_LENGTH
-    made: Inputs = {"token_ids": rng.integers(0, VOCAB, (batch, RECHECK_LENGTH)).astype(np.int32)}
-    if "padding_mask" in names:
-        made["padding_mask"] = (np.arange(RECHECK_LENGTH)[None, :] < lengths[:, None]).astype(np.int32)
-    if "segment_ids" in names:
-        splits = rng.integers(1, RECHECK_LENGTH, batch)
-        made["segment_ids"] = (np.arange(RECHECK_LENGTH)[None, :] >= splits[:, None]).astype(np.int32)
-    return made
-
-
-def _reference(model: Any, inputs: Inputs, names: list[str]) -> Inputs:
-    outputs = model(dict(inputs), training=False)
-    if not isinstance(outputs, dict):
-        (only,) = names
-        return {only: np.asarray(outputs)}
-    return {name: np.asarray(outputs[name]) for name in names}

@@ -38,7 +38,7 @@ def models() -> list[ModelCase]:
     return [ModelCase(f"{name} ({fmt})", partial(_build, name, fmt)) for name in BACKBONES for fmt in FORMATS]
 
 
-def _keras() -> Any:
+def keras_on_tensorflow() -> Any:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,7 +49,7 @@ def _keras() -> Any:
 
 
 def _backbone(name: str) -> Any:
-    keras = _keras()
+    keras = keras_on_tensorflow()
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_keras_text_layers", LAYERS_FILE)
@@ -86,25 +86,30 @@ def _build(name: str, fmt: str, directory: Path) -> Built:
     note = f"{', '.join(names)}; " + ("--model-code file of its layers" if fmt == "keras" else "model.export()")
     return Built(
         options=options,
-        reference=partial(_reference, model),
-        inputs=lambda rng, batch: _inputs(names, rng, batch),
+        reference=partial(reference, model),
+        inputs=lambda rng, batch: text_inputs(names, rng, batch, VOCAB),
         labels=frozenset(),
         note=note,
     )
 
 
-def _inputs(names: list[str], rng: np.random.Generator, batch: int) -> Inputs:
-    """As a KerasHub preprocessor gives them: right-padded, the first token always real."""
+def text_inputs(names: list[str], rng: np.random.Generator, batch: int, vocab: int) -> Inputs:
+    """As a KerasHub preprocessor gives them: right-padded, the first row full length."""
     lengths = rng.integers(1, RECHECK_LENGTH + 1, batch)
     lengths[0] = RECHECK_LENGTH
-    made: Inputs = {"token_ids": rng.integers(0, VOCAB, (batch, RECHECK_LENGTH)).astype(np.int32)}
-    made["padding_mask"] = (np.arange(RECHECK_LENGTH)[None, :] < lengths[:, None]).astype(np.int32)
+    made: Inputs = {"token_ids": rng.integers(0, vocab, (batch, RECHECK_LENGTH)).astype(np.int32)}
+    if "padding_mask" in names:
+        made["padding_mask"] = (np.arange(RECHECK_LENGTH)[None, :] < lengths[:, None]).astype(np.int32)
     if "segment_ids" in names:
         splits = rng.integers(1, RECHECK_LENGTH, batch)
         made["segment_ids"] = (np.arange(RECHECK_LENGTH)[None, :] >= splits[:, None]).astype(np.int32)
     return made
 
 
-def _reference(model: Any, inputs: Inputs, names: list[str]) -> Inputs:
-    outputs = model({k: v for k, v in inputs.items()}, training=False)
+def reference(model: Any, inputs: Inputs, names: list[str]) -> Inputs:
+    """The Keras model's outputs by name (a model with one unnamed output gives the one name asked)."""
+    outputs = model(dict(inputs), training=False)
+    if not isinstance(outputs, dict):
+        (only,) = names
+        return {only: np.asarray(outputs)}
     return {name: np.asarray(outputs[name]) for name in names}

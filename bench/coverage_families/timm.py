@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.coverage_families import Built, Inputs, ModelCase, SkipCase
+from bench.coverage_families import Built, Inputs, ModelCase, SkipCase, import_beside
 
 TORCHVISION_DIR = Path(__file__).resolve().parent.parent / ".torchvision"
 RECHECK_BATCH = 3  # validation runs 16 and 8 rows; 224x224 ViTs are slow at 37
@@ -87,16 +87,10 @@ def models() -> list[ModelCase]:
 
 def import_timm() -> Any:
     """timm, with torchvision's pure-Python parts (see the module's docstring)."""
-    if TORCHVISION_DIR.is_dir() and str(TORCHVISION_DIR) not in sys.path:
-        sys.path.append(str(TORCHVISION_DIR))
     # torchvision/__init__ imports _meta_registrations, which registers fake kernels for its C ops
     # and fails when they are not loaded; an empty module in its place skips only that.
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-    try:
-        import timm
-    except ImportError as exc:
-        raise SkipCase(f"timm does not import ({exc}); make coverage installs it") from None
-    return timm
+    return import_beside(TORCHVISION_DIR, "timm")
 
 
 def build_model(arch: str) -> Any:
