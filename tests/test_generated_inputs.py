@@ -18,6 +18,7 @@ import pytest
 from converter.frameworks.base import TensorSpec
 from converter.input_roles import PADDING, padded_mask, plan_for
 from converter.inputs import generate_inputs, validation_rows
+from tests.fixtures.cli import assert_passed
 from tests.fixtures.tiers import model_fixture
 
 FACTORIES = Path(__file__).parent / "fixtures" / "transformers_models.py"
@@ -117,20 +118,12 @@ def _save(hf: ModuleType, torch: ModuleType, name: str, fmt: str, directory: Pat
     return ["--model-path", str(directory / f"{name}.pt2")]
 
 
-def _passed(result: Any, stem: str) -> dict:
-    assert result.code == 0, result.stdout + result.stderr
-    report = result.report(stem)
-    assert report["status"] == "passed"
-    assert report["validation"]["batch_sizes"] == [16, 8]
-    return report
-
-
 def test_opt_state_dict_gets_a_padded_mask_and_reproduces(
     run_cli, hf: ModuleType, torch: ModuleType, tmp_path: Path
 ) -> None:
     # A mask of 0..99 made OPT's positions (the mask's cumulative sum) overflow its table:
     # "IndexError: index out of range in self" in the reference run.
-    report = _passed(run_cli(*_save(hf, torch, "opt", "state_dict", tmp_path)), "opt")
+    report = assert_passed(run_cli(*_save(hf, torch, "opt", "state_dict", tmp_path)), "opt")
     assert report["inputs"] == [
         {
             "name": "input_ids",
@@ -144,7 +137,7 @@ def test_opt_state_dict_gets_a_padded_mask_and_reproduces(
 
 
 def test_opt_program_reproduces_with_padded_rows(run_cli, hf: ModuleType, torch: ModuleType, tmp_path: Path) -> None:
-    report = _passed(run_cli(*_save(hf, torch, "opt", "pt2", tmp_path)), "opt")
+    report = assert_passed(run_cli(*_save(hf, torch, "opt", "pt2", tmp_path)), "opt")
     assert report["inputs"][0]["bound"] == "the 1,000-row table it indexes (graph)"
     assert report["inputs"][1]["role"] == "mask"
 
@@ -154,7 +147,7 @@ def test_albert_program_ids_span_the_vocabulary_not_the_token_type_table(
 ) -> None:
     # One bound for every input was the smallest table: input_ids of 0 and 1 only.
     result = run_cli(*_save(hf, torch, "albert", "pt2", tmp_path))
-    report = _passed(result, "albert")
+    report = assert_passed(result, "albert")
     assert [(i["name"], i["role"], i.get("range"), i.get("bound")) for i in report["inputs"]] == [
         ("input_ids", "ids", [0, 1000], "the 1,000-row table it indexes (graph)"),
         ("attention_mask", "mask", None, None),
@@ -170,7 +163,7 @@ def test_albert_program_ids_span_the_vocabulary_not_the_token_type_table(
 def test_bert_state_dict_ids_are_bounded_by_their_own_table_found_in_a_run(
     run_cli, hf: ModuleType, torch: ModuleType, tmp_path: Path
 ) -> None:
-    report = _passed(run_cli(*_save(hf, torch, "bert", "state_dict", tmp_path)), "bert")
+    report = assert_passed(run_cli(*_save(hf, torch, "bert", "state_dict", tmp_path)), "bert")
     ranges = {i["name"]: (i["role"], i.get("range")) for i in report["inputs"]}
     assert ranges == {
         "input_ids": ("ids", [0, 1000]),
@@ -197,7 +190,7 @@ def test_torchscript_ids_are_bounded_by_their_own_table_read_from_the_graph(
     torch.jit.save(torch.jit.script(Tagger().eval()), str(tmp_path / "tagger.pt"))
     shapes = "input_ids:batchxseq;token_type_ids:batchxseq"
     result = run_cli("--model-path", str(tmp_path / "tagger.pt"), "--input-shapes", shapes, "--input-dtypes", "int64")
-    report = _passed(result, "tagger")
+    report = assert_passed(result, "tagger")
     assert [(i["name"], i["range"], i["bound"]) for i in report["inputs"]] == [
         ("input_ids", [0, 1000], "the 1,000-row table it indexes (graph)"),
         ("token_type_ids", [0, 2], "the 2-row table it indexes (graph)"),

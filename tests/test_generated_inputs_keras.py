@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from converter.input_roles import PADDING
+from tests.fixtures.cli import assert_passed
 
 pytestmark = pytest.mark.converts
 VOCAB = 50  # below the 100 an input with no table was drawn from
@@ -38,10 +39,7 @@ def backbone(keras: ModuleType) -> Any:
 
 
 def _passed(result: Any, stem: str) -> dict:
-    assert result.code == 0, result.stdout + result.stderr
-    report = result.report(stem)
-    assert report["status"] == "passed"
-    return report
+    return assert_passed(result, stem, batch_sizes=None)
 
 
 EXPECTED = [

@@ -99,54 +99,41 @@ def test_a_requirement_against_a_pinned_package_is_refused_naming_it(run_cli, un
     assert result.written() == []
 
 
-def test_a_dependency_against_a_pinned_package_is_refused_naming_it(
-    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
+TENSORFLOW = md.version("tensorflow-cpu")
+
+
+@pytest.mark.parametrize(
+    ("wheel", "requires", "problem"),
+    [
+        (  # the conflict is the wheel's, one level down: pip's resolver names the pinned package
+            "old_numpy_user",
+            "numpy<2",
+            f"conflicts with numpy=={NUMPY}, pinned in this environment; "
+            "require a version compatible with it, or leave numpy out",
+        ),
+        (  # tensorflow-text requires "tensorflow", the full build of the tensorflow-cpu installed here: a
+            # newer one would write another TensorFlow over the installed files, so it is held at its version
+            "tf_user",
+            "tensorflow>=99",
+            f"conflicts with tensorflow=={TENSORFLOW}, pinned in this environment; "
+            "require a version compatible with it, or leave tensorflow out",
+        ),
+        (  # onnxruntime-gpu would replace the onnxruntime that validates the export
+            "gpu_user",
+            "onnxruntime-gpu",
+            "needs onnxruntime-gpu, another build of a package installed here, which would replace it; "
+            "leave onnxruntime-gpu (and what requires it) out",
+        ),
+    ],
+)
+def test_a_dependency_this_environment_cannot_take_is_refused_naming_it(
+    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch, wheel: str, requires: str, problem: str
 ) -> None:
-    """The conflict is the wheel's, one level down: pip's resolver names the pinned package."""
     monkeypatch.chdir(unread_model.parent)  # the CLI's paths are relative to the working directory
-    make_wheel(unread_model.parent, "old_numpy_user", ["numpy<2"])
-    requirements = write_requirements(unread_model.parent, "./old_numpy_user-1.0-py3-none-any.whl\n")
+    make_wheel(unread_model.parent, wheel, [requires])
+    requirements = write_requirements(unread_model.parent, f"./{wheel}-1.0-py3-none-any.whl\n")
     result = run_cli("--model-path", str(unread_model), "--requirements", str(requirements))
-    assert_one_line_error(
-        result,
-        2,
-        f'error: --requirements "{requirements}": reqs.txt: conflicts with numpy=={NUMPY}, pinned in this '
-        "environment; require a version compatible with it, or leave numpy out",
-    )
-
-
-def test_another_build_of_the_same_package_is_held_at_the_installed_version(
-    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """tensorflow-text requires "tensorflow", the full build of the tensorflow-cpu installed here: a newer
-    one would write another TensorFlow over the installed files, so it is held at tensorflow-cpu's version."""
-    monkeypatch.chdir(unread_model.parent)
-    make_wheel(unread_model.parent, "tf_user", ["tensorflow>=99"])
-    requirements = write_requirements(unread_model.parent, "./tf_user-1.0-py3-none-any.whl\n")
-    result = run_cli("--model-path", str(unread_model), "--requirements", str(requirements))
-    tensorflow = md.version("tensorflow-cpu")
-    assert_one_line_error(
-        result,
-        2,
-        f'error: --requirements "{requirements}": reqs.txt: conflicts with tensorflow=={tensorflow}, pinned in this '
-        "environment; require a version compatible with it, or leave tensorflow out",
-    )
-
-
-def test_another_onnxruntime_build_is_refused_naming_it(
-    run_cli, unread_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """onnxruntime-gpu would replace the onnxruntime that validates the export."""
-    monkeypatch.chdir(unread_model.parent)
-    make_wheel(unread_model.parent, "gpu_user", ["onnxruntime-gpu"])
-    requirements = write_requirements(unread_model.parent, "./gpu_user-1.0-py3-none-any.whl\n")
-    result = run_cli("--model-path", str(unread_model), "--requirements", str(requirements))
-    assert_one_line_error(
-        result,
-        2,
-        f'error: --requirements "{requirements}": reqs.txt: needs onnxruntime-gpu, another build of a package '
-        "installed here, which would replace it; leave onnxruntime-gpu (and what requires it) out",
-    )
+    assert_one_line_error(result, 2, f'error: --requirements "{requirements}": reqs.txt: {problem}')
 
 
 def test_outside_a_virtualenv_nothing_is_installed(

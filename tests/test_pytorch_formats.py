@@ -10,7 +10,7 @@ import pytest
 
 from converter.frameworks.pytorch.backend import PytorchBackend
 from converter.request import ConversionRequest
-from tests.fixtures.cli import error_lines
+from tests.fixtures.cli import assert_passed, error_lines
 from tests.fixtures.pytorch import ModelFiles, model_class
 
 pytestmark = pytest.mark.converts
@@ -73,10 +73,7 @@ def test_large_image_rows_are_validated_at_fewer_rows_unless_asked(
     """A 3x256x256 row holds 196,608 elements: auto validates 5 rows (at most 2^20 elements), then 2."""
     cnn = ["--model-path", str(model_files["cnn.safetensors"]), "--model-class", model_class("make_cnn")]
     result = run_cli(*cnn, "--input-shapes", "batchx3x256x256", *extra)
-    assert result.code == 0, result.stdout + result.stderr
-    report = result.report("cnn")
-    assert report["status"] == "passed"
-    assert report["validation"]["batch_sizes"] == batches
+    assert_passed(result, "cnn", tuple(batches))
     assert f"batch {batches[0]} and {batches[1]}" in result.stdout
 
 

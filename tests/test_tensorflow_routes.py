@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.fixtures.cli import assert_passed
 from tests.fixtures.tiers import model_fixture
 
 INITIALIZERS = "tf2onnx, variables kept as initializers"
@@ -27,14 +28,6 @@ SAVED_MODEL = "tf2onnx saved-model"
 @model_fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, tensorflow_models: ModuleType) -> Path:
     return tensorflow_models.build_route_models(tmp_path_factory.mktemp("tf_route_models"))
-
-
-def _passed(result: Any, stem: str) -> dict:
-    assert result.code == 0, result.stdout + result.stderr
-    report = result.report(stem)
-    assert report["status"] == "passed"
-    assert report["validation"]["batch_sizes"] == [16, 8]
-    return report
 
 
 def _onnx(report: dict) -> Any:
@@ -53,7 +46,7 @@ def _worst(report: dict) -> float:
 
 
 def test_grouped_convolution_in_a_nested_function_is_inlined(run_cli, models: Path) -> None:
-    report = _passed(run_cli("--model-path", str(models / "grouped.keras")), "grouped")
+    report = assert_passed(run_cli("--model-path", str(models / "grouped.keras")), "grouped")
     assert report["onnx"]["export_path"] == INITIALIZERS
     assert [a["outcome"] for a in report["export_attempts"]] == ["passed"]
     ops = _ops(_onnx(report))
@@ -64,7 +57,7 @@ def test_grouped_convolution_in_a_nested_function_is_inlined(run_cli, models: Pa
 
 
 def test_exact_gelu_erfc_is_mapped_to_erf(run_cli, models: Path) -> None:
-    report = _passed(run_cli("--model-path", str(models / "gelu.keras")), "gelu")
+    report = assert_passed(run_cli("--model-path", str(models / "gelu.keras")), "gelu")
     assert report["onnx"]["export_path"] == INITIALIZERS
     ops = _ops(_onnx(report))
     assert ops.get("Erf") == 1 and "Erfc" not in ops
@@ -72,7 +65,7 @@ def test_exact_gelu_erfc_is_mapped_to_erf(run_cli, models: Path) -> None:
 
 
 def test_normalization_constants_become_initializers_not_inputs(run_cli, models: Path) -> None:
-    report = _passed(run_cli("--model-path", str(models / "normalized.keras")), "normalized")
+    report = assert_passed(run_cli("--model-path", str(models / "normalized.keras")), "normalized")
     assert [t["name"] for t in report["onnx"]["inputs"]] == ["image"]
     assert _worst(report) < 1e-5
 
@@ -80,7 +73,7 @@ def test_normalization_constants_become_initializers_not_inputs(run_cli, models:
 def test_scalar_added_after_a_bias_free_convolution_keeps_the_transpose_optimizer_working(
     run_cli, models: Path
 ) -> None:
-    report = _passed(run_cli("--model-path", str(models / "hard_sigmoid.keras")), "hard_sigmoid")
+    report = assert_passed(run_cli("--model-path", str(models / "hard_sigmoid.keras")), "hard_sigmoid")
     graph = _onnx(report).graph
     consumers = {name: n.op_type for n in graph.node for name in n.input}
     # Each convolution feeds the + 3 directly. Without the fix tf2onnx's transpose optimizer
@@ -104,7 +97,7 @@ def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, 
     largest_const = max(n.attr["value"].tensor.ByteSize() for n in prepared.graph_def.node if n.op == "Const")
     assert largest_const < tensorflow_graph.FREEZE_LIMIT_BYTES
 
-    report = _passed(run_cli("--model-path", str(models / "big.keras")), "big")
+    report = assert_passed(run_cli("--model-path", str(models / "big.keras")), "big")
     written = _onnx(report)
     big = [i for i in written.graph.initializer if np.prod(i.dims) == 256 * 256]
     assert len(big) == 1  # once, as an initializer, not also as a graph input
@@ -114,7 +107,7 @@ def test_weights_stay_out_of_the_tensorflow_graph_and_are_written_once(run_cli, 
 
 def test_variable_read_inside_a_while_loop_falls_back_to_from_function(run_cli, models: Path) -> None:
     result = run_cli("--model-path", str(models / "lstm.keras"))
-    report = _passed(result, "lstm")
+    report = assert_passed(result, "lstm")
     attempts = report["export_attempts"]
     assert [(a["route"], a["outcome"]) for a in attempts] == [(INITIALIZERS, "error"), (FROM_FUNCTION, "passed")]
     assert "While" in attempts[0]["reason"] and "uses the variable" in attempts[0]["reason"]
@@ -180,7 +173,7 @@ def lossy_registry(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_a_route_whose_file_mismatches_loses_to_the_next_one(run_cli, models: Path, lossy_registry: Any) -> None:
     lossy_registry([LOSSY, INITIALIZERS])
     result = run_cli("--model-path", str(models / "big.keras"))
-    report = _passed(result, "big")
+    report = assert_passed(result, "big")
     attempts = report["export_attempts"]
     assert [(a["route"], a["outcome"]) for a in attempts] == [(LOSSY, "mismatch"), (INITIALIZERS, "passed")]
     assert attempts[0]["reason"].startswith("output y at batch 16: ")
@@ -217,7 +210,7 @@ def test_the_model_is_freed_before_onnxruntime_loads_the_file_and_loaded_again_f
     record(backend, "run_impl", "run")
     record(backend, "release_impl", "release")
     record(OnnxRunner, "__init__", "session")
-    report = _passed(run_cli("--model-path", str(models / "big.keras")), "big")
+    report = assert_passed(run_cli("--model-path", str(models / "big.keras")), "big")
     assert [a["outcome"] for a in report["export_attempts"]] == ["mismatch", "passed"]
     first_session = events.index("session")
     assert events[0] == "load" and set(events[1 : first_session - 1]) == {"run"}
